@@ -1,0 +1,97 @@
+"""The Dramatiq broker, built with an explicit middleware list.
+
+Dramatiq 2.x no longer adds Prometheus by default, so every middleware we rely on is named here.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import dramatiq
+from dramatiq.brokers.redis import RedisBroker
+from dramatiq.brokers.stub import StubBroker
+from dramatiq.middleware import (
+    AgeLimit,
+    Callbacks,
+    CurrentMessage,
+    Pipelines,
+    Retries,
+    ShutdownNotifications,
+    TimeLimit,
+)
+
+from libs.common.contracts import QUEUES
+from libs.common.middleware.database import DatabaseMiddleware
+from libs.common.middleware.heartbeat import HeartbeatMiddleware
+from libs.common.middleware.request_context import RequestContextMiddleware
+from libs.common.redis_client import redis_from_url
+from libs.common.settings import Settings
+
+#: A killed worker's unacked messages come back after this long without its heartbeat.
+HEARTBEAT_TIMEOUT_MS = 60_000
+
+
+def worker_metrics_env(settings: Settings) -> dict[str, str]:
+    """Where the worker's Prometheus files live; must be set before prometheus_client loads."""
+    path = str(settings.metrics_dir / "worker")
+    return {"PROMETHEUS_MULTIPROC_DIR": path, "dramatiq_prom_db": path}
+
+
+def build_middleware(settings: Settings, *, worker: bool) -> list[Any]:
+    middleware: list[Any] = [
+        AgeLimit(),
+        TimeLimit(),
+        ShutdownNotifications(),
+        Callbacks(),
+        Pipelines(),
+        Retries(max_retries=3, min_backoff=5_000, max_backoff=300_000),
+        CurrentMessage(),
+        RequestContextMiddleware(),
+    ]
+    if worker:
+        # Producers (api, calls, scheduler) never process messages, so they carry none of this.
+        for name, value in worker_metrics_env(settings).items():
+            os.environ.setdefault(name, value)
+        os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
+        from dramatiq.middleware.prometheus import Prometheus
+
+        middleware.append(DatabaseMiddleware(settings.database_url))
+        middleware.append(Prometheus())
+        if settings.redis_url:
+            middleware.append(
+                HeartbeatMiddleware(
+                    settings.redis_url,
+                    settings.worker_heartbeat_interval_s,
+                    settings.worker_heartbeat_ttl_s,
+                )
+            )
+    return middleware
+
+
+def build_broker(settings: Settings, *, worker: bool, stub: bool = False) -> dramatiq.Broker:
+    """A RedisBroker for ``settings.redis_url`` (or a StubBroker for unit tests of actors)."""
+    middleware = build_middleware(settings, worker=worker)
+    broker: dramatiq.Broker
+    if stub:
+        broker = StubBroker(middleware=middleware)
+    else:
+        if not settings.redis_url:
+            raise RuntimeError("REDIS_URL is not set; `switchboard run` provides an embedded one")
+        # Dramatiq ignores socket options when given a URL, so it gets a client with bounded
+        # timeouts: a producer must not hang on a Redis that went away mid-request.
+        broker = RedisBroker(  # type: ignore[no-untyped-call]
+            client=redis_from_url(settings.redis_url, timeout_s=10, retries=1),
+            middleware=middleware,
+            heartbeat_timeout=HEARTBEAT_TIMEOUT_MS,
+        )
+    for queue in QUEUES:
+        broker.declare_queue(queue)
+    return broker
+
+
+def setup_broker(settings: Settings, *, worker: bool) -> dramatiq.Broker:
+    """Build the process's broker and make it the global one, before any actor is declared."""
+    broker = build_broker(settings, worker=worker)
+    dramatiq.set_broker(broker)
+    return broker

@@ -1,0 +1,3 @@
+from libs.common.cli.main import main
+
+main()

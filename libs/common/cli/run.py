@@ -1,0 +1,153 @@
+"""`switchboard run`: the whole system on one machine with embedded defaults."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+
+import click
+import requests
+
+from libs.common import migrate
+from libs.common.embedded_redis import redis_server_argv, wait_until_ready
+from libs.common.settings import ROOT, Settings
+from libs.common.supervisor import Supervisor
+
+
+class _StopRequested(Exception):
+    pass
+
+
+def _raise_stop(_signum: int, _frame: FrameType | None) -> None:
+    raise _StopRequested
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--api-port", default=5000, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--calls-port", default=5050, show_default=True, type=click.IntRange(1, 65535))
+@click.option(
+    "--worker-metrics-port", default=9191, show_default=True, type=click.IntRange(1, 65535)
+)
+@click.option(
+    "--scheduler-metrics-port", default=9192, show_default=True, type=click.IntRange(1, 65535)
+)
+@click.option("--worker-processes", default=1, show_default=True, type=click.IntRange(1, 16))
+@click.pass_obj
+def run(
+    settings: Settings,
+    host: str,
+    api_port: int,
+    calls_port: int,
+    worker_metrics_port: int,
+    scheduler_metrics_port: int,
+    worker_processes: int,
+) -> None:
+    """Run api, calls, a worker and the scheduler; Ctrl-C stops them all."""
+    if settings.is_production:
+        raise click.UsageError("`switchboard run` is the local stack; production uses compose")
+    settings.var_dir.mkdir(parents=True, exist_ok=True)
+    migrate.upgrade(settings.database_url)
+    supervisor = Supervisor()
+    signal.signal(signal.SIGINT, _raise_stop)
+    signal.signal(signal.SIGTERM, _raise_stop)
+    env = dict(os.environ, PYTHONUNBUFFERED="1", DATABASE_URL=settings.database_url)
+    env["SWITCHBOARD_VAR_DIR"] = str(settings.var_dir)
+    try:
+        redis_note = settings.redis_url
+        if not settings.redis_url:
+            env["REDIS_URL"], redis_note = _start_embedded_redis(supervisor, settings.var_dir, env)
+        python = sys.executable
+        supervisor.start(
+            "api",
+            [python, "-m", "gunicorn", "-c", "services/api/gunicorn_conf.py"],
+            dict(env, SERVICE_ROLE="api", API_BIND=f"{host}:{api_port}"),
+            cwd=ROOT,
+        )
+        supervisor.start(
+            "calls",
+            [python, "-m", "gunicorn", "-c", "services/calls/gunicorn_conf.py"],
+            dict(env, SERVICE_ROLE="calls", CALLS_BIND=f"{host}:{calls_port}"),
+            cwd=ROOT,
+        )
+        cli = [python, "-m", "libs.common.cli"]
+        supervisor.start(
+            "worker",
+            [*cli, "worker", "--processes", str(worker_processes), "--threads", "4",
+             "--metrics-port", str(worker_metrics_port)],
+            env,
+            cwd=ROOT,
+        )  # fmt: skip
+        supervisor.start(
+            "scheduler",
+            [*cli, "scheduler", "--metrics-port", str(scheduler_metrics_port)],
+            env,
+            cwd=ROOT,
+        )
+        base = f"http://{host}:"
+        _wait_ready(supervisor, [f"{base}{api_port}/readyz", f"{base}{calls_port}/readyz"])
+        click.echo(
+            "\nSwitchboard is running.\n"
+            f"  api        {base}{api_port}/api   (readiness {base}{api_port}/readyz)\n"
+            f"  calls      {base}{calls_port}      (readiness {base}{calls_port}/readyz)\n"
+            f"  metrics    {base}{api_port}/metrics  {base}{calls_port}/metrics  "
+            f"{base}{worker_metrics_port}/metrics  {base}{scheduler_metrics_port}/metrics\n"
+            f"  database   {settings.database_url}\n"
+            f"  redis      {redis_note}\n"
+            "Create a business and a token in another terminal:\n"
+            "  .venv/bin/switchboard business create --name 'Acme'\n"
+            "  .venv/bin/switchboard token create --business-id 1\n"
+            "Press Ctrl-C to stop.",
+            err=False,
+        )
+        while True:
+            exited = supervisor.first_exited()
+            if exited is not None:
+                click.echo(
+                    f"{exited.name} exited with code {exited.process.returncode}; stopping",
+                    err=True,
+                )
+                raise SystemExit(1)
+            time.sleep(0.5)
+    except _StopRequested:
+        click.echo("\nstopping…", err=True)
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        supervisor.stop_all()
+        click.echo("stopped", err=True)
+
+
+def _start_embedded_redis(
+    supervisor: Supervisor, var_dir: Path, env: dict[str, str]
+) -> tuple[str, str]:
+    data_dir = var_dir / "redis"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    socket_path = data_dir / "redis.sock"
+    socket_path.unlink(missing_ok=True)
+    supervisor.start("redis", redis_server_argv(data_dir, socket_path), env)
+    wait_until_ready(socket_path)
+    url = f"unix://{socket_path}"
+    return url, f"embedded ({url})"
+
+
+def _wait_ready(supervisor: Supervisor, urls: list[str], timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    pending = list(urls)
+    while pending and time.monotonic() < deadline:
+        exited = supervisor.first_exited()
+        if exited is not None:
+            raise click.ClickException(f"{exited.name} exited during start-up; see its log above")
+        try:
+            if requests.get(pending[0], timeout=2).status_code == 200:
+                pending.pop(0)
+                continue
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
+    if pending:
+        raise click.ClickException(f"not ready after {timeout_s:g} s: {', '.join(pending)}")

@@ -1,0 +1,30 @@
+"""Every message type of the system. A new actor starts with a contract here."""
+
+from libs.common.contracts.base import (
+    QUEUES,
+    ActorContract,
+    ContractError,
+    check_arguments,
+    implementation_problems,
+    is_primitive,
+)
+from libs.common.contracts.system import MAINTENANCE_RECONCILE, SYSTEM_PING
+
+ALL_CONTRACTS: tuple[ActorContract, ...] = (SYSTEM_PING, MAINTENANCE_RECONCILE)
+
+BY_NAME: dict[str, ActorContract] = {c.name: c for c in ALL_CONTRACTS}
+if len(BY_NAME) != len(ALL_CONTRACTS):
+    raise ContractError("two contracts share a name")
+
+__all__ = [
+    "ALL_CONTRACTS",
+    "BY_NAME",
+    "MAINTENANCE_RECONCILE",
+    "QUEUES",
+    "SYSTEM_PING",
+    "ActorContract",
+    "ContractError",
+    "check_arguments",
+    "implementation_problems",
+    "is_primitive",
+]

@@ -1,0 +1,86 @@
+"""Prometheus metrics shared by the services, in multiprocess mode when run under gunicorn.
+
+``PROMETHEUS_MULTIPROC_DIR`` must be set before this module is first imported: the gunicorn
+configs and the worker entry point set it, so every process writes to the same directory.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+
+HTTP_REQUESTS = Counter(
+    "switchboard_http_requests_total",
+    "HTTP requests answered, by service, route template, method and status.",
+    ["service", "route", "method", "status"],
+)
+HTTP_LATENCY = Histogram(
+    "switchboard_http_request_duration_seconds",
+    "Time to answer an HTTP request, by service and route template.",
+    ["service", "route", "method"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+MESSAGES_ENQUEUED = Counter(
+    "switchboard_messages_enqueued_total",
+    "Messages handed to the broker, by actor.",
+    ["actor"],
+)
+BACKGROUND_JOBS_FINISHED = Counter(
+    "switchboard_background_jobs_finished_total",
+    "BackgroundJobs that reached a final status, by kind and status.",
+    ["kind", "status"],
+)
+ACTOR_MISSING_ROWS = Counter(
+    "switchboard_actor_missing_rows_total",
+    "Messages skipped because the row they name no longer exists, by actor.",
+    ["actor"],
+)
+RECONCILER_REPAIRS = Counter(
+    "switchboard_reconciler_repairs_total",
+    "Repairs made by the reconciler, by kind of repair.",
+    ["repair"],
+)
+SCHEDULER_EMISSIONS = Counter(
+    "switchboard_scheduler_emissions_total",
+    "Periodic messages emitted by the scheduler leader, by periodic job.",
+    ["job"],
+)
+
+
+def multiprocess_dir() -> str | None:
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+
+
+def reset_multiprocess_dir(path: Path) -> None:
+    """Empty the directory at start: files of a previous run would be summed in."""
+    if path.exists():
+        shutil.rmtree(path)
+    path.mkdir(parents=True, exist_ok=True)
+
+
+def render_latest() -> tuple[bytes, str]:
+    """The exposition text: summed over every process when in multiprocess mode."""
+    if multiprocess_dir():
+        from prometheus_client import multiprocess
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+
+
+def mark_process_dead(pid: int) -> None:
+    if multiprocess_dir():
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]

@@ -1,0 +1,1 @@
+"""Switchboard's own Dramatiq middleware, one per file."""

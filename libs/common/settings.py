@@ -1,0 +1,162 @@
+"""One typed settings object, read from the environment once.
+
+Local defaults are safe (SQLite under ``var/``, embedded Redis, provider simulators); in
+production (``APP_ENV=production``) every missing secret stops the process with its name.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+#: Repository root: ``var/`` and the default SQLite file live under it.
+ROOT = Path(__file__).resolve().parents[2]
+
+ROLES = ("api", "calls", "worker", "scheduler", "cli")
+ENVIRONMENTS = ("development", "test", "production")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOG_FORMATS = ("json", "text")
+
+#: Variables a production process refuses to start without, per role.
+PRODUCTION_REQUIRED: dict[str, tuple[str, ...]] = {
+    "api": ("DATABASE_URL", "REDIS_URL", "PUBLIC_BASE_URL"),
+    "calls": ("DATABASE_URL", "REDIS_URL", "PUBLIC_BASE_URL", "TWILIO_AUTH_TOKEN"),
+    "worker": (
+        "DATABASE_URL",
+        "REDIS_URL",
+        "PUBLIC_BASE_URL",
+        "TWILIO_ACCOUNT_SID",
+        "TWILIO_AUTH_TOKEN",
+    ),
+    "scheduler": ("DATABASE_URL", "REDIS_URL"),
+    "cli": ("DATABASE_URL",),
+}
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    app_env: str = "development"
+    service_role: str = "cli"
+    database_url: str = f"sqlite:///{ROOT / 'var' / 'switchboard.db'}"
+    #: None means "no Redis configured": only the local stack and tests may then embed one.
+    redis_url: str | None = None
+    public_base_url: str = "http://127.0.0.1:8080"
+    log_level: str = "INFO"
+    log_format: str = "text"
+    var_dir: Path = ROOT / "var"
+    metrics_dir: Path = ROOT / "var" / "metrics"
+    #: Upper bound of the broker reachability check done before anything is written.
+    broker_check_timeout_s: float = 0.5
+    worker_heartbeat_interval_s: float = 5.0
+    worker_heartbeat_ttl_s: float = 20.0
+    scheduler_tick_s: float = 15.0
+    scheduler_lock_ttl_s: float = 10.0
+    #: A BackgroundJob still queued or running after this long is failed by the reconciler.
+    background_job_stall_s: float = 3600.0
+    twilio_account_sid: str | None = None
+    twilio_auth_token: str | None = field(default=None, repr=False)
+    twilio_api_base: str | None = None
+    google_client_id: str | None = None
+    google_client_secret: str | None = field(default=None, repr=False)
+    encryption_keys: str | None = field(default=None, repr=False)
+
+    @property
+    def is_production(self) -> bool:
+        return self.app_env == "production"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        """A copy with some fields changed: how tests build their settings."""
+        return replace(self, **changes)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read and validate every variable; raise ConfigError naming the first bad one."""
+        env = os.environ if environ is None else environ
+        reader = _Reader(env)
+        app_env = reader.choice("APP_ENV", ENVIRONMENTS, "development")
+        role = reader.choice("SERVICE_ROLE", ROLES, "cli")
+        var_dir = Path(reader.text("SWITCHBOARD_VAR_DIR") or str(ROOT / "var"))
+        default_format = "json" if app_env == "production" else "text"
+        settings = cls(
+            app_env=app_env,
+            service_role=role,
+            database_url=reader.text("DATABASE_URL") or f"sqlite:///{var_dir / 'switchboard.db'}",
+            redis_url=reader.text("REDIS_URL"),
+            public_base_url=(reader.text("PUBLIC_BASE_URL") or cls.public_base_url).rstrip("/"),
+            log_level=reader.choice("LOG_LEVEL", LOG_LEVELS, "INFO", upper=True),
+            log_format=reader.choice("LOG_FORMAT", LOG_FORMATS, default_format),
+            var_dir=var_dir,
+            metrics_dir=Path(reader.text("METRICS_DIR") or str(var_dir / "metrics")),
+            broker_check_timeout_s=reader.number("BROKER_CHECK_TIMEOUT_S", 0.5, 0.05, 1.0),
+            worker_heartbeat_interval_s=reader.number("WORKER_HEARTBEAT_INTERVAL_S", 5, 0.1, 300),
+            worker_heartbeat_ttl_s=reader.number("WORKER_HEARTBEAT_TTL_S", 20, 0.5, 3600),
+            scheduler_tick_s=reader.number("SCHEDULER_TICK_S", 15, 0.1, 3600),
+            scheduler_lock_ttl_s=reader.number("SCHEDULER_LOCK_TTL_S", 10, 0.5, 600),
+            background_job_stall_s=reader.number("BACKGROUND_JOB_STALL_S", 3600, 1, 7 * 86400),
+            twilio_account_sid=reader.text("TWILIO_ACCOUNT_SID"),
+            twilio_auth_token=reader.text("TWILIO_AUTH_TOKEN"),
+            twilio_api_base=reader.text("TWILIO_API_BASE"),
+            google_client_id=reader.text("GOOGLE_CLIENT_ID"),
+            google_client_secret=reader.text("GOOGLE_CLIENT_SECRET"),
+            encryption_keys=reader.text("ENCRYPTION_KEYS"),
+        )
+        if not settings.public_base_url.startswith(("http://", "https://")):
+            raise ConfigError("PUBLIC_BASE_URL must start with http:// or https://")
+        if settings.is_production:
+            missing = [name for name in PRODUCTION_REQUIRED[role] if not reader.text(name)]
+            if missing:
+                raise ConfigError(
+                    f"APP_ENV=production and SERVICE_ROLE={role} require "
+                    f"{', '.join(missing)} to be set"
+                )
+        return settings
+
+
+class _Reader:
+    """Reads typed values from an environment mapping with errors that name the variable."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
+
+    def text(self, name: str) -> str | None:
+        value = self.env.get(name, "").strip()
+        return value or None
+
+    def choice(self, name: str, allowed: tuple[str, ...], default: str, upper: bool = False) -> str:
+        value = self.text(name)
+        if value is None:
+            return default
+        value = value.upper() if upper else value.lower()
+        if value not in allowed:
+            raise ConfigError(f"{name}={value!r} is not one of: {', '.join(allowed)}")
+        return value
+
+    def number(self, name: str, default: float, low: float, high: float) -> float:
+        raw = self.text(name)
+        if raw is None:
+            return float(default)
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ConfigError(f"{name}={raw!r} is not a number") from None
+        if not low <= value <= high:
+            raise ConfigError(f"{name}={raw} must be between {low:g} and {high:g}")
+        return value
+
+
+@functools.cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once. Entry points call this; libraries take settings."""
+    return Settings.from_env()

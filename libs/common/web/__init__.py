@@ -1,0 +1,1 @@
+"""What the api and calls Flask apps share: errors, request ids, metrics, health, sessions."""

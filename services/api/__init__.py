@@ -1,0 +1,1 @@
+"""The REST API for the browser SPA and operators."""

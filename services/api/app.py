@@ -1,0 +1,35 @@
+"""The api service: JSON REST for the SPA and operators, under /api."""
+
+from __future__ import annotations
+
+import dramatiq
+from flask import Blueprint, Flask, Response, jsonify
+
+from libs.common.settings import Settings, get_settings
+from libs.common.web import health
+from libs.common.web.app_base import create_base_app
+from services.api import auth, openapi
+from services.api.account.routes import blueprint as account_blueprint
+from services.api.jobs.routes import blueprint as jobs_blueprint
+from services.api.system.routes import blueprint as system_blueprint
+
+
+def create_app(settings: Settings | None = None, broker: dramatiq.Broker | None = None) -> Flask:
+    settings = settings or get_settings()
+    app = create_base_app(__name__, "api", settings, broker)
+
+    api = Blueprint("api", __name__, url_prefix="/api")
+    api.before_request(auth.authenticate)
+    # nginx sends /api/* here; health under /api too so it can be probed through the proxy.
+    api.add_url_rule("/healthz", "healthz", health.healthz)
+    api.add_url_rule("/readyz", "readyz", health.readyz)
+
+    api.add_url_rule("/openapi.json", "openapi", _openapi_document)
+    for child in (account_blueprint, jobs_blueprint, system_blueprint):
+        api.register_blueprint(child)
+    app.register_blueprint(api)
+    return app
+
+
+def _openapi_document() -> Response:
+    return jsonify(openapi.document())

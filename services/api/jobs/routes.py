@@ -1,0 +1,23 @@
+"""BackgroundJobs the SPA follows."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, jsonify
+
+from libs.common import repositories
+from libs.common.web.db import get_session
+from libs.common.web.errors import ApiError
+from services.api.auth import current_principal
+
+blueprint = Blueprint("jobs", __name__)
+
+
+@blueprint.get("/jobs/<int:job_id>")
+def get_job(job_id: int) -> Response:
+    principal = current_principal()
+    scope = None if principal.is_operator else principal.business_id
+    job = repositories.get_job_for(get_session(), job_id, scope)
+    if job is None:
+        # Another business's job is indistinguishable from a missing one.
+        raise ApiError(404, "not_found", f"no job {job_id}")
+    return jsonify(job.to_dict())

@@ -1,0 +1,46 @@
+"""Platform endpoints: the ping through every part, and the health of every component."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, current_app, jsonify
+from sqlalchemy import delete
+
+from libs.common import status
+from libs.common.contracts import SYSTEM_PING
+from libs.common.models import BackgroundJob
+from libs.common.outbox import enqueue_after_commit
+from libs.common.queue_health import QueueUnavailable, check_broker
+from libs.common.settings import Settings
+from libs.common.web.db import get_database, get_session
+from services.api.auth import current_principal, operator_required
+
+blueprint = Blueprint("system", __name__)
+
+
+@blueprint.post("/system/ping")
+def ping() -> tuple[Response, int]:
+    """Create a BackgroundJob that a worker marks done: 202 with the job to poll."""
+    settings: Settings = current_app.config["SETTINGS"]
+    # Checked before writing, so a dead broker leaves no job behind.
+    check_broker(settings.redis_url, settings.broker_check_timeout_s)
+    session = get_session()
+    job = BackgroundJob(business_id=current_principal().business_id, kind="system.ping")
+    session.add(job)
+    session.flush()
+    enqueue_after_commit(session, SYSTEM_PING.message(background_job_id=job.id))
+    try:
+        session.commit()
+    except QueueUnavailable:
+        # The broker died between the check and the send: the job must not wait forever.
+        with get_database().session() as cleanup:
+            cleanup.execute(delete(BackgroundJob).where(BackgroundJob.id == job.id))
+            cleanup.commit()
+        raise
+    return jsonify({"job": job.to_dict()}), 202
+
+
+@blueprint.get("/queue/status")
+@operator_required
+def queue_status() -> Response:
+    settings: Settings = current_app.config["SETTINGS"]
+    return jsonify(status.collect(settings, get_database()))

@@ -1,0 +1,1 @@
+"""The Twilio-facing service: voice and status webhooks, Media Streams WebSockets."""

@@ -1,0 +1,22 @@
+"""Gunicorn settings for the calls service (run: gunicorn -c services/calls/gunicorn_conf.py)."""
+
+import os
+
+from libs.common.web import gunicorn_hooks
+
+_metrics_dir = gunicorn_hooks.prepare_metrics_env("calls")
+
+wsgi_app = "services.calls.wsgi:app"
+bind = os.environ.get("CALLS_BIND", "0.0.0.0:5050")
+# Twilio retries a webhook that takes over 15 s; answers must stay in milliseconds.
+workers = int(os.environ.get("CALLS_WORKERS", "2"))
+worker_class = "gthread"
+threads = int(os.environ.get("CALLS_THREADS", "8"))
+timeout = 30
+graceful_timeout = 20
+keepalive = 5
+accesslog = None
+# Gunicorn 27 opens a control socket at one per-user path; two masters on a host would collide.
+control_socket_disable = True
+on_starting = gunicorn_hooks.make_on_starting(_metrics_dir)
+child_exit = gunicorn_hooks.child_exit

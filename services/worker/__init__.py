@@ -1,0 +1,1 @@
+"""Dramatiq worker processes and the scheduler."""

@@ -1,0 +1,35 @@
+"""system.ping: marks a BackgroundJob done, proving api → broker → worker → database works."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+from libs.common import metrics
+from libs.common.contracts import SYSTEM_PING
+from libs.common.middleware.database import worker_database
+from libs.common.models import BackgroundJob, JobStatus, utcnow
+from libs.common.request_context import get_request_id
+from services.worker.registry import MissingRow, implements
+
+
+@implements(SYSTEM_PING)
+def ping(background_job_id: int) -> None:
+    with worker_database().session() as session:
+        job = session.get(BackgroundJob, background_job_id, with_for_update=True)
+        if job is None:
+            raise MissingRow(f"background job {background_job_id} does not exist")
+        if job.status.is_final:
+            return  # a redelivered message: the work is already done
+        now = utcnow()
+        job.status = JobStatus.SUCCEEDED
+        job.started_at = job.started_at or now
+        job.finished_at = now
+        job.progress_done, job.progress_total = 1, 1
+        job.result = {
+            "pong": True,
+            "worker": f"{socket.gethostname()}:{os.getpid()}",
+            "request_id": get_request_id(),
+        }
+        session.commit()
+    metrics.BACKGROUND_JOBS_FINISHED.labels("system.ping", "succeeded").inc()
