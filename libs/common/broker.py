@@ -38,7 +38,7 @@ def worker_metrics_env(settings: Settings) -> dict[str, str]:
     return {"PROMETHEUS_MULTIPROC_DIR": path, "dramatiq_prom_db": path}
 
 
-def build_middleware(settings: Settings, *, worker: bool) -> list[Any]:
+def build_middleware(settings: Settings, *, worker: bool, prometheus: bool = True) -> list[Any]:
     middleware: list[Any] = [
         AgeLimit(),
         TimeLimit(),
@@ -51,13 +51,9 @@ def build_middleware(settings: Settings, *, worker: bool) -> list[Any]:
     ]
     if worker:
         # Producers (api, calls, scheduler) never process messages, so they carry none of this.
-        for name, value in worker_metrics_env(settings).items():
-            os.environ.setdefault(name, value)
-        os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
-        from dramatiq.middleware.prometheus import Prometheus
-
         middleware.append(DatabaseMiddleware(settings.database_url))
-        middleware.append(Prometheus())
+        if prometheus:
+            middleware.append(_prometheus_middleware(settings))
         if settings.redis_url:
             middleware.append(
                 HeartbeatMiddleware(
@@ -69,9 +65,23 @@ def build_middleware(settings: Settings, *, worker: bool) -> list[Any]:
     return middleware
 
 
+def _prometheus_middleware(settings: Settings) -> Any:
+    for name, value in worker_metrics_env(settings).items():
+        os.environ.setdefault(name, value)
+    os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
+    # Imported here: the module reads its database path from the environment at import.
+    from dramatiq.middleware.prometheus import Prometheus
+
+    return Prometheus()
+
+
 def build_broker(settings: Settings, *, worker: bool, stub: bool = False) -> dramatiq.Broker:
-    """A RedisBroker for ``settings.redis_url`` (or a StubBroker for unit tests of actors)."""
-    middleware = build_middleware(settings, worker=worker)
+    """A RedisBroker for ``settings.redis_url``, or a StubBroker for unit tests of actors.
+
+    The stub carries no Prometheus middleware: it needs the process boot that only the
+    ``dramatiq`` command performs.
+    """
+    middleware = build_middleware(settings, worker=worker, prometheus=not stub)
     broker: dramatiq.Broker
     if stub:
         broker = StubBroker(middleware=middleware)

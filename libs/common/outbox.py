@@ -21,6 +21,9 @@ def enqueue_after_commit(
     session: Session, message: dramatiq.Message[Any], broker: dramatiq.Broker | None = None
 ) -> None:
     """Hold ``message`` until ``session`` commits; drop it if the session rolls back."""
+    if not session.in_transaction():
+        # Bind the message to a transaction even before any SQL ran, so a rollback drops it.
+        session.begin()
     session.info.setdefault(_PENDING, []).append((broker, message))
 
 

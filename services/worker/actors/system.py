@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 
@@ -11,6 +12,8 @@ from libs.common.middleware.database import worker_database
 from libs.common.models import BackgroundJob, JobStatus, utcnow
 from libs.common.request_context import get_request_id
 from services.worker.registry import MissingRow, implements
+
+logger = logging.getLogger(__name__)
 
 
 @implements(SYSTEM_PING)
@@ -33,3 +36,4 @@ def ping(background_job_id: int) -> None:
         }
         session.commit()
     metrics.BACKGROUND_JOBS_FINISHED.labels("system.ping", "succeeded").inc()
+    logger.info("ping: background job %s succeeded", background_job_id)

@@ -1,0 +1,36 @@
+# Switchboard: `make run` runs the whole system locally, `make test` runs every check.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help run test lint typecheck pytest clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): requirements.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip==25.3"
+	$(BIN)/python -m pip install --quiet --requirement requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps --editable .
+	touch $(STAMP)
+
+run: $(STAMP) ## Run api, calls, worker and scheduler on embedded defaults (SQLite, embedded Redis)
+	$(BIN)/switchboard run
+
+test: $(STAMP) lint typecheck pytest ## Lint, type-check and run the whole test suite
+
+lint: $(STAMP) ## ruff lint and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP) ## mypy on libs/common
+	$(BIN)/mypy libs/common
+
+pytest: $(STAMP) ## The pytest suite (real PostgreSQL and Redis when reachable; required when CI=true)
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+clean: ## Remove the virtualenv and local data
+	rm -rf $(VENV) var

@@ -1,0 +1,61 @@
+"""The OpenAPI document matches the routes served, and real responses match its schemas."""
+
+from typing import Any
+
+import jsonschema
+from flask import Flask
+from flask.testing import FlaskClient
+from werkzeug.routing import Rule
+
+from services.api import openapi
+from tests.conftest import Tenant
+
+
+def _flask_paths(app: Flask) -> set[tuple[str, str]]:
+    served = set()
+    rule: Rule
+    for rule in app.url_map.iter_rules():
+        if not rule.rule.startswith("/api/"):
+            continue
+        path = rule.rule.replace("<int:", "{").replace("<", "{").replace(">", "}")
+        for method in rule.methods or ():
+            if method not in ("HEAD", "OPTIONS"):
+                served.add((path, method.lower()))
+    return served
+
+
+def _documented_paths() -> set[tuple[str, str]]:
+    return {(path, method) for path, ops in openapi.PATHS.items() for method in ops}
+
+
+def test_every_route_is_documented_and_every_documented_route_exists(api_app: Flask) -> None:
+    assert _flask_paths(api_app) == _documented_paths()
+
+
+def _validate(document: dict[str, Any], path: str, method: str, status: int, body: Any) -> None:
+    response_spec = document["paths"][path][method]["responses"][str(status)]
+    schema = response_spec["content"]["application/json"]["schema"]
+    resolver_schema = {**schema, "components": document["components"]}
+    jsonschema.validate(body, resolver_schema, cls=jsonschema.Draft202012Validator)
+
+
+def test_responses_match_their_schemas(
+    client: FlaskClient, tenant_a: Tenant, operator_headers: dict[str, str]
+) -> None:
+    document = client.get("/api/openapi.json").json
+    jsonschema.Draft202012Validator.check_schema(document["components"]["schemas"]["BackgroundJob"])
+    me = client.get("/api/me", headers=tenant_a.headers)
+    _validate(document, "/api/me", "get", 200, me.json)
+    ping = client.post("/api/system/ping", headers=tenant_a.headers)
+    _validate(document, "/api/system/ping", "post", 202, ping.json)
+    job_id = ping.json["job"]["id"]
+    job = client.get(f"/api/jobs/{job_id}", headers=tenant_a.headers)
+    _validate(document, "/api/jobs/{job_id}", "get", 200, job.json)
+    missing = client.get("/api/jobs/999999", headers=tenant_a.headers)
+    _validate(document, "/api/jobs/{job_id}", "get", 404, missing.json)
+    unauth = client.get("/api/me")
+    _validate(document, "/api/me", "get", 401, unauth.json)
+    status = client.get("/api/queue/status", headers=operator_headers)
+    _validate(document, "/api/queue/status", "get", 200, status.json)
+    forbidden = client.get("/api/queue/status", headers=tenant_a.headers)
+    _validate(document, "/api/queue/status", "get", 403, forbidden.json)

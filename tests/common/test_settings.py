@@ -1,0 +1,62 @@
+from pathlib import Path
+
+import pytest
+
+from libs.common.settings import ConfigError, Settings
+
+
+def test_local_defaults_are_safe() -> None:
+    settings = Settings.from_env({})
+    assert settings.app_env == "development"
+    assert settings.database_url.startswith("sqlite:///")
+    assert settings.database_url.endswith("var/switchboard.db")
+    assert settings.redis_url is None
+    assert settings.log_format == "text"
+
+
+def test_var_dir_moves_the_default_database(tmp_path: Path) -> None:
+    settings = Settings.from_env({"SWITCHBOARD_VAR_DIR": str(tmp_path)})
+    assert settings.database_url == f"sqlite:///{tmp_path / 'switchboard.db'}"
+    assert settings.metrics_dir == tmp_path / "metrics"
+
+
+def test_production_names_every_missing_secret() -> None:
+    with pytest.raises(ConfigError) as excinfo:
+        Settings.from_env({"APP_ENV": "production", "SERVICE_ROLE": "worker"})
+    message = str(excinfo.value)
+    for name in ("DATABASE_URL", "REDIS_URL", "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN"):
+        assert name in message
+
+
+def test_production_refuses_to_start_without_redis() -> None:
+    env = {
+        "APP_ENV": "production",
+        "SERVICE_ROLE": "api",
+        "DATABASE_URL": "postgresql://db/switchboard",
+        "PUBLIC_BASE_URL": "https://example.test",
+    }
+    with pytest.raises(ConfigError, match="REDIS_URL"):
+        Settings.from_env(env)
+    settings = Settings.from_env({**env, "REDIS_URL": "redis://redis:6379/0"})
+    assert settings.log_format == "json"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "fragment"),
+    [
+        ("SERVICE_ROLE", "web", "SERVICE_ROLE='web' is not one of"),
+        ("LOG_LEVEL", "loud", "LOG_LEVEL='LOUD' is not one of"),
+        ("SCHEDULER_TICK_S", "soon", "SCHEDULER_TICK_S='soon' is not a number"),
+        ("BROKER_CHECK_TIMEOUT_S", "5", "BROKER_CHECK_TIMEOUT_S=5 must be between"),
+        ("PUBLIC_BASE_URL", "example.test", "PUBLIC_BASE_URL must start with"),
+    ],
+)
+def test_bad_values_name_the_variable(name: str, value: str, fragment: str) -> None:
+    with pytest.raises(ConfigError) as excinfo:
+        Settings.from_env({name: value})
+    assert fragment in str(excinfo.value)
+
+
+def test_secrets_are_not_in_repr() -> None:
+    settings = Settings.from_env({"TWILIO_AUTH_TOKEN": "very-secret-token"})
+    assert "very-secret-token" not in repr(settings)

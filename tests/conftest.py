@@ -1,0 +1,168 @@
+"""Fixtures: settings, a migrated database (PostgreSQL, or SQLite locally), Redis, apps, tokens.
+
+Tests pass settings into create_app; nothing patches globals.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import redis
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import text
+
+from libs.common import migrate, repositories
+from libs.common.broker import build_broker
+from libs.common.db import Database
+from libs.common.models import Base, TokenRole
+from libs.common.settings import Settings
+from tests.support import services
+
+# Tests must not read the developer's environment for these.
+for _name in ("DATABASE_URL", "REDIS_URL", "APP_ENV", "SERVICE_ROLE", "PROMETHEUS_MULTIPROC_DIR"):
+    os.environ.pop(_name, None)
+
+
+@pytest.fixture(scope="session")
+def session_tmp() -> Iterator[Path]:
+    # Short: unix socket paths are limited to 107 bytes.
+    with tempfile.TemporaryDirectory(prefix="sb-") as path:
+        yield Path(path)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A migrated PostgreSQL database for the session; skips (fails in CI) without a server."""
+    if not services.postgres_reachable():
+        services.missing_service("PostgreSQL")
+    with services.temporary_postgres_database() as url:
+        migrate.upgrade(url)
+        yield url
+
+
+@pytest.fixture(scope="session")
+def sqlite_url(session_tmp: Path) -> str:
+    url = f"sqlite:///{session_tmp / 'test.db'}"
+    migrate.upgrade(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def database_url(session_tmp: Path) -> Iterator[str]:
+    """PostgreSQL when reachable (always in CI), else SQLite: the backend most tests run on."""
+    if services.postgres_reachable():
+        with services.temporary_postgres_database() as url:
+            migrate.upgrade(url)
+            yield url
+    elif services.IN_CI:
+        pytest.fail("PostgreSQL is required in CI (CI=true) but is not reachable")
+    else:
+        url = f"sqlite:///{session_tmp / 'main.db'}"
+        migrate.upgrade(url)
+        yield url
+
+
+@pytest.fixture(scope="session")
+def redis_url(session_tmp: Path) -> Iterator[str]:
+    """The real Redis server (database 9), or the embedded one when none runs (never in CI)."""
+    if services.redis_reachable(services.REDIS_TEST_URL):
+        yield services.REDIS_TEST_URL
+    elif services.IN_CI:
+        pytest.fail("Redis is required in CI (CI=true) but is not reachable")
+    else:
+        with services.embedded_redis(session_tmp) as url:
+            yield url
+
+
+@pytest.fixture
+def redis_client(redis_url: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    yield client
+    client.flushdb()
+    client.close()
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[Database]:
+    """The session's database, emptied after each test."""
+    database = Database(database_url)
+    yield database
+    _empty(database)
+    database.dispose()
+
+
+def _empty(database: Database) -> None:
+    tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
+    with database.engine.begin() as conn:
+        if database.engine.dialect.name == "postgresql":
+            conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        else:
+            for table in tables:
+                conn.execute(text(f"DELETE FROM {table}"))
+
+
+@pytest.fixture
+def settings(database_url: str, redis_url: str, tmp_path: Path) -> Settings:
+    return Settings(
+        app_env="test",
+        service_role="api",
+        database_url=database_url,
+        redis_url=redis_url,
+        var_dir=tmp_path,
+        metrics_dir=tmp_path / "metrics",
+    )
+
+
+@pytest.fixture
+def api_app(settings: Settings, db: Database, redis_client: redis.Redis) -> Flask:
+    from services.api.app import create_app
+
+    return create_app(settings, broker=build_broker(settings, worker=False))
+
+
+@pytest.fixture
+def client(api_app: Flask) -> FlaskClient:
+    return api_app.test_client()
+
+
+@dataclass(frozen=True)
+class Tenant:
+    business_id: int
+    token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+def make_tenant(db: Database, name: str) -> Tenant:
+    with db.session() as session:
+        business = repositories.create_business(session, name, "America/New_York")
+        _, secret = repositories.create_token(session, TokenRole.BUSINESS, business.id, "test")
+        session.commit()
+        return Tenant(business.id, secret)
+
+
+@pytest.fixture
+def tenant_a(db: Database) -> Tenant:
+    return make_tenant(db, "Business A")
+
+
+@pytest.fixture
+def tenant_b(db: Database) -> Tenant:
+    return make_tenant(db, "Business B")
+
+
+@pytest.fixture
+def operator_headers(db: Database) -> dict[str, str]:
+    with db.session() as session:
+        _, secret = repositories.create_token(session, TokenRole.OPERATOR, None, "ops")
+        session.commit()
+    return {"Authorization": f"Bearer {secret}"}

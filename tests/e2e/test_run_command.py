@@ -1,0 +1,59 @@
+"""`switchboard run`: the embedded stack comes up on a fresh directory and stops cleanly."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+import requests
+
+from libs.common.settings import ROOT
+from tests.support.processes import service_env, wait_for_http
+from tests.support.services import free_port
+
+pytestmark = pytest.mark.e2e
+
+
+def test_run_serves_both_services_and_ctrl_c_leaves_no_orphans(tmp_path: Path) -> None:
+    ports = [free_port() for _ in range(4)]
+    env = service_env(SWITCHBOARD_VAR_DIR=str(tmp_path))
+    env.pop("APP_ENV")
+    log_path = tmp_path / "run.log"
+    argv = [
+        sys.executable, "-m", "libs.common.cli", "run",
+        "--api-port", str(ports[0]), "--calls-port", str(ports[1]),
+        "--worker-metrics-port", str(ports[2]), "--scheduler-metrics-port", str(ports[3]),
+    ]  # fmt: skip
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        for port in ports[:2]:
+            wait_for_http(f"http://127.0.0.1:{port}/readyz", process, log_path, timeout_s=90)
+        deadline = time.monotonic() + 30
+        while "Press Ctrl-C to stop." not in log_path.read_text() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        output = log_path.read_text()
+        assert f"http://127.0.0.1:{ports[0]}/api" in output
+        assert "embedded (unix://" in output
+        assert (tmp_path / "switchboard.db").exists()
+        descendants = psutil.Process(process.pid).children(recursive=True)
+        names = " ".join(" ".join(p.cmdline()) for p in descendants)
+        for part in ("redis-server", "services/api/gunicorn_conf.py", "calls/gunicorn_conf.py",
+                     "dramatiq", "services.worker.scheduler"):  # fmt: skip
+            assert part in names, part
+    finally:
+        process.send_signal(signal.SIGINT)
+        code = process.wait(timeout=60)
+    assert code == 0, log_path.read_text()[-3000:]
+    time.sleep(0.5)
+    alive = [p for p in descendants if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    assert alive == [], f"orphans: {[p.cmdline() for p in alive]}"
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"http://127.0.0.1:{ports[0]}/healthz", timeout=2)
+    assert os.path.exists(tmp_path / "redis")
