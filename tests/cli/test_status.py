@@ -20,7 +20,9 @@ def _status(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 def test_no_worker_running_is_reported_missing_without_error(
     database_url: str, redis_url: str, redis_client: redis.Redis, db: Database, tmp_path: Path
 ) -> None:
-    env = service_env(DATABASE_URL=database_url, REDIS_URL=redis_url, SWITCHBOARD_VAR_DIR=str(tmp_path))
+    env = service_env(
+        DATABASE_URL=database_url, REDIS_URL=redis_url, SWITCHBOARD_VAR_DIR=str(tmp_path)
+    )
     result = _status(env)
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr and "ERROR" not in result.stderr
@@ -50,7 +52,9 @@ def test_broker_down_exits_non_zero_without_a_traceback(
 
 
 def test_text_output_is_readable(database_url: str, redis_url: str, tmp_path: Path) -> None:
-    env = service_env(DATABASE_URL=database_url, REDIS_URL=redis_url, SWITCHBOARD_VAR_DIR=str(tmp_path))
+    env = service_env(
+        DATABASE_URL=database_url, REDIS_URL=redis_url, SWITCHBOARD_VAR_DIR=str(tmp_path)
+    )
     result = subprocess.run(
         switchboard_argv("status"), env=env, capture_output=True, text=True, timeout=60
     )
