@@ -4,5 +4,37 @@ from libs.common.models.api_token import ApiToken, TokenRole
 from libs.common.models.background_job import BackgroundJob, JobStatus
 from libs.common.models.base import Base, utcnow
 from libs.common.models.business import Business
+from libs.common.models.call import FINAL_CALL_STATUSES, STATUS_RANK, Call, CallEvent
+from libs.common.models.campaign import (
+    ACTIVE_JOB_STATUSES,
+    OPEN_JOB_STATUSES,
+    CallJob,
+    CallJobStatus,
+    Run,
+    RunStatus,
+)
+from libs.common.models.lead import DncEntry, Lead
+from libs.common.models.upload import Upload
 
-__all__ = ["ApiToken", "BackgroundJob", "Base", "Business", "JobStatus", "TokenRole", "utcnow"]
+__all__ = [
+    "ACTIVE_JOB_STATUSES",
+    "FINAL_CALL_STATUSES",
+    "OPEN_JOB_STATUSES",
+    "STATUS_RANK",
+    "ApiToken",
+    "BackgroundJob",
+    "Base",
+    "Business",
+    "Call",
+    "CallEvent",
+    "CallJob",
+    "CallJobStatus",
+    "DncEntry",
+    "JobStatus",
+    "Lead",
+    "Run",
+    "RunStatus",
+    "TokenRole",
+    "Upload",
+    "utcnow",
+]

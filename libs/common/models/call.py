@@ -1,0 +1,75 @@
+"""Calls (one row per provider call) and the status callbacks received for them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from libs.common.models.base import Base, BigId, TimestampMixin, UTCDateTime, utcnow
+
+#: Twilio call statuses in the order a call moves through them; the finals share the last rank.
+STATUS_RANK = {
+    "queued": 0,
+    "initiated": 1,
+    "ringing": 2,
+    "in-progress": 3,
+    "completed": 4,
+    "busy": 4,
+    "no-answer": 4,
+    "failed": 4,
+    "canceled": 4,
+}
+FINAL_CALL_STATUSES = frozenset(s for s, rank in STATUS_RANK.items() if rank == 4)
+
+
+class Call(TimestampMixin, Base):
+    __tablename__ = "calls"
+    __table_args__ = (
+        # At most one provider call per job attempt: the row exists before the provider is asked.
+        UniqueConstraint("job_id", "attempt", name="uq_calls_job_attempt"),
+        UniqueConstraint("provider_call_sid", name="uq_calls_provider_call_sid"),
+        Index("ix_calls_business_id_created_at", "business_id", "created_at"),
+        Index("ix_calls_status_created_at", "status", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    business_id: Mapped[int] = mapped_column(ForeignKey("businesses.id", ondelete="CASCADE"))
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"))
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("call_jobs.id", ondelete="SET NULL"))
+    lead_id: Mapped[int | None] = mapped_column(ForeignKey("leads.id", ondelete="SET NULL"))
+    attempt: Mapped[int] = mapped_column(default=1, server_default="1")
+    direction: Mapped[str] = mapped_column(String(16), default="outbound")
+    to_number: Mapped[str] = mapped_column(String(20))
+    from_number: Mapped[str] = mapped_column(String(20), default="", server_default="")
+    provider_call_sid: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    answered_by: Mapped[str | None] = mapped_column(String(32))
+    duration_s: Mapped[int | None] = mapped_column()
+    error_code: Mapped[str | None] = mapped_column(String(32))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL_CALL_STATUSES
+
+
+class CallEvent(Base):
+    """A status callback, stored once per (call, status) whatever Twilio retries or repeats."""
+
+    __tablename__ = "call_events"
+    __table_args__ = (
+        UniqueConstraint("provider_call_sid", "status", name="uq_call_events_sid_status"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    provider_call_sid: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    sequence_number: Mapped[int | None] = mapped_column()
+    #: Whether the event moved the call forward (False: a late or duplicate status).
+    applied: Mapped[bool] = mapped_column(default=False, server_default="0")
+    params: Mapped[dict[str, Any]] = mapped_column(JSON)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

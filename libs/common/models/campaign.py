@@ -1,0 +1,97 @@
+"""Outbound runs (campaigns) and their call jobs: one job per lead per run.
+
+A job's status is the single source of truth for concurrency: a call is active exactly while
+its job is ``dialing`` or ``in_call``.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from sqlalchemy import CheckConstraint, Enum, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from libs.common.models.base import Base, BigId, TimestampMixin, UTCDateTime
+
+
+def _enum(cls: type[enum.Enum], name: str) -> Enum:
+    return Enum(
+        cls, name=name, native_enum=False, length=16, values_callable=lambda e: [m.value for m in e]
+    )
+
+
+class RunStatus(enum.StrEnum):
+    DRAFT = "draft"
+    RUNNING = "running"
+    PAUSED = "paused"
+    CANCELED = "canceled"
+    COMPLETED = "completed"
+
+
+class CallJobStatus(enum.StrEnum):
+    QUEUED = "queued"
+    DIALING = "dialing"
+    IN_CALL = "in_call"
+    COMPLETED = "completed"
+    NO_ANSWER = "no_answer"
+    BUSY = "busy"
+    FAILED = "failed"
+    CANCELED = "canceled"
+    SKIPPED_DNC = "skipped_dnc"
+
+
+ACTIVE_JOB_STATUSES = (CallJobStatus.DIALING, CallJobStatus.IN_CALL)
+OPEN_JOB_STATUSES = (CallJobStatus.QUEUED, *ACTIVE_JOB_STATUSES)
+
+
+class Run(TimestampMixin, Base):
+    __tablename__ = "runs"
+    __table_args__ = (
+        CheckConstraint("max_attempts BETWEEN 1 AND 10", name="max_attempts"),
+        CheckConstraint("retry_delay_s >= 0", name="retry_delay_s"),
+        Index("ix_runs_business_id_status", "business_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    business_id: Mapped[int] = mapped_column(ForeignKey("businesses.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    status: Mapped[RunStatus] = mapped_column(_enum(RunStatus, "run_status"), default=RunStatus.DRAFT)
+    max_attempts: Mapped[int] = mapped_column(default=1, server_default="1")
+    retry_delay_s: Mapped[int] = mapped_column(default=3600, server_default="3600")
+    #: Local calling window of the called party, "HH:MM" 24h; end is exclusive.
+    window_start: Mapped[str] = mapped_column(String(5), default="08:00", server_default="08:00")
+    window_end: Mapped[str] = mapped_column(String(5), default="21:00", server_default="21:00")
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class CallJob(TimestampMixin, Base):
+    __tablename__ = "call_jobs"
+    __table_args__ = (
+        UniqueConstraint("run_id", "lead_id", name="uq_call_jobs_run_lead"),
+        # The dialer's two hot queries: active calls per business, due jobs per business.
+        Index("ix_call_jobs_business_id_status", "business_id", "status"),
+        Index("ix_call_jobs_run_id_status", "run_id", "status"),
+        Index("ix_call_jobs_status_next_attempt_at", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    #: Copied from the run so the concurrency count needs no join.
+    business_id: Mapped[int] = mapped_column(ForeignKey("businesses.id", ondelete="CASCADE"))
+    lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id", ondelete="CASCADE"))
+    phone_e164: Mapped[str] = mapped_column(String(20))
+    #: The zone the calling window is checked in (the lead's, else the business's).
+    timezone: Mapped[str] = mapped_column(String(64))
+    status: Mapped[CallJobStatus] = mapped_column(
+        _enum(CallJobStatus, "call_job_status"), default=CallJobStatus.QUEUED
+    )
+    #: Attempts started so far; each attempt has at most one Call row (and provider call).
+    attempt: Mapped[int] = mapped_column(default=0, server_default="0")
+    #: Not dialed before this instant (retry delay, calling window).
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    dialing_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    provider_call_sid: Mapped[str | None] = mapped_column(String(64))
+    error_code: Mapped[str | None] = mapped_column(String(32))
+    error_message: Mapped[str | None] = mapped_column(Text)

@@ -1,0 +1,1 @@
+"""Phone numbers, calling windows, rate limits and the Twilio provider."""

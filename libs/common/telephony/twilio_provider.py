@@ -1,0 +1,65 @@
+"""Twilio through the official SDK; ``TWILIO_API_BASE`` points it at the local simulator."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from twilio.base.exceptions import TwilioRestException
+from twilio.http.http_client import TwilioHttpClient
+from twilio.rest import Client
+
+from libs.common.settings import Settings
+
+TWILIO_API_HOST = "https://api.twilio.com"
+
+#: Twilio error codes that mean "try again later": nothing was created.
+RETRYABLE_CODES = frozenset({20429, 10004})
+
+
+class RebasedHttpClient(TwilioHttpClient):
+    """The SDK's own HTTP client, with api.twilio.com replaced by another base URL."""
+
+    def __init__(self, base_url: str, timeout: float) -> None:
+        super().__init__(timeout=timeout)
+        self.base_url = base_url.rstrip("/")
+
+    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        if url.startswith(TWILIO_API_HOST):
+            url = self.base_url + url[len(TWILIO_API_HOST) :]
+        return super().request(method, url, *args, **kwargs)
+
+
+@dataclass(frozen=True)
+class ProviderError(Exception):
+    """The provider refused a request; ``retryable`` says whether trying again is safe."""
+
+    code: str
+    message: str
+    retryable: bool
+    http_status: int | None = None
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}"
+
+
+def make_client(settings: Settings, timeout: float = 10.0) -> Client:
+    if not (settings.twilio_account_sid and settings.twilio_auth_token):
+        raise RuntimeError("TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN are needed to place calls")
+    http_client = (
+        RebasedHttpClient(settings.twilio_api_base, timeout)
+        if settings.twilio_api_base
+        else TwilioHttpClient(timeout=timeout)
+    )
+    return Client(settings.twilio_account_sid, settings.twilio_auth_token, http_client=http_client)
+
+
+def provider_error(exc: TwilioRestException) -> ProviderError:
+    code = int(exc.code) if exc.code else None
+    retryable = exc.status == 429 or code in RETRYABLE_CODES or (exc.status or 0) >= 500
+    return ProviderError(
+        code=str(code or exc.status),
+        message=str(exc.msg or exc)[:500],
+        retryable=retryable,
+        http_status=exc.status,
+    )
