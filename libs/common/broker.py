@@ -22,9 +22,9 @@ from dramatiq.middleware import (
 )
 
 from libs.common.contracts import QUEUES
-from libs.common.middleware.database import DatabaseMiddleware
 from libs.common.middleware.heartbeat import HeartbeatMiddleware
 from libs.common.middleware.request_context import RequestContextMiddleware
+from libs.common.middleware.worker_context import WorkerContextMiddleware
 from libs.common.redis_client import redis_from_url
 from libs.common.settings import Settings
 
@@ -51,7 +51,7 @@ def build_middleware(settings: Settings, *, worker: bool, prometheus: bool = Tru
     ]
     if worker:
         # Producers (api, calls, scheduler) never process messages, so they carry none of this.
-        middleware.append(DatabaseMiddleware(settings.database_url))
+        middleware.append(WorkerContextMiddleware(settings))
         if prometheus:
             middleware.append(_prometheus_middleware(settings))
         if settings.redis_url:

@@ -86,3 +86,13 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def insert_ignoring_conflicts(session: Session, table: Any, values: dict[str, Any]) -> Any | None:
+    """INSERT … ON CONFLICT DO NOTHING; the new row's id, or None when it already existed."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(table).values(**values).on_conflict_do_nothing().returning(table.c.id)
+    return session.execute(statement).scalar_one_or_none()

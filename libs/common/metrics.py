@@ -15,6 +15,7 @@ from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
 )
@@ -54,6 +55,49 @@ SCHEDULER_EMISSIONS = Counter(
     "switchboard_scheduler_emissions_total",
     "Periodic messages emitted by the scheduler leader, by periodic job.",
     ["job"],
+)
+
+CALL_STATUSES = Counter(
+    "switchboard_call_status_total",
+    "Call statuses applied (moved a call forward), by status.",
+    ["status"],
+)
+CALLS_CREATED = Counter(
+    "switchboard_calls_created_total",
+    "Calls the provider accepted, by outcome of the create request.",
+    ["outcome"],
+)
+CALL_EVENTS = Counter(
+    "switchboard_call_events_total",
+    "Status callbacks received, by status and what happened (applied, late, duplicate, unknown).",
+    ["status", "result"],
+)
+WEBHOOK_SIGNATURE_FAILURES = Counter(
+    "switchboard_webhook_signature_failures_total",
+    "Twilio-facing requests refused for a missing or wrong X-Twilio-Signature, by route.",
+    ["route"],
+)
+DISPATCH_GAP = Histogram(
+    "switchboard_dispatch_gap_seconds",
+    "Time from a call's final status (slot freed) to the next call created for that business.",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300),
+)
+RUNS_FINISHED = Counter(
+    "switchboard_runs_finished_total",
+    "Runs that finished, by final status.",
+    ["status"],
+)
+ACTIVE_CALLS = Gauge(
+    "switchboard_active_calls",
+    "Calls dialing or in progress per business, from database rows (set by the reconciler).",
+    ["business_id"],
+    multiprocess_mode="mostrecent",
+)
+RUNS_BY_STATUS = Gauge(
+    "switchboard_runs",
+    "Runs per status, from database rows (set by the reconciler).",
+    ["status"],
+    multiprocess_mode="mostrecent",
 )
 
 

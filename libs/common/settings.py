@@ -64,6 +64,16 @@ class Settings:
     twilio_account_sid: str | None = None
     twilio_auth_token: str | None = field(default=None, repr=False)
     twilio_api_base: str | None = None
+    #: Number outbound calls come from (Twilio's test number by default).
+    twilio_from_number: str = "+15005550006"
+    #: Account-wide calls-per-second limit shared by every worker process.
+    twilio_cps: float = 1.0
+    #: A job "dialing" with no provider call id after this long is failed by the reconciler.
+    dialing_timeout_s: float = 60.0
+    #: A call with no final status after this long is looked up at the provider.
+    call_max_duration_s: float = 4 * 3600.0
+    #: How long the provider lets a call ring before giving up (US guidance: at least 15 s).
+    ring_timeout_s: int = 30
     google_client_id: str | None = None
     google_client_secret: str | None = field(default=None, repr=False)
     encryption_keys: str | None = field(default=None, repr=False)
@@ -108,6 +118,11 @@ class Settings:
             twilio_account_sid=reader.text("TWILIO_ACCOUNT_SID"),
             twilio_auth_token=reader.text("TWILIO_AUTH_TOKEN"),
             twilio_api_base=reader.text("TWILIO_API_BASE"),
+            twilio_from_number=reader.text("TWILIO_FROM_NUMBER") or cls.twilio_from_number,
+            twilio_cps=reader.number("TWILIO_CPS", 1, 0.01, 1000),
+            dialing_timeout_s=reader.number("DIALING_TIMEOUT_S", 60, 1, 3600),
+            call_max_duration_s=reader.number("CALL_MAX_DURATION_S", 14400, 5, 86400),
+            ring_timeout_s=int(reader.number("RING_TIMEOUT_S", 30, 15, 600)),
             google_client_id=reader.text("GOOGLE_CLIENT_ID"),
             google_client_secret=reader.text("GOOGLE_CLIENT_SECRET"),
             encryption_keys=reader.text("ENCRYPTION_KEYS"),

@@ -10,7 +10,10 @@ from libs.common.web import health
 from libs.common.web.app_base import create_base_app
 from services.api import auth, openapi
 from services.api.account.routes import blueprint as account_blueprint
+from services.api.calls.routes import blueprint as calls_blueprint
 from services.api.jobs.routes import blueprint as jobs_blueprint
+from services.api.leads.routes import blueprint as leads_blueprint
+from services.api.runs.routes import blueprint as runs_blueprint
 from services.api.system.routes import blueprint as system_blueprint
 
 
@@ -25,7 +28,14 @@ def create_app(settings: Settings | None = None, broker: dramatiq.Broker | None 
     api.add_url_rule("/readyz", "readyz", health.readyz)
 
     api.add_url_rule("/openapi.json", "openapi", _openapi_document)
-    for child in (account_blueprint, jobs_blueprint, system_blueprint):
+    for child in (
+        account_blueprint,
+        jobs_blueprint,
+        system_blueprint,
+        leads_blueprint,
+        runs_blueprint,
+        calls_blueprint,
+    ):
         api.register_blueprint(child)
     app.register_blueprint(api)
     return app

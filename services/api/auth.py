@@ -58,6 +58,16 @@ def current_principal() -> Principal:
     return principal
 
 
+def current_business_id() -> int:
+    """The caller's business; business data endpoints refuse operator tokens (no business)."""
+    principal = current_principal()
+    if principal.business_id is None:
+        raise ApiError(
+            403, "forbidden", "this endpoint needs a business token (operator tokens have none)"
+        )
+    return principal.business_id
+
+
 def operator_required(view: F) -> F:
     """Platform-wide endpoints: business tokens get 403."""
 

@@ -1,4 +1,4 @@
-"""The calls service. Twilio webhooks and the /ws media streams are added by their issues."""
+"""The calls service: Twilio webhooks (the media-stream WebSocket arrives with its issue)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,11 @@ from flask import Flask
 
 from libs.common.settings import Settings, get_settings
 from libs.common.web.app_base import create_base_app
+from services.calls.webhooks.status import blueprint as status_blueprint
 
 
 def create_app(settings: Settings | None = None, broker: dramatiq.Broker | None = None) -> Flask:
     settings = settings or get_settings()
-    return create_base_app(__name__, "calls", settings, broker)
+    app = create_base_app(__name__, "calls", settings, broker)
+    app.register_blueprint(status_blueprint)
+    return app

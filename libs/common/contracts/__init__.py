@@ -8,9 +8,15 @@ from libs.common.contracts.base import (
     implementation_problems,
     is_primitive,
 )
+from libs.common.contracts.campaigns import DIALER_DISPATCH, LEADS_IMPORT_CSV
 from libs.common.contracts.system import MAINTENANCE_RECONCILE, SYSTEM_PING
 
-ALL_CONTRACTS: tuple[ActorContract, ...] = (SYSTEM_PING, MAINTENANCE_RECONCILE)
+ALL_CONTRACTS: tuple[ActorContract, ...] = (
+    SYSTEM_PING,
+    MAINTENANCE_RECONCILE,
+    DIALER_DISPATCH,
+    LEADS_IMPORT_CSV,
+)
 
 BY_NAME: dict[str, ActorContract] = {c.name: c for c in ALL_CONTRACTS}
 if len(BY_NAME) != len(ALL_CONTRACTS):
@@ -19,6 +25,8 @@ if len(BY_NAME) != len(ALL_CONTRACTS):
 __all__ = [
     "ALL_CONTRACTS",
     "BY_NAME",
+    "DIALER_DISPATCH",
+    "LEADS_IMPORT_CSV",
     "MAINTENANCE_RECONCILE",
     "QUEUES",
     "SYSTEM_PING",

@@ -56,7 +56,9 @@ class Run(TimestampMixin, Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     business_id: Mapped[int] = mapped_column(ForeignKey("businesses.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(200))
-    status: Mapped[RunStatus] = mapped_column(_enum(RunStatus, "run_status"), default=RunStatus.DRAFT)
+    status: Mapped[RunStatus] = mapped_column(
+        _enum(RunStatus, "run_status"), default=RunStatus.DRAFT
+    )
     max_attempts: Mapped[int] = mapped_column(default=1, server_default="1")
     retry_delay_s: Mapped[int] = mapped_column(default=3600, server_default="3600")
     #: Local calling window of the called party, "HH:MM" 24h; end is exclusive.

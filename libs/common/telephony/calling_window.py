@@ -1,4 +1,4 @@
-"""Calling hours in the called party's local time (US rules: 08:00–21:00 by default)."""
+"""Calling hours in the called party's local time (US rules: 08:00 to 21:00 by default)."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def check_window(start: str, end: str) -> None:
 
 
 def next_allowed(now: datetime, zone: str, start: str, end: str) -> datetime:
-    """``now`` if it is inside the window in ``zone``, else the UTC instant the window next opens."""
+    """``now`` if inside the window in ``zone``, else the UTC instant the window next opens."""
     tz = ZoneInfo(zone)
     local = now.astimezone(tz)
     opens, closes = parse_hhmm(start, "start"), parse_hhmm(end, "end")

@@ -31,7 +31,7 @@ return 1
 
 
 class CallRateLimiter:
-    def __init__(self, client: redis.Redis, cps: float, key: str = "switchboard:cps:twilio") -> None:
+    def __init__(self, client: redis.Redis, cps: float, key: str = "switchboard:cps") -> None:
         if cps <= 0:
             raise ValueError("calls per second must be positive")
         self.client, self.key = client, key

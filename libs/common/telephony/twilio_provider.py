@@ -17,7 +17,7 @@ TWILIO_API_HOST = "https://api.twilio.com"
 RETRYABLE_CODES = frozenset({20429, 10004})
 
 
-class RebasedHttpClient(TwilioHttpClient):
+class RebasedHttpClient(TwilioHttpClient):  # type: ignore[misc]
     """The SDK's own HTTP client, with api.twilio.com replaced by another base URL."""
 
     def __init__(self, base_url: str, timeout: float) -> None:

@@ -8,7 +8,7 @@ import socket
 
 from libs.common import metrics
 from libs.common.contracts import SYSTEM_PING
-from libs.common.middleware.database import worker_database
+from libs.common.middleware.worker_context import worker_context
 from libs.common.models import BackgroundJob, JobStatus, utcnow
 from libs.common.request_context import get_request_id
 from services.worker.registry import MissingRow, implements
@@ -18,7 +18,7 @@ logger = logging.getLogger(__name__)
 
 @implements(SYSTEM_PING)
 def ping(background_job_id: int) -> None:
-    with worker_database().session() as session:
+    with worker_context().database.session() as session:
         job = session.get(BackgroundJob, background_job_id, with_for_update=True)
         if job is None:
             raise MissingRow(f"background job {background_job_id} does not exist")

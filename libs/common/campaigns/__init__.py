@@ -1,0 +1,1 @@
+"""Campaign state shared by the calls service (callbacks) and the worker (dialer, reconciler)."""

@@ -1,0 +1,28 @@
+"""The OpenAPI document of the API. A test keeps it equal to the routes Flask serves."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from services.api.openapi import campaigns, core
+
+PATHS: dict[str, dict[str, Any]] = {**core.PATHS, **campaigns.PATHS}
+
+
+def document() -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Switchboard API",
+            "version": "0.1.0",
+            "description": "REST API for the Switchboard SPA and operators. Errors are "
+            '`{"error": {"code", "message"}}`. Send `Authorization: Bearer <token>`.',
+        },
+        "servers": [{"url": "/"}],
+        "security": [{"bearer": []}],
+        "paths": PATHS,
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {**core.SCHEMAS, **campaigns.SCHEMAS},
+        },
+    }

@@ -1,0 +1,150 @@
+"""POST /webhook/twilio/status: call status callbacks.
+
+Each (CallSid, CallStatus) is stored once; a status moves the call only forward; the job,
+lead and run follow in the same transaction, so the slot is free the moment this commits.
+Only the next dispatch is left to the worker.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from datetime import UTC, datetime
+
+from flask import Blueprint, Response, request
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from libs.common import metrics
+from libs.common.campaigns.call_state import StatusUpdate, apply_status
+from libs.common.contracts import DIALER_DISPATCH
+from libs.common.db import insert_ignoring_conflicts
+from libs.common.models import STATUS_RANK, Call, CallEvent
+from libs.common.outbox import enqueue_after_commit
+from libs.common.queue_health import QueueUnavailable
+from libs.common.web.db import get_session
+from libs.common.web.errors import ApiError
+from services.calls.webhooks.signature import twilio_signed
+
+logger = logging.getLogger(__name__)
+blueprint = Blueprint("twilio_status", __name__)
+
+CALL_SID = re.compile(r"^CA[0-9a-fA-F]{32}$")
+ANSWERED_BY = {
+    "human",
+    "machine_start",
+    "machine_end_beep",
+    "machine_end_silence",
+    "machine_end_other",
+    "fax",
+    "unknown",
+}
+#: A retry whose delay is longer than this waits for the reconciler, not a delayed message.
+MAX_DELAYED_DISPATCH_S = 600
+
+
+def _int(name: str, raw: str | None, *, required: bool = False) -> int | None:
+    if raw in (None, ""):
+        if required:
+            raise ApiError(400, "bad_request", f"{name} is required")
+        return None
+    if not raw.isdigit() or len(raw) > 9:
+        raise ApiError(400, "bad_request", f"{name} must be a non-negative integer")
+    return int(raw)
+
+
+def _parse() -> tuple[str, StatusUpdate, int | None, int | None, int | None]:
+    form = request.form
+    sid, status = form.get("CallSid", ""), form.get("CallStatus", "")
+    if not CALL_SID.match(sid):
+        raise ApiError(400, "bad_request", "CallSid is missing or malformed")
+    if status not in STATUS_RANK:
+        raise ApiError(400, "bad_request", f"CallStatus {status[:20]!r} is not a call status")
+    answered_by = form.get("AnsweredBy") or None
+    if answered_by is not None and answered_by not in ANSWERED_BY:
+        raise ApiError(400, "bad_request", "AnsweredBy is not a known value")
+    error_code = form.get("ErrorCode") or None
+    if error_code is not None and not error_code.isdigit():
+        raise ApiError(400, "bad_request", "ErrorCode must be numeric")
+    update = StatusUpdate(
+        status=status,
+        duration_s=_int("CallDuration", form.get("CallDuration")),
+        answered_by=answered_by,
+        error_code=error_code,
+        error_message=(form.get("ErrorMessage") or None) and form["ErrorMessage"][:500],
+    )
+    sequence = _int("SequenceNumber", form.get("SequenceNumber"))
+    job_id = _int("job", request.args.get("job"))
+    attempt = _int("attempt", request.args.get("attempt"))
+    return sid, update, sequence, job_id, attempt
+
+
+@blueprint.post("/webhook/twilio/status")
+@twilio_signed
+def status_callback() -> Response:
+    sid, update, sequence, job_id, attempt = _parse()
+    session = get_session()
+    event_id = insert_ignoring_conflicts(
+        session,
+        CallEvent.__table__,
+        {
+            "provider_call_sid": sid,
+            "status": update.status,
+            "sequence_number": sequence,
+            "params": request.form.to_dict(flat=True),
+            "received_at": datetime.now(UTC),
+        },
+    )
+    if event_id is None:  # Twilio retried or repeated it: already handled
+        session.rollback()
+        metrics.CALL_EVENTS.labels(update.status, "duplicate").inc()
+        return Response(status=204)
+    call = _find_call(session, sid, job_id, attempt)
+    if call is None:
+        session.commit()  # kept for the record; nothing of ours to move
+        metrics.CALL_EVENTS.labels(update.status, "unknown_call").inc()
+        logger.warning("status %s for unknown call %s", update.status, sid)
+        return Response(status=204)
+    now = datetime.now(UTC)
+    applied = apply_status(session, call, update, now)
+    session.get_one(CallEvent, event_id).applied = applied.moved
+    if applied.slot_freed and applied.business_id is not None:
+        enqueue_after_commit(session, DIALER_DISPATCH.message(business_id=applied.business_id))
+    try:
+        session.commit()
+    except QueueUnavailable:
+        # The state change is committed; the reconciler re-dispatches. Twilio must not retry.
+        logger.warning("dispatch after %s not enqueued: broker unreachable", sid)
+    if applied.retry_at is not None and applied.business_id is not None:
+        _dispatch_later(applied.business_id, (applied.retry_at - now).total_seconds())
+    metrics.CALL_EVENTS.labels(update.status, "applied" if applied.moved else "late").inc()
+    return Response(status=204)
+
+
+def _find_call(session: Session, sid: str, job_id: int | None, attempt: int | None) -> Call | None:
+    """By call id; failing that by the job and attempt the callback URL names (the worker may
+    have died before storing the id), attaching the id then."""
+    call = session.scalar(select(Call).where(Call.provider_call_sid == sid).with_for_update())
+    if call is not None or job_id is None or attempt is None:
+        return call
+    call = session.scalar(
+        select(Call)
+        .where(Call.job_id == job_id, Call.attempt == attempt, Call.provider_call_sid.is_(None))
+        .with_for_update()
+    )
+    if call is not None:
+        call.provider_call_sid = sid
+    return call
+
+
+def _dispatch_later(business_id: int, delay_s: float) -> None:
+    if delay_s > MAX_DELAYED_DISPATCH_S:
+        return
+    import dramatiq
+
+    try:
+        dramatiq.get_broker().enqueue(
+            DIALER_DISPATCH.message(business_id=business_id), delay=int(max(delay_s, 0) * 1000)
+        )
+    except Exception as exc:  # the reconciler dispatches due retries anyway
+        logger.warning("delayed dispatch not enqueued: %s", type(exc).__name__)

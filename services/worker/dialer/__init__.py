@@ -1,0 +1,1 @@
+"""The outbound dialer: claim due jobs under the business's limit, then place their calls."""

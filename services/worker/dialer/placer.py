@@ -1,0 +1,113 @@
+"""Asking the provider to create the call for a claimed attempt, and recording its answer."""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import timedelta
+from urllib.parse import urlencode
+
+import requests
+from sqlalchemy import delete, update
+from twilio.base.exceptions import TwilioException, TwilioRestException
+
+from libs.common import metrics
+from libs.common.campaigns.call_state import fail_job
+from libs.common.middleware.worker_context import WorkerContext
+from libs.common.models import Call, CallJob, CallJobStatus, utcnow
+from libs.common.telephony.twilio_provider import ProviderError, provider_error
+from services.worker.dialer.claim import Claim
+
+logger = logging.getLogger(__name__)
+
+#: 20429 (too many concurrent requests) is always safe to retry: nothing was created.
+RETRIES = 4
+#: After the in-place retries, the attempt is given back and the job waits this long.
+REQUEUE_AFTER_S = 10
+
+
+def status_callback_url(public_base_url: str, claim: Claim) -> str:
+    # The URL names the job and attempt: the first callback can attach the call id even if
+    # this worker died between the provider's answer and storing it.
+    query = urlencode({"job": claim.job_id, "attempt": claim.attempt})
+    return f"{public_base_url}/webhook/twilio/status?{query}"
+
+
+def place_call(ctx: WorkerContext, claim: Claim) -> str:
+    """Create the provider call; returns created, requeued, failed or unknown."""
+    settings = ctx.settings
+    backoff = 0.25
+    for attempt in range(RETRIES + 1):
+        try:
+            resource = ctx.twilio.calls.create(
+                to=claim.phone,
+                from_=settings.twilio_from_number,
+                url=f"{settings.public_base_url}/webhook/twilio/voice",
+                status_callback=status_callback_url(settings.public_base_url, claim),
+                status_callback_method="POST",
+                status_callback_event=["initiated", "ringing", "answered", "completed"],
+                timeout=settings.ring_timeout_s,
+            )
+        except TwilioRestException as exc:
+            error = provider_error(exc)
+            if error.retryable and attempt < RETRIES:
+                time.sleep(backoff)
+                backoff *= 2
+                continue
+            return _refused(ctx, claim, error)
+        except (TwilioException, requests.RequestException) as exc:
+            # The provider may or may not have created the call. Not retrying is the only way
+            # to never dial twice: a callback attaches the call if it exists, and the
+            # reconciler fails the job if none comes within the dialing timeout.
+            logger.warning("job %s attempt %s: create outcome unknown (%s)", claim.job_id,
+                           claim.attempt, type(exc).__name__)  # fmt: skip
+            metrics.CALLS_CREATED.labels("unknown").inc()
+            return "unknown"
+        _store_sid(ctx, claim, str(resource.sid))
+        metrics.CALLS_CREATED.labels("created").inc()
+        return "created"
+    raise AssertionError("unreachable")
+
+
+def _store_sid(ctx: WorkerContext, claim: Claim, sid: str) -> None:
+    with ctx.database.session() as session:
+        # Guarded: a callback may have attached the sid first, or moved the job on.
+        session.execute(
+            update(Call)
+            .where(Call.id == claim.call_id, Call.provider_call_sid.is_(None))
+            .values(provider_call_sid=sid)
+        )
+        session.execute(
+            update(CallJob)
+            .where(
+                CallJob.id == claim.job_id,
+                CallJob.attempt == claim.attempt,
+                CallJob.provider_call_sid.is_(None),
+            )
+            .values(provider_call_sid=sid)
+        )
+        session.commit()
+
+
+def _refused(ctx: WorkerContext, claim: Claim, error: ProviderError) -> str:
+    now = utcnow()
+    with ctx.database.session() as session:
+        job = session.get(CallJob, claim.job_id, with_for_update=True)
+        if job is None or job.attempt != claim.attempt or job.status != CallJobStatus.DIALING:
+            return "failed"
+        if error.retryable:
+            # Nothing was created: the attempt never happened. Give it back and wait.
+            session.execute(delete(Call).where(Call.id == claim.call_id))
+            job.attempt -= 1
+            job.status = CallJobStatus.QUEUED
+            job.dialing_started_at = None
+            job.next_attempt_at = now + timedelta(seconds=REQUEUE_AFTER_S)
+            session.commit()
+            metrics.CALLS_CREATED.labels("requeued").inc()
+            logger.warning("job %s: provider busy (%s); requeued", claim.job_id, error)
+            return "requeued"
+        fail_job(session, job, error.code, error.message, now, session.get(Call, claim.call_id))
+        session.commit()
+    metrics.CALLS_CREATED.labels("refused").inc()
+    logger.info("job %s: provider refused the call (%s)", claim.job_id, error)
+    return "failed"

@@ -1,0 +1,1 @@
+"""A Twilio REST + status-callback simulator for tests, benchmarks and the local stack."""

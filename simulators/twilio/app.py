@@ -1,0 +1,123 @@
+"""The simulator's HTTP face: Twilio's REST paths for calls, plus /_sim/ control endpoints."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from flask import Flask, Response, g, jsonify, request
+
+from libs.common.telephony.phones import InvalidPhone, to_e164
+from simulators.twilio.engine import FINAL, Network
+from simulators.twilio.scenario import Scenario
+
+API = "/2010-04-01/Accounts/<account_sid>"
+
+
+def twilio_error(status: int, code: int, message: str) -> Response:
+    """Twilio's error body: the SDK turns it into a TwilioRestException with this code."""
+    response = jsonify(
+        {
+            "code": code,
+            "message": message,
+            "more_info": f"https://www.twilio.com/docs/errors/{code}",
+            "status": status,
+        }
+    )
+    response.status_code = status
+    return response
+
+
+def create_app(account_sid: str, auth_token: str, scenario: Scenario | None = None) -> Flask:
+    app = Flask(__name__)
+    network = Network(account_sid, auth_token, scenario or Scenario())
+    app.extensions["network"] = network
+    in_flight = {"n": 0}
+    in_flight_lock = threading.Lock()
+
+    @app.before_request
+    def _limits() -> Response | None:
+        if request.path.startswith("/_sim/"):
+            return None
+        auth = request.authorization
+        if auth is None or auth.username != account_sid or auth.password != auth_token:
+            return twilio_error(401, 20003, "Authenticate")
+        with in_flight_lock:
+            if in_flight["n"] >= network.scenario.max_concurrent_requests:
+                return twilio_error(429, 20429, "Too Many Requests")
+            in_flight["n"] += 1
+        g.counted = True
+        return None
+
+    def _leave() -> None:
+        with in_flight_lock:
+            in_flight["n"] -= 1
+
+    @app.teardown_request
+    def _done(_exc: BaseException | None) -> None:
+        if g.pop("counted", False):
+            _leave()
+
+    @app.post(f"{API}/Calls.json")
+    def create_call(account_sid: str) -> tuple[Response, int] | Response:
+        form = request.form
+        to, from_ = form.get("To", ""), form.get("From", "")
+        if not form.get("Url") and not form.get("Twiml") and not form.get("ApplicationSid"):
+            return twilio_error(400, 21205, "Url parameter is required.")
+        with network.lock:
+            if network.scenario.reject_creates_with_429 > 0:
+                network.scenario.reject_creates_with_429 -= 1
+                return twilio_error(429, 20429, "Too Many Requests")
+        try:
+            to = to_e164(to)
+        except InvalidPhone:
+            return twilio_error(400, 21211, f"The 'To' number {to} is not a valid phone number.")
+        if network.scenario.behaviour_for(to).outcome == "invalid":
+            return twilio_error(400, 21211, f"The 'To' number {to} is not a valid phone number.")
+        events = {e.strip() for e in form.getlist("StatusCallbackEvent") for e in e.split(" ")}
+        call = network.create(to, from_, form.get("StatusCallback"), {e for e in events if e})
+        return jsonify(call.to_json()), 201
+
+    @app.get(f"{API}/Calls/<sid>.json")
+    def fetch_call(account_sid: str, sid: str) -> Response:
+        call = network.calls.get(sid)
+        if call is None:
+            return twilio_error(404, 20404, f"The requested resource {request.path} was not found")
+        return jsonify(call.to_json())
+
+    @app.post(f"{API}/Calls/<sid>.json")
+    def update_call(account_sid: str, sid: str) -> Response:
+        call = network.calls.get(sid)
+        if call is None:
+            return twilio_error(404, 20404, f"The requested resource {request.path} was not found")
+        status = request.form.get("Status")
+        if status not in (None, "canceled", "completed"):
+            return twilio_error(400, 21218, "Invalid Status: must be canceled or completed")
+        if status:
+            network.hang_up(call, status)
+        return jsonify(call.to_json())
+
+    @app.get("/_sim/healthz")
+    def healthz() -> Response:
+        return jsonify({"status": "ok"})
+
+    @app.get("/_sim/ledger")
+    def ledger() -> Response:
+        data: dict[str, Any] = network.ledger()
+        data["active"] = sum(1 for c in data["calls"] if c["status"] not in FINAL)
+        return jsonify(data)
+
+    @app.post("/_sim/scenario")
+    def set_scenario() -> tuple[Response, int] | Response:
+        try:
+            network.scenario.update(request.get_json(force=True))
+        except (ValueError, TypeError, AttributeError) as exc:
+            return jsonify({"error": {"code": "bad_scenario", "message": str(exc)}}), 400
+        return jsonify({"status": "ok"})
+
+    @app.post("/_sim/reset")
+    def reset() -> Response:
+        network.reset()
+        return jsonify({"status": "ok"})
+
+    return app

@@ -1,0 +1,281 @@
+"""The simulated telephone network: call lives on a timeline, callbacks signed and delivered.
+
+Callbacks are separate HTTP requests from a thread pool, as Twilio's are: no order is
+guaranteed, and a failed delivery is retried for up to 15 s.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import format_datetime
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import requests
+
+from libs.common.telephony.twilio_signature import sign
+from simulators.twilio.scenario import Behaviour, Scenario
+
+logger = logging.getLogger(__name__)
+
+#: Twilio gives up on a callback after retrying for this long.
+CALLBACK_RETRY_WINDOW_S = 15.0
+FINAL = ("completed", "busy", "no-answer", "failed", "canceled")
+#: Which StatusCallbackEvent asks for which status's callback.
+EVENT_FOR_STATUS = {
+    "initiated": "initiated",
+    "ringing": "ringing",
+    "in-progress": "answered",
+}
+
+
+@dataclass
+class SimCall:
+    sid: str
+    account_sid: str
+    to: str
+    from_: str
+    status_callback: str | None
+    events: set[str]
+    behaviour: Behaviour
+    created_at: float
+    start_at: float
+    status: str = "queued"
+    answered_at: float | None = None
+    ended_at: float | None = None
+    duration_s: int | None = None
+    sequence: int = 0
+    callbacks: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def queue_time_ms(self) -> int:
+        return int((self.start_at - self.created_at) * 1000)
+
+    def query(self, name: str) -> str | None:
+        if not self.status_callback:
+            return None
+        values = parse_qs(urlsplit(self.status_callback).query).get(name)
+        return values[0] if values else None
+
+    def to_json(self) -> dict[str, Any]:
+        """The call resource as Twilio's REST API returns it."""
+        return {
+            "sid": self.sid,
+            "account_sid": self.account_sid,
+            "to": self.to,
+            "to_formatted": self.to,
+            "from": self.from_,
+            "from_formatted": self.from_,
+            "status": self.status,
+            "direction": "outbound-api",
+            "api_version": "2010-04-01",
+            "answered_by": self.behaviour.answered_by if self.answered_at else None,
+            "date_created": _rfc2822(self.created_at),
+            "date_updated": _rfc2822(time.time()),
+            "start_time": _rfc2822(self.answered_at) if self.answered_at else None,
+            "end_time": _rfc2822(self.ended_at) if self.ended_at else None,
+            "duration": str(self.duration_s) if self.duration_s is not None else None,
+            "queue_time": str(self.queue_time_ms),
+            "price": None,
+            "price_unit": "USD",
+            "uri": f"/2010-04-01/Accounts/{self.account_sid}/Calls/{self.sid}.json",
+        }
+
+    def to_ledger(self) -> dict[str, Any]:
+        return {
+            "sid": self.sid,
+            "to": self.to,
+            "status": self.status,
+            "job": self.query("job"),
+            "attempt": self.query("attempt"),
+            "created_at": self.created_at,
+            "start_at": self.start_at,
+            "answered_at": self.answered_at,
+            "ended_at": self.ended_at,
+            "queue_time_ms": self.queue_time_ms,
+            "callbacks": list(self.callbacks),
+        }
+
+
+def _rfc2822(ts: float | None) -> str | None:
+    return format_datetime(datetime.fromtimestamp(ts, UTC), usegmt=True) if ts else None
+
+
+class Network:
+    def __init__(self, account_sid: str, auth_token: str, scenario: Scenario) -> None:
+        self.account_sid, self.auth_token, self.scenario = account_sid, auth_token, scenario
+        self.calls: dict[str, SimCall] = {}
+        self.lock = threading.RLock()
+        self._timeline: list[tuple[float, int, Callable[[], None]]] = []
+        self._counter = itertools.count()
+        self._wake = threading.Condition(self.lock)
+        self._last_start = 0.0
+        self._senders = ThreadPoolExecutor(max_workers=32, thread_name_prefix="callback")
+        self._session = requests.Session()
+        self._stopped = False
+        self._clock = threading.Thread(target=self._run_timeline, name="timeline", daemon=True)
+        self._clock.start()
+
+    # --- REST operations -------------------------------------------------------------------
+    def create(self, to: str, from_: str, status_callback: str | None, events: set[str]) -> SimCall:
+        now = time.time()
+        with self.lock:
+            # Calls beyond the account's CPS are queued by Twilio and start late, not rejected.
+            start_at = max(now, self._last_start + 1.0 / self.scenario.cps)
+            self._last_start = start_at
+            call = SimCall(
+                sid="CA" + uuid.uuid4().hex,
+                account_sid=self.account_sid,
+                to=to,
+                from_=from_,
+                status_callback=status_callback,
+                events=events | {"completed"},
+                behaviour=self.scenario.behaviour_for(to),
+                created_at=now,
+                start_at=start_at,
+            )
+            self.calls[call.sid] = call
+            self._plan(call)
+        return call
+
+    def hang_up(self, call: SimCall, status: str) -> None:
+        """REST update with Status=canceled (not yet answered) or completed (hang up)."""
+        with self.lock:
+            if call.status in FINAL:
+                return
+            if status == "canceled" and call.status in ("queued", "initiated", "ringing"):
+                self._transition(call, "canceled")
+            elif status == "completed":
+                self._transition(call, "completed" if call.answered_at else "canceled")
+
+    # --- the timeline ----------------------------------------------------------------------
+    def _plan(self, call: SimCall) -> None:
+        b, t0 = call.behaviour, call.start_at
+        self._at(t0, lambda: self._transition(call, "initiated"))
+        self._at(t0 + 0.02, lambda: self._transition(call, "ringing"))
+        if b.outcome == "completed":
+            self._at(t0 + b.ring_s, lambda: self._transition(call, "in-progress"))
+            self._at(t0 + b.ring_s + b.talk_s, lambda: self._transition(call, "completed"))
+        elif b.outcome in ("busy", "no-answer"):
+            self._at(t0 + b.ring_s, lambda: self._transition(call, b.outcome))
+        else:
+            self._at(t0 + 0.03, lambda: self._transition(call, "failed"))
+
+    def _at(self, when: float, action: Callable[[], None]) -> None:
+        heapq.heappush(self._timeline, (when, next(self._counter), action))
+        self._wake.notify()
+
+    def _run_timeline(self) -> None:
+        with self.lock:
+            while not self._stopped:
+                now = time.time()
+                if self._timeline and self._timeline[0][0] <= now:
+                    _, _, action = heapq.heappop(self._timeline)
+                    action()
+                    continue
+                timeout = self._timeline[0][0] - now if self._timeline else 1.0
+                self._wake.wait(timeout=min(timeout, 1.0))
+
+    def _transition(self, call: SimCall, status: str) -> None:
+        if call.status in FINAL:
+            return  # a hang-up already ended it; the planned steps no longer apply
+        now = time.time()
+        call.status = status
+        if status == "in-progress":
+            call.answered_at = now
+        if status in FINAL:
+            call.ended_at = now
+            call.duration_s = round(now - call.answered_at) if call.answered_at else 0
+        wanted = status in FINAL or EVENT_FOR_STATUS.get(status) in call.events
+        if call.status_callback and wanted:
+            params = self._callback_params(call, status)
+            call.sequence += 1
+            self._deliver(call, params)
+
+    def _callback_params(self, call: SimCall, status: str) -> dict[str, str]:
+        params = {
+            "AccountSid": call.account_sid,
+            "ApiVersion": "2010-04-01",
+            "CallSid": call.sid,
+            "CallStatus": status,
+            "Called": call.to,
+            "Caller": call.from_,
+            "Direction": "outbound-api",
+            "From": call.from_,
+            "To": call.to,
+            "SequenceNumber": str(call.sequence),
+            "Timestamp": _rfc2822(time.time()) or "",
+            "CallbackSource": "call-progress-events",
+        }
+        if status in FINAL:
+            params["CallDuration"] = str(call.duration_s or 0)
+            params["Duration"] = str(((call.duration_s or 0) + 59) // 60)
+        if status == "failed":
+            params["ErrorCode"] = "31005"
+        if call.behaviour.answered_by and call.answered_at:
+            params["AnsweredBy"] = call.behaviour.answered_by
+        return params
+
+    # --- callback delivery -----------------------------------------------------------------
+    def _deliver(self, call: SimCall, params: dict[str, str]) -> None:
+        b = call.behaviour
+        delay = b.callback_delay_s
+        if b.reorder and params["CallStatus"] not in FINAL:
+            delay += b.ring_s + b.talk_s + 0.3  # arrive after the final one
+        copies = 2 if b.duplicate else 1
+        for _ in range(copies):
+            record = {"status": params["CallStatus"], "delivered": False, "attempts": 0}
+            call.callbacks.append(record)
+            assert call.status_callback is not None
+            self._senders.submit(self._post, call.status_callback, params, record, delay)
+
+    def _post(self, url: str, params: dict[str, str], record: dict[str, Any], delay: float) -> None:
+        if delay:
+            time.sleep(delay)
+        deadline = time.monotonic() + CALLBACK_RETRY_WINDOW_S
+        backoff = 0.25
+        signature = sign(self.auth_token, url, params)
+        while True:
+            record["attempts"] += 1
+            try:
+                response = self._session.post(
+                    url, data=params, headers={"X-Twilio-Signature": signature}, timeout=5
+                )
+                if response.status_code < 500:
+                    record["delivered"] = response.status_code < 300
+                    record["http_status"] = response.status_code
+                    return
+            except requests.RequestException:
+                pass
+            if time.monotonic() + backoff > deadline:
+                logger.warning("callback %s to %s given up", params["CallStatus"], url)
+                return
+            time.sleep(backoff)
+            backoff = min(backoff * 2, 4.0)
+
+    # --- inspection ------------------------------------------------------------------------
+    def ledger(self) -> dict[str, Any]:
+        with self.lock:
+            calls = [c.to_ledger() for c in self.calls.values()]
+        return {"calls": sorted(calls, key=lambda c: c["created_at"])}
+
+    def reset(self) -> None:
+        with self.lock:
+            self.calls.clear()
+            self._timeline.clear()
+            self._last_start = 0.0
+
+    def stop(self) -> None:
+        with self.lock:
+            self._stopped = True
+            self._wake.notify()
+        self._senders.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,62 @@
+"""How simulated calls behave, chosen per destination number."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+OUTCOMES = ("completed", "busy", "no-answer", "failed", "invalid")
+
+
+@dataclass(frozen=True)
+class Behaviour:
+    #: completed | busy | no-answer | failed | invalid (rejected at create with 21211)
+    outcome: str = "completed"
+    ring_s: float = 0.2
+    talk_s: float = 1.0
+    answered_by: str | None = None
+    #: Deliver every callback twice.
+    duplicate: bool = False
+    #: Deliver the final callback before the intermediate ones.
+    reorder: bool = False
+    #: Extra delay before each callback is delivered.
+    callback_delay_s: float = 0.0
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any], base: Behaviour | None = None) -> Behaviour:
+        known = {f.name for f in fields(cls)}
+        unknown = set(raw) - known
+        if unknown:
+            raise ValueError(f"unknown behaviour fields: {sorted(unknown)}")
+        behaviour = replace(base or cls(), **raw)
+        if behaviour.outcome not in OUTCOMES:
+            raise ValueError(f"outcome must be one of {OUTCOMES}")
+        return behaviour
+
+
+@dataclass
+class Scenario:
+    default: Behaviour = field(default_factory=Behaviour)
+    numbers: dict[str, Behaviour] = field(default_factory=dict)
+    #: The account's calls-per-second: faster creates are queued, not rejected.
+    cps: float = 1.0
+    #: REST requests in flight above this answer 429 / 20429.
+    max_concurrent_requests: int = 100
+    #: The next N create requests answer 429 / 20429 (to exercise the dialer's retry).
+    reject_creates_with_429: int = 0
+
+    def behaviour_for(self, number: str) -> Behaviour:
+        return self.numbers.get(number, self.default)
+
+    def update(self, raw: dict[str, Any]) -> None:
+        if "default" in raw:
+            self.default = Behaviour.from_dict(raw["default"])
+        if "numbers" in raw:
+            self.numbers = {
+                n: Behaviour.from_dict(b, self.default) for n, b in raw["numbers"].items()
+            }
+        for name in ("cps", "max_concurrent_requests", "reject_creates_with_429"):
+            if name in raw:
+                setattr(self, name, type(getattr(self, name))(raw[name]))
+        if self.cps <= 0:
+            raise ValueError("cps must be positive")
