@@ -11,8 +11,14 @@ from services.worker.registry import register_actors
 
 
 @pytest.fixture
-def stub_broker(settings: Settings, db: Database, redis_client: object) -> StubBroker:
-    broker = build_broker(settings.with_overrides(service_role="worker"), worker=True, stub=True)
+def worker_settings(settings: Settings) -> Settings:
+    """The worker's settings; test modules override this fixture to tune them."""
+    return settings.with_overrides(service_role="worker")
+
+
+@pytest.fixture
+def stub_broker(worker_settings: Settings, db: Database, redis_client: object) -> StubBroker:
+    broker = build_broker(worker_settings, worker=True, stub=True)
     register_actors(broker)
     assert isinstance(broker, StubBroker)
     return broker

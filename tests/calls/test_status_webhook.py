@@ -1,0 +1,176 @@
+"""Status callbacks: signed, stored once, forward-only; the job, lead and run follow."""
+
+import json
+
+import pytest
+import redis
+from sqlalchemy import func, select
+
+from libs.common.db import Database
+from libs.common.models import Call, CallEvent, CallJob, CallJobStatus, Lead, Run, RunStatus
+from tests.calls.conftest import Post, callback, new_sid
+from tests.campaign_factories import make_campaign, start_attempt
+
+
+def _job(db: Database, job_id: int) -> CallJob:
+    with db.session() as session:
+        return session.get_one(CallJob, job_id)
+
+
+def _call(db: Database, call_id: int) -> Call:
+    with db.session() as session:
+        return session.get_one(Call, call_id)
+
+
+def _events(db: Database) -> int:
+    with db.session() as session:
+        return int(session.scalar(select(func.count()).select_from(CallEvent)) or 0)
+
+
+def _dispatches(redis_client: redis.Redis) -> list[dict]:  # type: ignore[type-arg]
+    ids = redis_client.lrange("dramatiq:high", 0, -1)
+    return [json.loads(redis_client.hget("dramatiq:high.msgs", i)) for i in ids]
+
+
+def test_completed_frees_the_slot_and_dispatches(
+    db: Database, post_status: Post, redis_client: redis.Redis
+) -> None:
+    campaign = make_campaign(db, 1)
+    sid = new_sid()
+    call_id = start_attempt(db, campaign.job_ids[0], sid)
+    for seq, status in enumerate(["initiated", "ringing", "in-progress"]):
+        assert post_status(callback(sid, status, seq)).status_code == 204
+    assert _job(db, campaign.job_ids[0]).status is CallJobStatus.IN_CALL
+    response = post_status(callback(sid, "completed", 3, CallDuration="42"))
+    assert response.status_code == 204
+    job, call = _job(db, campaign.job_ids[0]), _call(db, call_id)
+    assert job.status is CallJobStatus.COMPLETED
+    assert call.status == "completed" and call.duration_s == 42 and call.ended_at is not None
+    with db.session() as session:
+        assert session.get_one(Run, campaign.run_id).status is RunStatus.COMPLETED
+        assert session.get_one(Lead, campaign.lead_ids[0]).last_call_status == "completed"
+    [message] = _dispatches(redis_client)
+    assert message["actor_name"] == "dialer.dispatch"
+    assert message["kwargs"] == {"business_id": campaign.business_id}
+
+
+def test_duplicates_are_stored_once(db: Database, post_status: Post) -> None:
+    campaign = make_campaign(db, 1)
+    sid = new_sid()
+    start_attempt(db, campaign.job_ids[0], sid)
+    for _ in range(3):
+        assert post_status(callback(sid, "ringing", 1)).status_code == 204
+    assert _events(db) == 1
+
+
+def test_a_late_status_never_overwrites_a_final_one(db: Database, post_status: Post) -> None:
+    campaign = make_campaign(db, 1)
+    sid = new_sid()
+    call_id = start_attempt(db, campaign.job_ids[0], sid)
+    post_status(callback(sid, "completed", 3, CallDuration="5"))
+    for seq, status in enumerate(["in-progress", "ringing", "initiated"]):
+        assert post_status(callback(sid, status, seq)).status_code == 204
+    assert _call(db, call_id).status == "completed"
+    assert _job(db, campaign.job_ids[0]).status is CallJobStatus.COMPLETED
+    with db.session() as session:
+        applied = dict(session.execute(select(CallEvent.status, CallEvent.applied)).all())
+    assert applied == {
+        "completed": True,
+        "in-progress": False,
+        "ringing": False,
+        "initiated": False,
+    }
+
+
+def test_the_first_callback_attaches_a_call_id_the_worker_never_stored(
+    db: Database, post_status: Post
+) -> None:
+    campaign = make_campaign(db, 1)
+    job_id = campaign.job_ids[0]
+    call_id = start_attempt(db, job_id, sid=None)  # the worker died before storing the sid
+    sid = new_sid()
+    post_status(callback(sid, "ringing", 1), query=f"job={job_id}&attempt=1")
+    assert _call(db, call_id).provider_call_sid == sid
+    assert _job(db, job_id).provider_call_sid == sid
+
+
+@pytest.mark.parametrize("status", ["busy", "no-answer"])
+def test_busy_and_no_answer_retry_until_max_attempts(
+    db: Database, post_status: Post, status: str
+) -> None:
+    campaign = make_campaign(db, 1, max_attempts=2, retry_delay_s=30)
+    job_id = campaign.job_ids[0]
+    first = new_sid()
+    start_attempt(db, job_id, first)
+    post_status(callback(first, status, 1))
+    job = _job(db, job_id)
+    assert job.status is CallJobStatus.QUEUED and job.next_attempt_at is not None
+    second = new_sid()
+    start_attempt(db, job_id, second)
+    post_status(callback(second, status, 1))
+    job = _job(db, job_id)
+    assert job.status.value == status.replace("-", "_") and job.attempt == 2
+
+
+def test_failed_keeps_the_error_code(db: Database, post_status: Post) -> None:
+    campaign = make_campaign(db, 1, max_attempts=3)
+    sid = new_sid()
+    start_attempt(db, campaign.job_ids[0], sid)
+    post_status(callback(sid, "failed", 1, ErrorCode="31005"))
+    job = _job(db, campaign.job_ids[0])
+    assert job.status is CallJobStatus.FAILED and job.error_code == "31005"
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    ["missing", "forged", "altered_params", "altered_query", "other_token"],
+)
+def test_bad_signatures_are_403_and_change_nothing(
+    db: Database, post_status: Post, tamper: str
+) -> None:
+    from libs.common.telephony.twilio_signature import sign
+    from tests.calls.conftest import PUBLIC
+
+    campaign = make_campaign(db, 1)
+    sid = new_sid()
+    call_id = start_attempt(db, campaign.job_ids[0], sid)
+    params = callback(sid, "completed", 3, CallDuration="5")
+    path = "/webhook/twilio/status?job=1&attempt=1"
+    good = sign("calls-test-auth-token", PUBLIC + path, params)
+    if tamper == "missing":
+        response = post_status(params, "job=1&attempt=1", signature="")
+    elif tamper == "forged":
+        response = post_status(params, "job=1&attempt=1", signature="Zm9yZ2Vk")
+    elif tamper == "altered_params":  # replayed with a different status
+        response = post_status({**params, "CallStatus": "busy"}, "job=1&attempt=1", good)
+    elif tamper == "altered_query":
+        response = post_status(params, "job=2&attempt=1", good)
+    else:
+        response = post_status(params, "job=1&attempt=1", sign("other", PUBLIC + path, params))
+    assert response.status_code == 403
+    assert response.json["error"]["code"] == "invalid_signature"
+    assert _events(db) == 0
+    assert _call(db, call_id).status == "queued"
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},
+        {"CallSid": "nope", "CallStatus": "completed"},
+        {"CallSid": "CA" + "0" * 32, "CallStatus": "exploded"},
+        {"CallSid": "CA" + "0" * 32, "CallStatus": "completed", "CallDuration": "-1"},
+        {"CallSid": "CA" + "0" * 32, "CallStatus": "completed", "SequenceNumber": "x"},
+        {"CallSid": "CA" + "0" * 32, "CallStatus": "completed", "AnsweredBy": "robot"},
+    ],
+)
+def test_malformed_parameters_are_400(db: Database, post_status: Post, params: dict) -> None:  # type: ignore[type-arg]
+    response = post_status(params)
+    assert response.status_code == 400
+    assert response.json["error"]["code"] == "bad_request"
+    assert _events(db) == 0
+
+
+def test_unknown_call_is_recorded_and_acknowledged(db: Database, post_status: Post) -> None:
+    assert post_status(callback(new_sid(), "completed", 1)).status_code == 204
+    assert _events(db) == 1

@@ -1,0 +1,120 @@
+"""The simulator speaks Twilio's wire format: the official SDK drives it unchanged."""
+
+import time
+
+import pytest
+from twilio.base.exceptions import TwilioRestException
+
+from libs.common.settings import Settings
+from libs.common.telephony.twilio_provider import make_client, provider_error
+from libs.common.telephony.twilio_signature import sign
+from tests.support.twilio_sim import ACCOUNT_SID, AUTH_TOKEN, simulator_thread
+
+
+def _client(base: str):  # type: ignore[no-untyped-def]
+    return make_client(
+        Settings(twilio_account_sid=ACCOUNT_SID, twilio_auth_token=AUTH_TOKEN, twilio_api_base=base)
+    )
+
+
+def test_sdk_creates_and_fetches_a_call() -> None:
+    with simulator_thread() as sim:
+        client = _client(sim.base_url)
+        call = client.calls.create(to="+14155550100", from_="+15005550006", url="http://x/voice")
+        assert call.sid.startswith("CA") and len(call.sid) == 34
+        assert call.status == "queued"
+        fetched = client.calls(call.sid).fetch()
+        assert fetched.to == "+14155550100"
+
+
+def test_invalid_number_is_21211_and_not_retryable() -> None:
+    with simulator_thread() as sim:
+        sim.scenario(numbers={"+14155550199": {"outcome": "invalid"}})
+        with pytest.raises(TwilioRestException) as excinfo:
+            _client(sim.base_url).calls.create(
+                to="+14155550199", from_="+15005550006", url="http://x/voice"
+            )
+        error = provider_error(excinfo.value)
+        assert error.code == "21211" and not error.retryable
+
+
+def test_429_is_retryable() -> None:
+    with simulator_thread() as sim:
+        sim.scenario(reject_creates_with_429=1)
+        client = _client(sim.base_url)
+        with pytest.raises(TwilioRestException) as excinfo:
+            client.calls.create(to="+14155550100", from_="+15005550006", url="http://x/voice")
+        assert provider_error(excinfo.value).code == "20429"
+        assert provider_error(excinfo.value).retryable
+        client.calls.create(to="+14155550100", from_="+15005550006", url="http://x/voice")
+
+
+def test_calls_beyond_cps_are_queued_not_rejected() -> None:
+    with simulator_thread(cps=5) as sim:
+        client = _client(sim.base_url)
+        for _ in range(5):
+            client.calls.create(to="+14155550100", from_="+15005550006", url="http://x/voice")
+        calls = sim.ledger()["calls"]
+        assert len(calls) == 5
+        starts = sorted(c["start_at"] for c in calls)
+        assert starts[-1] - starts[0] == pytest.approx(0.8, abs=0.05)
+        assert max(c["queue_time_ms"] for c in calls) >= 600
+
+
+def test_wrong_credentials_are_refused() -> None:
+    with simulator_thread() as sim:
+        client = make_client(
+            Settings(
+                twilio_account_sid=ACCOUNT_SID,
+                twilio_auth_token="wrong",
+                twilio_api_base=sim.base_url,
+            )
+        )
+        with pytest.raises(TwilioRestException) as excinfo:
+            client.calls.create(to="+14155550100", from_="+15005550006", url="http://x/voice")
+        assert excinfo.value.status == 401
+
+
+def test_callbacks_are_signed_with_twilios_algorithm() -> None:
+    from flask import Flask, request
+    from werkzeug.serving import make_server
+
+    received: list[tuple[str, dict[str, str], str]] = []
+    receiver = Flask("receiver")
+
+    @receiver.post("/status")
+    def status() -> str:
+        received.append(
+            (request.url, request.form.to_dict(), request.headers["X-Twilio-Signature"])
+        )
+        return ""
+
+    import threading
+
+    from tests.support.services import free_port
+
+    port = free_port()
+    server = make_server("127.0.0.1", port, receiver, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with simulator_thread() as sim:
+            sim.scenario(default={"ring_s": 0.05, "talk_s": 0.05})
+            url = f"http://127.0.0.1:{port}/status?job=7&attempt=1"
+            _client(sim.base_url).calls.create(
+                to="+14155550100",
+                from_="+15005550006",
+                url="http://x/voice",
+                status_callback=url,
+                status_callback_event=["initiated", "ringing", "answered", "completed"],
+            )
+            deadline = time.monotonic() + 5
+            while len(received) < 4 and time.monotonic() < deadline:
+                time.sleep(0.05)
+    finally:
+        server.shutdown()
+    statuses = [params["CallStatus"] for _, params, _ in received]
+    assert sorted(statuses) == sorted(["initiated", "ringing", "in-progress", "completed"])
+    for got_url, params, signature in received:
+        assert sign(AUTH_TOKEN, got_url, params) == signature
+    completed = next(p for _, p, _ in received if p["CallStatus"] == "completed")
+    assert "CallDuration" in completed

@@ -1,0 +1,226 @@
+"""The dialer against the Twilio simulator through the official SDK, with a real Worker."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+from dramatiq import Worker
+from dramatiq.brokers.stub import StubBroker
+from sqlalchemy import select
+
+from libs.common.contracts import DIALER_DISPATCH, MAINTENANCE_RECONCILE
+from libs.common.db import Database
+from libs.common.models import Call, CallJob, CallJobStatus, DncEntry
+from libs.common.settings import Settings
+from services.worker.dialer.claim import claim_next
+from tests.campaign_factories import make_campaign, phone, start_attempt
+from tests.support.twilio_sim import ACCOUNT_SID, AUTH_TOKEN, Simulator, simulator_thread
+
+
+@pytest.fixture
+def sim() -> Iterator[Simulator]:
+    with simulator_thread(cps=1000) as simulator:
+        # Calls stay up long enough to count; callbacks go nowhere (no calls service here).
+        simulator.scenario(default={"ring_s": 5, "talk_s": 5})
+        yield simulator
+
+
+@pytest.fixture
+def worker_settings(settings: Settings, sim: Simulator) -> Settings:
+    return settings.with_overrides(
+        service_role="worker",
+        twilio_account_sid=ACCOUNT_SID,
+        twilio_auth_token=AUTH_TOKEN,
+        twilio_api_base=sim.base_url,
+        public_base_url="http://127.0.0.1:9",  # nothing listens: callbacks are not under test
+        twilio_cps=1000,
+    )
+
+
+def _dispatch(broker: StubBroker, worker: Worker, business_id: int, times: int = 1) -> None:
+    for _ in range(times):
+        DIALER_DISPATCH.send(broker, business_id=business_id)
+    broker.join("high", fail_fast=True)
+    worker.join()
+
+
+def _jobs(db: Database, run_id: int) -> list[CallJob]:
+    with db.session() as session:
+        return list(session.scalars(select(CallJob).where(CallJob.run_id == run_id)))
+
+
+def _statuses(db: Database, run_id: int) -> list[str]:
+    return sorted(j.status.value for j in _jobs(db, run_id))
+
+
+def test_never_more_than_the_limit_even_with_duplicate_messages(
+    db: Database, sim: Simulator, stub_broker: StubBroker, stub_worker: Worker
+) -> None:
+    campaign = make_campaign(db, 6, limit=2)
+    _dispatch(stub_broker, stub_worker, campaign.business_id, times=5)
+    calls = sim.ledger()["calls"]
+    assert len(calls) == 2
+    assert _statuses(db, campaign.run_id) == ["dialing"] * 2 + ["queued"] * 4
+    with db.session() as session:
+        rows = session.scalars(select(Call)).all()
+    assert {c.provider_call_sid for c in rows} == {c["sid"] for c in calls}
+    # Each ledger call names its job and attempt: exactly one create per attempt.
+    assert len({(c["job"], c["attempt"]) for c in calls}) == 2
+
+
+def test_dnc_numbers_are_never_dialed(
+    db: Database, sim: Simulator, stub_broker: StubBroker, stub_worker: Worker
+) -> None:
+    campaign = make_campaign(db, 2)
+    with db.session() as session:
+        session.add(DncEntry(business_id=campaign.business_id, phone_e164=phone(0)))
+        session.commit()
+    _dispatch(stub_broker, stub_worker, campaign.business_id)
+    assert [c["to"] for c in sim.ledger()["calls"]] == [phone(1)]
+    assert _statuses(db, campaign.run_id) == ["dialing", "skipped_dnc"]
+
+
+def test_invalid_number_fails_with_the_providers_code(
+    db: Database, sim: Simulator, stub_broker: StubBroker, stub_worker: Worker
+) -> None:
+    sim.scenario(numbers={phone(0): {"outcome": "invalid"}})
+    campaign = make_campaign(db, 1)
+    _dispatch(stub_broker, stub_worker, campaign.business_id)
+    [job] = _jobs(db, campaign.run_id)
+    assert job.status is CallJobStatus.FAILED and job.error_code == "21211"
+    assert "not a valid phone number" in (job.error_message or "")
+
+
+def test_20429_is_retried_in_place(
+    db: Database, sim: Simulator, stub_broker: StubBroker, stub_worker: Worker
+) -> None:
+    sim.scenario(reject_creates_with_429=2)
+    campaign = make_campaign(db, 1)
+    _dispatch(stub_broker, stub_worker, campaign.business_id)
+    assert len(sim.ledger()["calls"]) == 1
+    [job] = _jobs(db, campaign.run_id)
+    assert job.status is CallJobStatus.DIALING and job.provider_call_sid and job.attempt == 1
+
+
+def test_persistent_20429_gives_the_attempt_back(
+    db: Database, sim: Simulator, stub_broker: StubBroker, stub_worker: Worker
+) -> None:
+    sim.scenario(reject_creates_with_429=50)
+    campaign = make_campaign(db, 1)
+    _dispatch(stub_broker, stub_worker, campaign.business_id)
+    assert sim.ledger()["calls"] == []
+    [job] = _jobs(db, campaign.run_id)
+    assert job.status is CallJobStatus.QUEUED and job.attempt == 0
+    assert job.next_attempt_at is not None
+    with db.session() as session:
+        assert session.scalars(select(Call)).all() == []
+
+
+def test_outside_calling_hours_the_job_waits_for_the_window(db: Database) -> None:
+    campaign = make_campaign(db, 1, timezone="America/New_York", window=("08:00", "21:00"))
+    early = datetime(2026, 11, 23, 11, 0, tzinfo=UTC)  # 06:00 in New York
+    with db.session() as session:
+        assert claim_next(session, campaign.business_id, early) is None
+        session.commit()
+    [job] = _jobs(db, campaign.run_id)
+    assert job.status is CallJobStatus.QUEUED
+    assert job.next_attempt_at == datetime(2026, 11, 23, 13, 0, tzinfo=UTC)  # 08:00 there
+    with db.session() as session:
+        assert claim_next(session, campaign.business_id, early.replace(hour=12)) is None
+        claim = claim_next(session, campaign.business_id, datetime(2026, 11, 23, 13, 0, tzinfo=UTC))
+        session.commit()
+    assert claim is not None and claim.attempt == 1
+
+
+def test_late_evening_waits_until_the_next_morning(db: Database) -> None:
+    campaign = make_campaign(db, 1, timezone="America/Los_Angeles", window=("08:00", "21:00"))
+    late = datetime(2026, 11, 24, 5, 30, tzinfo=UTC)  # 21:30 on the 23rd in Los Angeles
+    with db.session() as session:
+        assert claim_next(session, campaign.business_id, late) is None
+        session.commit()
+    [job] = _jobs(db, campaign.run_id)
+    assert job.next_attempt_at == datetime(2026, 11, 24, 16, 0, tzinfo=UTC)
+
+
+def test_unknown_create_outcome_is_failed_by_the_reconciler(
+    db: Database, settings: Settings, redis_client: object
+) -> None:
+    from libs.common.broker import build_broker
+    from services.worker.registry import register_actors
+
+    dead_provider = settings.with_overrides(
+        service_role="worker",
+        twilio_account_sid=ACCOUNT_SID,
+        twilio_auth_token=AUTH_TOKEN,
+        twilio_api_base="http://127.0.0.1:9",  # connection refused: did the call happen?
+        dialing_timeout_s=1,
+    )
+    broker = build_broker(dead_provider, worker=True, stub=True)
+    register_actors(broker)
+    worker = Worker(broker, worker_timeout=50)
+    worker.start()
+    try:
+        campaign = make_campaign(db, 1)
+        _dispatch(broker, worker, campaign.business_id)  # type: ignore[arg-type]
+        [job] = _jobs(db, campaign.run_id)
+        assert job.status is CallJobStatus.DIALING and job.provider_call_sid is None
+        import time
+
+        time.sleep(1.2)
+        MAINTENANCE_RECONCILE.send(broker, period_start=0)
+        broker.join("maintenance", fail_fast=True)
+        worker.join()
+    finally:
+        worker.stop()
+    [job] = _jobs(db, campaign.run_id)
+    assert job.status is CallJobStatus.FAILED and job.error_code == "no_provider_call_id"
+
+
+def test_reconciler_asks_the_provider_about_calls_without_a_final_status(
+    db: Database, sim: Simulator, stub_broker: StubBroker, stub_worker: Worker
+) -> None:
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from libs.common.models import utcnow
+
+    sim.scenario(default={"ring_s": 0.05, "talk_s": 0.05})
+    campaign = make_campaign(db, 1)
+    _dispatch(stub_broker, stub_worker, campaign.business_id)
+    import time
+
+    time.sleep(0.5)  # the simulated call ends; its callbacks are lost (nothing listens)
+    with db.session() as session:
+        session.execute(update(Call).values(created_at=utcnow() - timedelta(days=1)))
+        session.commit()
+    MAINTENANCE_RECONCILE.send(stub_broker, period_start=0)
+    stub_broker.join("maintenance", fail_fast=True)
+    stub_worker.join()
+    [job] = _jobs(db, campaign.run_id)
+    assert job.status is CallJobStatus.COMPLETED
+    with db.session() as session:
+        [call] = session.scalars(select(Call)).all()
+    assert call.status == "completed"
+
+
+def test_reconciler_redispatches_a_run_whose_messages_were_lost(
+    db: Database, sim: Simulator, stub_broker: StubBroker, stub_worker: Worker
+) -> None:
+    campaign = make_campaign(db, 2)  # running, but no dispatch message was ever sent
+    MAINTENANCE_RECONCILE.send(stub_broker, period_start=0)
+    stub_broker.join("maintenance", fail_fast=True)
+    stub_broker.join("high", fail_fast=True)
+    stub_worker.join()
+    assert len(sim.ledger()["calls"]) == 2
+
+
+def test_a_finished_attempt_is_not_redialed(
+    db: Database, sim: Simulator, stub_broker: StubBroker, stub_worker: Worker
+) -> None:
+    campaign = make_campaign(db, 1)
+    start_attempt(db, campaign.job_ids[0], "CA" + "f" * 32)
+    _dispatch(stub_broker, stub_worker, campaign.business_id, times=3)
+    assert sim.ledger()["calls"] == []
