@@ -94,11 +94,11 @@ def db(database_url: str) -> Iterator[Database]:
     """The session's database, emptied after each test."""
     database = Database(database_url)
     yield database
-    _empty(database)
+    empty_database(database)
     database.dispose()
 
 
-def _empty(database: Database) -> None:
+def empty_database(database: Database) -> None:
     tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
     with database.engine.begin() as conn:
         if database.engine.dialect.name == "postgresql":

@@ -7,8 +7,6 @@ configs and the worker entry point set it, so every process writes to the same d
 from __future__ import annotations
 
 import os
-import shutil
-from pathlib import Path
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -103,13 +101,6 @@ RUNS_BY_STATUS = Gauge(
 
 def multiprocess_dir() -> str | None:
     return os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-
-
-def reset_multiprocess_dir(path: Path) -> None:
-    """Empty the directory at start: files of a previous run would be summed in."""
-    if path.exists():
-        shutil.rmtree(path)
-    path.mkdir(parents=True, exist_ok=True)
 
 
 def render_latest() -> tuple[bytes, str]:

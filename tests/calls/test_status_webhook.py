@@ -174,3 +174,26 @@ def test_malformed_parameters_are_400(db: Database, post_status: Post, params: d
 def test_unknown_call_is_recorded_and_acknowledged(db: Database, post_status: Post) -> None:
     assert post_status(callback(new_sid(), "completed", 1)).status_code == 204
     assert _events(db) == 1
+
+
+def test_callbacks_before_the_call_id_is_known_are_applied_when_it_is(
+    db: Database, post_status: Post
+) -> None:
+    from libs.common.campaigns.call_state import apply_pending_events
+    from libs.common.models import utcnow
+
+    campaign = make_campaign(db, 1)
+    call_id = start_attempt(db, campaign.job_ids[0], sid=None)
+    sid = new_sid()
+    # No job/attempt in the URL (as for a call placed elsewhere): nothing to attach it to yet.
+    post_status(callback(sid, "in-progress", 2))
+    post_status(callback(sid, "completed", 3, CallDuration="9"))
+    assert _call(db, call_id).status == "queued"
+    with db.session() as session:
+        call = session.get_one(Call, call_id)
+        call.provider_call_sid = sid
+        applied = apply_pending_events(session, call, utcnow())
+        session.commit()
+    assert [a.moved for a in applied] == [True, True]
+    assert _call(db, call_id).status == "completed" and _call(db, call_id).duration_s == 9
+    assert _job(db, campaign.job_ids[0]).status is CallJobStatus.COMPLETED

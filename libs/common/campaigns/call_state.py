@@ -118,6 +118,33 @@ def _finish_job(
     return None
 
 
+def apply_pending_events(session: Session, call: Call, now: datetime) -> list[Applied]:
+    """Apply callbacks that arrived before the call's id was known, in status order."""
+    from libs.common.models import CallEvent
+
+    if not call.provider_call_sid:
+        return []
+    events = session.scalars(
+        select(CallEvent)
+        .where(CallEvent.provider_call_sid == call.provider_call_sid, CallEvent.applied.is_(False))
+        .with_for_update()
+    ).all()
+    results = []
+    for event in sorted(events, key=lambda e: STATUS_RANK.get(e.status, 0)):
+        params = event.params or {}
+        duration = params.get("CallDuration")
+        update = StatusUpdate(
+            status=event.status,
+            duration_s=int(duration) if str(duration).isdigit() else None,
+            answered_by=params.get("AnsweredBy") or None,
+            error_code=params.get("ErrorCode") or None,
+        )
+        applied = apply_status(session, call, update, now)
+        event.applied = applied.moved
+        results.append(applied)
+    return results
+
+
 def fail_job(
     session: Session, job: CallJob, code: str, message: str, now: datetime, call: Call | None
 ) -> None:

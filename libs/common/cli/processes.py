@@ -9,7 +9,7 @@ import click
 
 from libs.common.broker import worker_metrics_env
 from libs.common.contracts import QUEUES
-from libs.common.metrics import reset_multiprocess_dir
+from libs.common.metrics_files import reset_multiprocess_dir
 from libs.common.settings import Settings
 
 

@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from libs.common.metrics_files import reset_multiprocess_dir
 from libs.common.settings import Settings
 
 
@@ -23,8 +24,6 @@ def prepare_metrics_env(service: str) -> Path:
 
 def make_on_starting(path: Path) -> Any:
     def on_starting(server: Any) -> None:
-        from libs.common.metrics import reset_multiprocess_dir
-
         reset_multiprocess_dir(path)
 
     return on_starting
@@ -32,6 +31,6 @@ def make_on_starting(path: Path) -> Any:
 
 def child_exit(server: Any, worker: Any) -> None:
     # Live gauges of a dead worker must stop counting; counters keep their totals.
-    from libs.common.metrics import mark_process_dead
+    from prometheus_client import multiprocess
 
-    mark_process_dead(worker.pid)
+    multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]

@@ -101,7 +101,8 @@ def status_callback() -> Response:
         return Response(status=204)
     call = _find_call(session, sid, job_id, attempt)
     if call is None:
-        session.commit()  # kept for the record; nothing of ours to move
+        # Kept unapplied: when a worker stores this call id, it applies pending events.
+        session.commit()
         metrics.CALL_EVENTS.labels(update.status, "unknown_call").inc()
         logger.warning("status %s for unknown call %s", update.status, sid)
         return Response(status=204)
@@ -123,17 +124,23 @@ def status_callback() -> Response:
 
 def _find_call(session: Session, sid: str, job_id: int | None, attempt: int | None) -> Call | None:
     """By call id; failing that by the job and attempt the callback URL names (the worker may
-    have died before storing the id), attaching the id then."""
+    not have stored the id yet, or died before it could), attaching the id then."""
     call = session.scalar(select(Call).where(Call.provider_call_sid == sid).with_for_update())
     if call is not None or job_id is None or attempt is None:
         return call
+    # No "sid IS NULL" condition here: if the worker stores the id while we wait for the row
+    # lock, the row must still be found once the lock is ours.
     call = session.scalar(
-        select(Call)
-        .where(Call.job_id == job_id, Call.attempt == attempt, Call.provider_call_sid.is_(None))
-        .with_for_update()
+        select(Call).where(Call.job_id == job_id, Call.attempt == attempt).with_for_update()
     )
-    if call is not None:
+    if call is None:
+        return None
+    if call.provider_call_sid is None:
         call.provider_call_sid = sid
+    elif call.provider_call_sid != sid:
+        logger.warning("callback for %s names job %s/%s, which has call %s", sid, job_id,
+                       attempt, call.provider_call_sid)  # fmt: skip
+        return None
     return call
 
 

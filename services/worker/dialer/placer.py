@@ -12,7 +12,8 @@ from sqlalchemy import delete, update
 from twilio.base.exceptions import TwilioException, TwilioRestException
 
 from libs.common import metrics
-from libs.common.campaigns.call_state import fail_job
+from libs.common.campaigns.call_state import apply_pending_events, fail_job
+from libs.common.contracts import DIALER_DISPATCH
 from libs.common.middleware.worker_context import WorkerContext
 from libs.common.models import Call, CallJob, CallJobStatus, utcnow
 from libs.common.telephony.twilio_provider import ProviderError, provider_error
@@ -71,12 +72,13 @@ def place_call(ctx: WorkerContext, claim: Claim) -> str:
 
 def _store_sid(ctx: WorkerContext, claim: Claim, sid: str) -> None:
     with ctx.database.session() as session:
-        # Guarded: a callback may have attached the sid first, or moved the job on.
-        session.execute(
-            update(Call)
-            .where(Call.id == claim.call_id, Call.provider_call_sid.is_(None))
-            .values(provider_call_sid=sid)
-        )
+        # Locked in the same order as the status webhook (call, then job); guarded because a
+        # callback may have attached the sid first, or moved the job on.
+        call = session.get(Call, claim.call_id, with_for_update=True)
+        if call is None:
+            return
+        if call.provider_call_sid is None:
+            call.provider_call_sid = sid
         session.execute(
             update(CallJob)
             .where(
@@ -86,7 +88,11 @@ def _store_sid(ctx: WorkerContext, claim: Claim, sid: str) -> None:
             )
             .values(provider_call_sid=sid)
         )
+        # Callbacks that came before the id was known were kept unapplied: apply them now.
+        applied = apply_pending_events(session, call, utcnow())
         session.commit()
+    if any(a.slot_freed for a in applied):
+        ctx.broker.enqueue(DIALER_DISPATCH.message(business_id=claim.business_id))
 
 
 def _refused(ctx: WorkerContext, claim: Claim, error: ProviderError) -> str:

@@ -1,0 +1,196 @@
+"""Outbound campaigns end to end: api, calls, two workers, scheduler and simulator, on real
+PostgreSQL and Redis."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+import requests
+from sqlalchemy import func, select
+
+from libs.common.db import Database
+from libs.common.models import CallEvent, CallJob
+from tests.conftest import empty_database
+from tests.support.stack import Business, Stack, campaign_stack, make_business, wait_for_runs
+from tests.support.twilio_sim import peak_concurrency
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def db(database_url: str) -> Iterator[Database]:
+    """Module-wide: emptied before the stack starts and after it stops, never under it."""
+    database = Database(database_url)
+    empty_database(database)
+    yield database
+    empty_database(database)
+    database.dispose()
+
+
+@pytest.fixture(scope="module")
+def stack(
+    db: Database, database_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
+    # One stack for the module: each test makes its own businesses, so they do not interfere.
+    redis.Redis.from_url(redis_url).flushdb()
+    log_dir = tmp_path_factory.mktemp("campaign")
+    with campaign_stack(database_url, redis_url, log_dir, workers=2) as running_stack:
+        yield running_stack
+
+
+def number(business: int, i: int) -> str:
+    return f"+1415555{business}{i:03d}"
+
+
+def start_run(stack: Stack, business: Business, phones: list[str], **options: Any) -> int:
+    leads = [{"phone": p, "name": f"Lead {p}"} for p in phones]
+    response = requests.post(f"{stack.api}/api/leads/bulk", json={"leads": leads},
+                             headers=business.headers, timeout=10)  # fmt: skip
+    assert response.status_code == 200, response.text
+    run = requests.post(
+        f"{stack.api}/api/runs",
+        json={"name": "e2e", "filter": {}, "window": {"start": "00:00", "end": "23:59"}, **options},
+        headers=business.headers,
+        timeout=10,
+    ).json()
+    started = requests.post(f"{stack.api}/api/runs/{run['id']}/start", headers=business.headers,
+                            timeout=10)  # fmt: skip
+    assert started.status_code == 200, started.text
+    return int(run["id"])
+
+
+def business_of_jobs(db: Database) -> dict[str, int]:
+    with db.session() as session:
+        return {str(j.id): j.business_id for j in session.scalars(select(CallJob))}
+
+
+def _explain(db: Database, business_id: int, ledger: list[dict[str, Any]], now: float) -> str:
+    from libs.common.models import ACTIVE_JOB_STATUSES
+
+    with db.session() as session:
+        jobs = session.scalars(
+            select(CallJob).where(
+                CallJob.business_id == business_id, CallJob.status.in_(ACTIVE_JOB_STATUSES)
+            )
+        ).all()
+        lines = [
+            f"job {j.id} {j.status.value} attempt={j.attempt} sid={j.provider_call_sid} "
+            f"dialing_started={j.dialing_started_at}"
+            for j in jobs
+        ]
+    for j in jobs:
+        for c in ledger:
+            if c["job"] == str(j.id):
+                lines.append(f"  ledger: {c} (now={now})")
+    return "\n".join(lines)
+
+
+def test_three_businesses_complete_within_their_limits(stack: Stack, db: Database) -> None:
+    stack.sim.scenario(default={"ring_s": 0.1, "talk_s": 0.4})
+    businesses = [make_business(db, f"Business {b}", limit=3) for b in range(3)]
+    runs = [
+        (business, start_run(stack, business, [number(b, i) for i in range(20)]))
+        for b, business in enumerate(businesses)
+    ]
+    phantom_checks = 0
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        # No phantom calls: every call the database counts as active is a provider call that
+        # was alive around the moment of the sample (a second before, for a final callback in
+        # flight; a moment after, for a create request in flight).
+        before = time.time()
+        progress = [
+            requests.get(f"{stack.api}/api/runs/{run_id}", headers=b.headers, timeout=5).json()
+            for b, run_id in runs
+        ]
+        after = time.time()
+        time.sleep(0.3)
+        ledger = stack.sim.ledger()["calls"]
+        owners = business_of_jobs(db)
+        for (business, _), body in zip(runs, progress, strict=True):
+            alive_around_sample = sum(
+                1
+                for c in ledger
+                if owners.get(c["job"]) == business.id
+                and c["created_at"] <= after + 0.3
+                and (c["ended_at"] is None or c["ended_at"] >= before - 1.0)
+            )
+            assert body["progress"]["active_calls"] <= 3
+            assert body["progress"]["active_calls"] <= alive_around_sample, _explain(
+                db, business.id, ledger, after
+            )
+            phantom_checks += 1
+        if all(body["status"] == "completed" for body in progress):
+            break
+    bodies = wait_for_runs(stack, runs, timeout_s=5)
+    assert phantom_checks > 10
+    for body in bodies:
+        assert body["progress"]["by_status"]["completed"] == 20
+        assert body["progress"]["active_calls"] == 0
+    ledger = stack.sim.ledger()["calls"]
+    owners = business_of_jobs(db)
+    per_business: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for call in ledger:
+        per_business[owners[call["job"]]].append(call)
+    for business in businesses:
+        assert len(per_business[business.id]) == 20
+        assert peak_concurrency(per_business[business.id]) <= 3
+    attempts = Counter((c["job"], c["attempt"]) for c in ledger)
+    assert max(attempts.values()) == 1, "a job attempt was created twice"
+    assert len(attempts) == 60
+
+
+def test_duplicated_and_reordered_callbacks_end_in_the_right_state(
+    stack: Stack, db: Database
+) -> None:
+    stack.sim.scenario(default={"ring_s": 0.1, "talk_s": 0.2, "duplicate": True, "reorder": True})
+    business = make_business(db, "Noisy", limit=3)
+    run_id = start_run(stack, business, [number(7, i) for i in range(9)])
+    [body] = wait_for_runs(stack, [(business, run_id)])
+    assert body["progress"]["by_status"]["completed"] == 9
+    time.sleep(1.5)  # the reordered intermediate callbacks arrive after the final ones
+    calls = requests.get(f"{stack.api}/api/calls?run_id={run_id}", headers=business.headers,
+                         timeout=5).json()["items"]  # fmt: skip
+    assert len(calls) == 9 and {c["status"] for c in calls} == {"completed"}
+    with db.session() as session:
+        per_call = session.execute(
+            select(CallEvent.provider_call_sid, func.count()).group_by(CallEvent.provider_call_sid)
+        ).all()
+    assert all(n == 4 for _, n in per_call), "each status stored exactly once per call"
+
+
+def test_retries_failures_and_dnc(stack: Stack, db: Database) -> None:
+    business = make_business(db, "Mixed", limit=3)
+    phones = [number(9, i) for i in range(5)]
+    busy, no_answer, invalid, dnc, good = phones
+    stack.sim.scenario(
+        default={"ring_s": 0.1, "talk_s": 0.2},
+        numbers={
+            busy: {"outcome": "busy"},
+            no_answer: {"outcome": "no-answer"},
+            invalid: {"outcome": "invalid"},
+        },
+    )
+    requests.post(f"{stack.api}/api/dnc", json={"phone": dnc}, headers=business.headers,
+                  timeout=5).raise_for_status()  # fmt: skip
+    run_id = start_run(stack, business, phones, max_attempts=2, retry_delay_s=1)
+    [body] = wait_for_runs(stack, [(business, run_id)])
+    by_status = body["progress"]["by_status"]
+    assert by_status["busy"] == 1 and by_status["no_answer"] == 1
+    assert by_status["failed"] == 1 and by_status["skipped_dnc"] == 1
+    assert by_status["completed"] == 1
+    ledger = stack.sim.ledger()["calls"]
+    dialed = Counter(c["to"] for c in ledger)
+    assert dialed[busy] == 2 and dialed[no_answer] == 2, "retried up to max_attempts"
+    assert dialed[dnc] == 0 and dialed[invalid] == 0 and dialed[good] == 1
+    calls = requests.get(f"{stack.api}/api/calls?run_id={run_id}&per_page=50",
+                         headers=business.headers, timeout=5).json()["items"]  # fmt: skip
+    failed = [c for c in calls if c["to"] == invalid]
+    assert failed and failed[0]["error"]["code"] == "21211"
+    retries = sorted(c["created_at"] for c in ledger if c["to"] == busy)
+    assert retries[1] - retries[0] >= 1.0, "the retry waited for retry_delay_s"

@@ -1,0 +1,155 @@
+"""The whole system as real processes: api, calls, N workers, scheduler, Twilio simulator."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from libs.common.db import Database
+from libs.common.models import TokenRole
+from libs.common import repositories
+from tests.support.processes import (
+    gunicorn_argv,
+    running,
+    service_env,
+    stop_group,
+    switchboard_argv,
+    wait_for_http,
+)
+from tests.support.services import free_port
+from tests.support.twilio_sim import ACCOUNT_SID, AUTH_TOKEN, Simulator
+
+
+@dataclass
+class Stack:
+    api: str
+    calls: str
+    sim: Simulator
+    env: dict[str, str]
+    log_dir: Path
+    workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def start_worker(self, index: int) -> subprocess.Popen[bytes]:
+        port = free_port()
+        log = (self.log_dir / f"worker{index}.log").open("ab")
+        process = subprocess.Popen(
+            switchboard_argv("worker", "--processes", "1", "--threads", "4",
+                             "--metrics-port", str(port)),
+            env={**self.env, "dramatiq_prom_db": str(self.log_dir / f"prom{index}"),
+                 "PROMETHEUS_MULTIPROC_DIR": str(self.log_dir / f"prom{index}")},
+            cwd=Path(__file__).resolve().parents[2], stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+        wait_for_http(
+            f"http://127.0.0.1:{port}/metrics", process, self.log_dir / f"worker{index}.log"
+        )
+        if index < len(self.workers):
+            self.workers[index] = process
+        else:
+            self.workers.append(process)
+        return process
+
+    def kill_worker(self, index: int) -> None:
+        """SIGKILL the worker's whole process group: no cleanup code runs."""
+        process = self.workers[index]
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+
+    def logs(self) -> str:
+        return "\n".join(
+            f"--- {p.name}\n{p.read_text()[-3000:]}" for p in sorted(self.log_dir.glob("*.log"))
+        )
+
+
+@dataclass(frozen=True)
+class Business:
+    id: int
+    token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+def make_business(db: Database, name: str, limit: int = 3) -> Business:
+    with db.session() as session:
+        business = repositories.create_business(session, name, "UTC", limit)
+        _, token = repositories.create_token(session, TokenRole.BUSINESS, business.id)
+        session.commit()
+        return Business(business.id, token)
+
+
+@contextmanager
+def campaign_stack(
+    database_url: str, redis_url: str, tmp_path: Path, workers: int = 2, cps: float = 50
+) -> Iterator[Stack]:
+    ports = {name: free_port() for name in ("api", "calls", "sim", "scheduler")}
+    api, calls = f"http://127.0.0.1:{ports['api']}", f"http://127.0.0.1:{ports['calls']}"
+    sim_url = f"http://127.0.0.1:{ports['sim']}"
+    env = service_env(
+        DATABASE_URL=database_url,
+        REDIS_URL=redis_url,
+        SWITCHBOARD_VAR_DIR=str(tmp_path),
+        PUBLIC_BASE_URL=calls,
+        TWILIO_ACCOUNT_SID=ACCOUNT_SID,
+        TWILIO_AUTH_TOKEN=AUTH_TOKEN,
+        TWILIO_API_BASE=sim_url,
+        TWILIO_CPS=str(cps),
+        API_BIND=f"127.0.0.1:{ports['api']}",
+        CALLS_BIND=f"127.0.0.1:{ports['calls']}",
+        SCHEDULER_TICK_S="1",
+        SCHEDULER_LOCK_TTL_S="2",
+        DIALING_TIMEOUT_S="5",
+        CALL_MAX_DURATION_S="20",
+        LOG_LEVEL="INFO",
+    )
+    with ExitStack() as stack:
+        stack.enter_context(
+            running([sys.executable, "-m", "simulators.twilio", "--port", str(ports["sim"]),
+                     "--cps", str(cps)], env, tmp_path / "sim.log", f"{sim_url}/_sim/healthz")
+        )  # fmt: skip
+        stack.enter_context(
+            running(gunicorn_argv("api"), {**env, "SERVICE_ROLE": "api"}, tmp_path / "api.log",
+                    f"{api}/readyz")
+        )  # fmt: skip
+        stack.enter_context(
+            running(gunicorn_argv("calls"), {**env, "SERVICE_ROLE": "calls"},
+                    tmp_path / "calls.log", f"{calls}/readyz")
+        )  # fmt: skip
+        stack.enter_context(
+            running(switchboard_argv("scheduler", "--metrics-port", str(ports["scheduler"])),
+                    env, tmp_path / "scheduler.log", f"http://127.0.0.1:{ports['scheduler']}/metrics")
+        )  # fmt: skip
+        result = Stack(api, calls, Simulator(sim_url), env, tmp_path)
+        try:
+            for index in range(workers):
+                result.start_worker(index)
+            yield result
+        finally:
+            for process in result.workers:
+                stop_group(process)
+
+
+def wait_for_runs(
+    stack: Stack, runs: list[tuple[Business, int]], timeout_s: float = 120
+) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        bodies = [
+            requests.get(f"{stack.api}/api/runs/{run_id}", headers=b.headers, timeout=5).json()
+            for b, run_id in runs
+        ]
+        if all(body["status"] in ("completed", "canceled") for body in bodies):
+            return bodies
+        time.sleep(0.25)
+    raise AssertionError(f"runs not finished: {bodies}\n{stack.logs()}")
