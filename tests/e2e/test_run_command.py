@@ -21,7 +21,7 @@ pytestmark = pytest.mark.e2e
 
 
 def test_run_serves_both_services_and_ctrl_c_leaves_no_orphans(tmp_path: Path) -> None:
-    ports = [free_port() for _ in range(4)]
+    ports = [free_port() for _ in range(5)]
     env = service_env(SWITCHBOARD_VAR_DIR=str(tmp_path))
     env.pop("APP_ENV")
     log_path = tmp_path / "run.log"
@@ -29,6 +29,7 @@ def test_run_serves_both_services_and_ctrl_c_leaves_no_orphans(tmp_path: Path) -
         sys.executable, "-m", "libs.common.cli", "run",
         "--api-port", str(ports[0]), "--calls-port", str(ports[1]),
         "--worker-metrics-port", str(ports[2]), "--scheduler-metrics-port", str(ports[3]),
+        "--simulator-port", str(ports[4]),
     ]  # fmt: skip
     with log_path.open("wb") as log:
         process = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
@@ -41,11 +42,12 @@ def test_run_serves_both_services_and_ctrl_c_leaves_no_orphans(tmp_path: Path) -
         output = log_path.read_text()
         assert f"http://127.0.0.1:{ports[0]}/api" in output
         assert "embedded (unix://" in output
+        assert f"simulator at http://127.0.0.1:{ports[4]}" in output
         assert (tmp_path / "switchboard.db").exists()
         descendants = psutil.Process(process.pid).children(recursive=True)
         names = " ".join(" ".join(p.cmdline()) for p in descendants)
         for part in ("redis-server", "services/api/gunicorn_conf.py", "calls/gunicorn_conf.py",
-                     "dramatiq", "services.worker.scheduler"):  # fmt: skip
+                     "dramatiq", "services.worker.scheduler", "simulators.twilio"):  # fmt: skip
             assert part in names, part
     finally:
         process.send_signal(signal.SIGINT)

@@ -15,9 +15,9 @@ from typing import Any
 
 import requests
 
+from libs.common import repositories
 from libs.common.db import Database
 from libs.common.models import TokenRole
-from libs.common import repositories
 from tests.support.processes import (
     gunicorn_argv,
     running,

@@ -209,7 +209,7 @@ def test_reconciler_asks_the_provider_about_calls_without_a_final_status(
 def test_reconciler_redispatches_a_run_whose_messages_were_lost(
     db: Database, sim: Simulator, stub_broker: StubBroker, stub_worker: Worker
 ) -> None:
-    campaign = make_campaign(db, 2)  # running, but no dispatch message was ever sent
+    make_campaign(db, 2)  # running, but no dispatch message was ever sent
     MAINTENANCE_RECONCILE.send(stub_broker, period_start=0)
     stub_broker.join("maintenance", fail_fast=True)
     stub_broker.join("high", fail_fast=True)

@@ -132,10 +132,10 @@ def apply_pending_events(session: Session, call: Call, now: datetime) -> list[Ap
     results = []
     for event in sorted(events, key=lambda e: STATUS_RANK.get(e.status, 0)):
         params = event.params or {}
-        duration = params.get("CallDuration")
+        duration = str(params.get("CallDuration", ""))
         update = StatusUpdate(
             status=event.status,
-            duration_s=int(duration) if str(duration).isdigit() else None,
+            duration_s=int(duration) if duration.isdigit() else None,
             answered_by=params.get("AnsweredBy") or None,
             error_code=params.get("ErrorCode") or None,
         )

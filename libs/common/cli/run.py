@@ -37,6 +37,13 @@ def _raise_stop(_signum: int, _frame: FrameType | None) -> None:
     "--scheduler-metrics-port", default=9192, show_default=True, type=click.IntRange(1, 65535)
 )
 @click.option("--worker-processes", default=1, show_default=True, type=click.IntRange(1, 16))
+@click.option(
+    "--simulator-port",
+    default=5080,
+    show_default=True,
+    type=click.IntRange(1, 65535),
+    help="Twilio simulator port (started when no Twilio credentials are set).",
+)
 @click.pass_obj
 def run(
     settings: Settings,
@@ -46,6 +53,7 @@ def run(
     worker_metrics_port: int,
     scheduler_metrics_port: int,
     worker_processes: int,
+    simulator_port: int,
 ) -> None:
     """Run api, calls, a worker and the scheduler; Ctrl-C stops them all."""
     if settings.is_production:
@@ -57,11 +65,16 @@ def run(
     signal.signal(signal.SIGTERM, _raise_stop)
     env = dict(os.environ, PYTHONUNBUFFERED="1", DATABASE_URL=settings.database_url)
     env["SWITCHBOARD_VAR_DIR"] = str(settings.var_dir)
+    # Locally there is no nginx in front: Twilio (the simulator) calls the calls service directly.
+    env.setdefault("PUBLIC_BASE_URL", f"http://{host}:{calls_port}")
     try:
         redis_note = settings.redis_url
         if not settings.redis_url:
             env["REDIS_URL"], redis_note = _start_embedded_redis(supervisor, settings.var_dir, env)
         python = sys.executable
+        twilio_note = "Twilio credentials from the environment"
+        if not (settings.twilio_account_sid and settings.twilio_auth_token):
+            twilio_note = _start_twilio_simulator(supervisor, env, simulator_port)
         supervisor.start(
             "api",
             [python, "-m", "gunicorn", "-c", "services/api/gunicorn_conf.py"],
@@ -98,6 +111,7 @@ def run(
             f"{base}{worker_metrics_port}/metrics  {base}{scheduler_metrics_port}/metrics\n"
             f"  database   {settings.database_url}\n"
             f"  redis      {redis_note}\n"
+            f"  twilio     {twilio_note}\n"
             "Create a business and a token in another terminal:\n"
             "  .venv/bin/switchboard business create --name 'Acme'\n"
             "  .venv/bin/switchboard token create --business-id 1\n"
@@ -133,6 +147,26 @@ def _start_embedded_redis(
     wait_until_ready(socket_path)
     url = f"unix://{socket_path}"
     return url, f"embedded ({url})"
+
+
+def _start_twilio_simulator(supervisor: Supervisor, env: dict[str, str], port: int) -> str:
+    """No Twilio credentials: calls go to the local simulator, through the same SDK code."""
+    from simulators.twilio.__main__ import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN
+
+    base = f"http://127.0.0.1:{port}"
+    env.update(
+        TWILIO_ACCOUNT_SID=DEFAULT_ACCOUNT_SID,
+        TWILIO_AUTH_TOKEN=DEFAULT_AUTH_TOKEN,
+        TWILIO_API_BASE=base,
+    )
+    supervisor.start(
+        "twilio-simulator",
+        [sys.executable, "-m", "simulators.twilio", "--port", str(port)],
+        env,
+        cwd=ROOT,
+    )
+    _wait_ready(supervisor, [f"{base}/_sim/healthz"])
+    return f"simulator at {base} (ledger: {base}/_sim/ledger)"
 
 
 def _wait_ready(supervisor: Supervisor, urls: list[str], timeout_s: float = 60) -> None:
