@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint typecheck pytest clean
+.PHONY: help run test lint typecheck pytest clean bench bench-dialer
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -34,3 +34,8 @@ pytest: $(STAMP) ## The pytest suite (real PostgreSQL and Redis when reachable; 
 
 clean: ## Remove the virtualenv and local data
 	rm -rf $(VENV) var
+
+bench-dialer: $(STAMP) ## Dialer benchmark: 50 businesses x 3 slots x 20 leads, 1-s calls (PostgreSQL + Redis)
+	$(BIN)/python -m bench.dialer
+
+bench: bench-dialer ## Every benchmark

@@ -233,7 +233,12 @@ class Network:
             delay += b.ring_s + b.talk_s + 0.3  # arrive after the final one
         copies = 2 if b.duplicate else 1
         for _ in range(copies):
-            record = {"status": params["CallStatus"], "delivered": False, "attempts": 0}
+            record = {
+                "status": params["CallStatus"],
+                "delivered": False,
+                "attempts": 0,
+                "queued_at": time.time(),
+            }
             call.callbacks.append(record)
             assert call.status_callback is not None
             self._senders.submit(self._post, call.status_callback, params, record, delay)
@@ -253,10 +258,11 @@ class Network:
                 if response.status_code < 500:
                     record["delivered"] = response.status_code < 300
                     record["http_status"] = response.status_code
+                    record["delivered_at"] = time.time()
                     return
             except requests.RequestException:
                 pass
-            if time.monotonic() + backoff > deadline:
+            if self._stopped or time.monotonic() + backoff > deadline:
                 logger.warning("callback %s to %s given up", params["CallStatus"], url)
                 return
             time.sleep(backoff)

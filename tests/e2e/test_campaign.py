@@ -161,7 +161,7 @@ def test_duplicated_and_reordered_callbacks_end_in_the_right_state(
         per_call = session.execute(
             select(CallEvent.provider_call_sid, func.count()).group_by(CallEvent.provider_call_sid)
         ).all()
-    assert all(n == 4 for _, n in per_call), "each status stored exactly once per call"
+    assert all(n == 3 for _, n in per_call), "each status stored exactly once per call"
 
 
 def test_retries_failures_and_dnc(stack: Stack, db: Database) -> None:

@@ -38,6 +38,8 @@ class Stack:
     env: dict[str, str]
     log_dir: Path
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    #: The other processes (simulator, api, calls, scheduler) by name.
+    services: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     def start_worker(self, index: int) -> subprocess.Popen[bytes]:
         port = free_port()
@@ -114,23 +116,26 @@ def campaign_stack(
         LOG_LEVEL="INFO",
     )
     with ExitStack() as stack:
-        stack.enter_context(
-            running([sys.executable, "-m", "simulators.twilio", "--port", str(ports["sim"]),
-                     "--cps", str(cps)], env, tmp_path / "sim.log", f"{sim_url}/_sim/healthz")
-        )  # fmt: skip
-        stack.enter_context(
-            running(gunicorn_argv("api"), {**env, "SERVICE_ROLE": "api"}, tmp_path / "api.log",
-                    f"{api}/readyz")
-        )  # fmt: skip
-        stack.enter_context(
-            running(gunicorn_argv("calls"), {**env, "SERVICE_ROLE": "calls"},
-                    tmp_path / "calls.log", f"{calls}/readyz")
-        )  # fmt: skip
-        stack.enter_context(
-            running(switchboard_argv("scheduler", "--metrics-port", str(ports["scheduler"])),
-                    env, tmp_path / "scheduler.log", f"http://127.0.0.1:{ports['scheduler']}/metrics")
-        )  # fmt: skip
-        result = Stack(api, calls, Simulator(sim_url), env, tmp_path)
+        services = {
+            "simulator": stack.enter_context(
+                running([sys.executable, "-m", "simulators.twilio", "--port", str(ports["sim"]),
+                         "--cps", str(cps)], env, tmp_path / "sim.log", f"{sim_url}/_sim/healthz")
+            ),
+            "api": stack.enter_context(
+                running(gunicorn_argv("api"), {**env, "SERVICE_ROLE": "api"},
+                        tmp_path / "api.log", f"{api}/readyz")
+            ),
+            "calls": stack.enter_context(
+                running(gunicorn_argv("calls"), {**env, "SERVICE_ROLE": "calls"},
+                        tmp_path / "calls.log", f"{calls}/readyz")
+            ),
+            "scheduler": stack.enter_context(
+                running(switchboard_argv("scheduler", "--metrics-port", str(ports["scheduler"])),
+                        env, tmp_path / "scheduler.log",
+                        f"http://127.0.0.1:{ports['scheduler']}/metrics")
+            ),
+        }  # fmt: skip
+        result = Stack(api, calls, Simulator(sim_url), env, tmp_path, services=services)
         try:
             for index in range(workers):
                 result.start_worker(index)

@@ -74,7 +74,8 @@ def apply_status(session: Session, call: Call, update: StatusUpdate, now: dateti
             call.error_code = update.error_code
             call.error_message = update.error_message
     metrics.CALL_STATUSES.labels(update.status).inc()
-    if call.lead_id is not None:
+    if final and call.lead_id is not None:
+        # Only the outcome matters on the lead; intermediate statuses would be three more writes.
         lead = session.get(Lead, call.lead_id)
         if lead is not None:
             lead.last_call_status = update.status

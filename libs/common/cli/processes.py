@@ -25,6 +25,9 @@ def worker(
     """Run Dramatiq worker processes on every queue (or --queues)."""
     env = dict(os.environ, SERVICE_ROLE="worker", **worker_metrics_env(settings))
     env["dramatiq_prom_port"] = str(metrics_port)
+    # An idle Dramatiq consumer backs off up to this long between polls (its default is 1 s,
+    # which would sit between a slot freeing and the next call). Polling costs Redis little.
+    env.setdefault("dramatiq_worker_timeout", os.environ.get("WORKER_POLL_MS", "100"))
     # Files from a previous run would be summed into this run's metrics.
     reset_multiprocess_dir(settings.metrics_dir / "worker")
     argv = [sys.executable, "-m", "dramatiq", "services.worker.main", "--processes", str(processes)]

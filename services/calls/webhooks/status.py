@@ -12,7 +12,7 @@ import re
 from datetime import UTC, datetime
 
 from flask import Blueprint, Response, request
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from libs.common import metrics
@@ -82,14 +82,14 @@ def _parse() -> tuple[str, StatusUpdate, int | None, int | None, int | None]:
 @blueprint.post("/webhook/twilio/status")
 @twilio_signed
 def status_callback() -> Response:
-    sid, update, sequence, job_id, attempt = _parse()
+    sid, status_update, sequence, job_id, attempt = _parse()
     session = get_session()
     event_id = insert_ignoring_conflicts(
         session,
         CallEvent.__table__,
         {
             "provider_call_sid": sid,
-            "status": update.status,
+            "status": status_update.status,
             "sequence_number": sequence,
             "params": request.form.to_dict(flat=True),
             "received_at": datetime.now(UTC),
@@ -97,18 +97,19 @@ def status_callback() -> Response:
     )
     if event_id is None:  # Twilio retried or repeated it: already handled
         session.rollback()
-        metrics.CALL_EVENTS.labels(update.status, "duplicate").inc()
+        metrics.CALL_EVENTS.labels(status_update.status, "duplicate").inc()
         return Response(status=204)
     call = _find_call(session, sid, job_id, attempt)
     if call is None:
         # Kept unapplied: when a worker stores this call id, it applies pending events.
         session.commit()
-        metrics.CALL_EVENTS.labels(update.status, "unknown_call").inc()
-        logger.warning("status %s for unknown call %s", update.status, sid)
+        metrics.CALL_EVENTS.labels(status_update.status, "unknown_call").inc()
+        logger.warning("status %s for unknown call %s", status_update.status, sid)
         return Response(status=204)
     now = datetime.now(UTC)
-    applied = apply_status(session, call, update, now)
-    session.get_one(CallEvent, event_id).applied = applied.moved
+    applied = apply_status(session, call, status_update, now)
+    if applied.moved:
+        session.execute(update(CallEvent).where(CallEvent.id == event_id).values(applied=True))
     if applied.slot_freed and applied.business_id is not None:
         enqueue_after_commit(session, DIALER_DISPATCH.message(business_id=applied.business_id))
     try:
@@ -118,7 +119,7 @@ def status_callback() -> Response:
         logger.warning("dispatch after %s not enqueued: broker unreachable", sid)
     if applied.retry_at is not None and applied.business_id is not None:
         _dispatch_later(applied.business_id, (applied.retry_at - now).total_seconds())
-    metrics.CALL_EVENTS.labels(update.status, "applied" if applied.moved else "late").inc()
+    metrics.CALL_EVENTS.labels(status_update.status, "applied" if applied.moved else "late").inc()
     return Response(status=204)
 
 

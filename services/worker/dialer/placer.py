@@ -46,7 +46,9 @@ def place_call(ctx: WorkerContext, claim: Claim) -> str:
                 url=f"{settings.public_base_url}/webhook/twilio/voice",
                 status_callback=status_callback_url(settings.public_base_url, claim),
                 status_callback_method="POST",
-                status_callback_event=["initiated", "ringing", "answered", "completed"],
+                # No "initiated": "ringing" attaches the call id as early, for a quarter fewer
+                # requests to the calls service.
+                status_callback_event=["ringing", "answered", "completed"],
                 timeout=settings.ring_timeout_s,
             )
         except TwilioRestException as exc:

@@ -1,0 +1,1 @@
+"""Benchmarks: each prints its figures, the command that reproduces them, and writes JSON."""

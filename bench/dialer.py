@@ -1,0 +1,203 @@
+"""Dialer benchmark: 50 businesses x 3 slots x 20 leads, simulated 1-s calls.
+
+Runs the real stack (api, calls, 2 workers, scheduler, Twilio simulator) on PostgreSQL and
+Redis, and reports:
+- slot utilization: ideal makespan / actual makespan (the ideal is the baseline: every slot
+  busy all the time, calls back to back);
+- dispatch gap p50/p99: a call's end at the provider to the next call created in that slot;
+- peak provider-side concurrency per business (must be <= 3);
+- CPU milliseconds per call, summed over every process of the stack.
+
+    .venv/bin/python -m bench.dialer [--businesses 50 --slots 3 --leads 20 --call-s 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import heapq
+import json
+import math
+import statistics
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import psutil
+import redis
+import requests
+from sqlalchemy import func, select
+
+from libs.common import migrate
+from libs.common.db import Database
+from libs.common.models import CallJob, Run, RunStatus
+from tests.conftest import empty_database
+from tests.support.services import (
+    POSTGRES_ADMIN_URL,
+    REDIS_TEST_URL,
+    temporary_postgres_database,
+)
+from tests.support.stack import Stack, campaign_stack, make_business
+from tests.support.twilio_sim import peak_concurrency
+
+RESULTS = Path(__file__).resolve().parent / "results"
+COMMAND = "make bench-dialer"
+
+
+def stack_cpu_seconds(stack: Stack) -> dict[str, float]:
+    """User+system CPU of every process of the stack, children included, by service."""
+    roots = {**stack.services, **{f"worker{i}": p for i, p in enumerate(stack.workers)}}
+    out = {}
+    for name, popen in roots.items():
+        total = 0.0
+        try:
+            root = psutil.Process(popen.pid)
+            for process in [root, *root.children(recursive=True)]:
+                times = process.cpu_times()
+                total += times.user + times.system
+        except psutil.Error:
+            pass
+        out[name] = total
+    return out
+
+
+def _wait_in_database(db: Database, run_ids: list[int], timeout_s: float) -> None:
+    """One query a second: polling 50 runs through the API would load the stack it measures."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with db.session() as session:
+            open_runs = session.scalar(
+                select(func.count())
+                .select_from(Run)
+                .where(
+                    Run.id.in_(run_ids),
+                    Run.status.not_in([RunStatus.COMPLETED, RunStatus.CANCELED]),
+                )
+            )
+        if not open_runs:
+            return
+        time.sleep(1.0)
+    raise TimeoutError(f"runs not finished after {timeout_s} s")
+
+
+def dispatch_gaps(calls: list[dict[str, Any]], slots: int) -> list[float]:
+    """For each call after the first ``slots``: created_at minus the end of the call whose slot
+    it took (the earliest-ending slot still held)."""
+    ordered = sorted(calls, key=lambda c: c["created_at"])
+    ends = [c["ended_at"] for c in ordered[:slots]]
+    heapq.heapify(ends)
+    gaps = []
+    for call in ordered[slots:]:
+        freed = heapq.heappop(ends)
+        gaps.append(max(0.0, call["created_at"] - freed))
+        heapq.heappush(ends, call["ended_at"])
+    return gaps
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1)]
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    with (
+        temporary_postgres_database() as database_url,
+        tempfile.TemporaryDirectory(prefix="sb-bench-") as tmp,
+    ):
+        migrate.upgrade(database_url)
+        db = Database(database_url)
+        redis.Redis.from_url(REDIS_TEST_URL).flushdb()
+        with campaign_stack(
+            database_url, REDIS_TEST_URL, Path(tmp), workers=2, cps=args.cps
+        ) as stack:
+            talk = max(args.call_s - args.ring_s, 0.05)
+            stack.sim.scenario(default={"ring_s": args.ring_s, "talk_s": talk})
+            businesses = [
+                make_business(db, f"Bench {b}", limit=args.slots) for b in range(args.businesses)
+            ]
+            runs = []
+            for b, business in enumerate(businesses):
+                leads = [
+                    {"phone": f"+1415{555 + b // 10:03d}{b % 10}{i:03d}"} for i in range(args.leads)
+                ]
+                requests.post(f"{stack.api}/api/leads/bulk", json={"leads": leads},
+                              headers=business.headers, timeout=30).raise_for_status()  # fmt: skip
+                run_id = requests.post(
+                    f"{stack.api}/api/runs",
+                    json={"name": "bench", "filter": {},
+                          "window": {"start": "00:00", "end": "23:59"}},
+                    headers=business.headers, timeout=30,
+                ).json()["id"]  # fmt: skip
+                runs.append((business, run_id))
+            cpu_before = stack_cpu_seconds(stack)
+            started = time.time()
+            for business, run_id in runs:
+                requests.post(f"{stack.api}/api/runs/{run_id}/start", headers=business.headers,
+                              timeout=30).raise_for_status()  # fmt: skip
+            _wait_in_database(db, [run_id for _, run_id in runs], timeout_s=600)
+            finished = time.time()
+            cpu_after = stack_cpu_seconds(stack)
+            ledger = stack.sim.ledger()["calls"]
+            with db.session() as session:
+                owner = {str(j.id): j.business_id for j in session.scalars(select(CallJob))}
+            per_business: dict[int, list[dict[str, Any]]] = defaultdict(list)
+            for call in ledger:
+                per_business[owner[call["job"]]].append(call)
+        empty_database(db)
+        db.dispose()
+    calls = len(ledger)
+    rounds = math.ceil(args.leads / args.slots)
+    ideal = max(rounds * args.call_s, calls / args.cps)
+    actual = max(c["ended_at"] for c in ledger) - started
+    gaps = [g for group in per_business.values() for g in dispatch_gaps(group, args.slots)]
+    peaks = [peak_concurrency(group) for group in per_business.values()]
+    return {
+        "benchmark": "dialer",
+        "command": COMMAND,
+        "config": vars(args),
+        "calls": calls,
+        "ideal_makespan_s": round(ideal, 2),
+        "actual_makespan_s": round(actual, 2),
+        "runs_completed_after_s": round(finished - started, 2),
+        "slot_utilization": round(ideal / actual, 3),
+        "dispatch_gap_p50_ms": round(percentile(gaps, 0.50) * 1000, 1),
+        "dispatch_gap_p99_ms": round(percentile(gaps, 0.99) * 1000, 1),
+        "dispatch_gap_mean_ms": round(statistics.fmean(gaps) * 1000, 1) if gaps else None,
+        "peak_concurrency_per_business_max": max(peaks),
+        "peak_concurrency_per_business_min": min(peaks),
+        "cpu_ms_per_call": round(
+            sum(cpu_after[k] - cpu_before[k] for k in cpu_after) * 1000 / max(calls, 1), 2
+        ),
+        "cpu_ms_per_call_by_process": {
+            k: round((cpu_after[k] - cpu_before[k]) * 1000 / max(calls, 1), 2) for k in cpu_after
+        },
+        "duplicate_attempts": calls - len({(c["job"], c["attempt"]) for c in ledger}),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.dialer", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--businesses", type=int, default=50)
+    parser.add_argument("--slots", type=int, default=3)
+    parser.add_argument("--leads", type=int, default=20)
+    parser.add_argument("--call-s", type=float, default=1.0)
+    parser.add_argument("--ring-s", type=float, default=0.1)
+    parser.add_argument("--cps", type=float, default=200.0, help="account calls per second")
+    args = parser.parse_args()
+    if not POSTGRES_ADMIN_URL or not REDIS_TEST_URL:
+        raise SystemExit("PostgreSQL and Redis are needed (TEST_POSTGRES_URL, TEST_REDIS_URL)")
+    result = run(args)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "dialer.json").write_text(json.dumps(result, indent=2) + "\n")
+    width = max(len(k) for k in result)
+    for key, value in result.items():
+        print(f"{key:<{width}}  {value}")
+
+
+if __name__ == "__main__":
+    main()
