@@ -194,3 +194,54 @@ def test_retries_failures_and_dnc(stack: Stack, db: Database) -> None:
     assert failed and failed[0]["error"]["code"] == "21211"
     retries = sorted(c["created_at"] for c in ledger if c["to"] == busy)
     assert retries[1] - retries[0] >= 1.0, "the retry waited for retry_delay_s"
+
+
+def test_a_large_run_does_not_starve_a_small_one(stack: Stack, db: Database) -> None:
+    stack.sim.scenario(default={"ring_s": 0.1, "talk_s": 0.4})
+    big, small = make_business(db, "Big", limit=3), make_business(db, "Small", limit=3)
+    big_run = start_run(stack, big, [number(5, i) for i in range(150)])
+    time.sleep(1.0)  # the big run is well under way before the small one starts
+    small_started = time.time()
+    small_run = start_run(stack, small, [number(6, i) for i in range(9)])
+    [small_body] = wait_for_runs(stack, [(small, small_run)], timeout_s=60)
+    small_took = time.time() - small_started
+    big_body = requests.get(f"{stack.api}/api/runs/{big_run}", headers=big.headers,
+                            timeout=5).json()  # fmt: skip
+    assert small_body["progress"]["by_status"]["completed"] == 9
+    # Alone, 9 calls in 3 slots of ~0.6 s take ~2 s; sharing the workers must not change that
+    # by much, and certainly not wait for the big run.
+    assert small_took < 10, f"small run took {small_took:.1f}s"
+    assert big_body["status"] == "running", "the small run finished while the big one still ran"
+    requests.post(f"{stack.api}/api/runs/{big_run}/cancel", headers=big.headers, timeout=5)
+
+
+def test_cancel_stops_new_dials_at_once(stack: Stack, db: Database) -> None:
+    stack.sim.scenario(default={"ring_s": 0.1, "talk_s": 0.6})
+    business = make_business(db, "Canceller", limit=3)
+    run_id = start_run(stack, business, [number(8, i) for i in range(30)])
+    time.sleep(1.5)
+    canceled = requests.post(f"{stack.api}/api/runs/{run_id}/cancel", headers=business.headers,
+                             timeout=5).json()  # fmt: skip
+    canceled_at = time.time()
+    assert canceled["status"] == "canceled"
+    [body] = wait_for_runs(stack, [(business, run_id)], timeout_s=30)
+    owners = business_of_jobs(db)
+    mine = [c for c in stack.sim.ledger()["calls"] if owners.get(c["job"]) == business.id]
+    assert not [c for c in mine if c["created_at"] > canceled_at + 0.2], "dialed after cancel"
+    by_status = body["progress"]["by_status"]
+    # Calls in progress at the cancel finished and were recorded; the rest never started.
+    assert by_status["completed"] == len(mine) and by_status["canceled"] == 30 - len(mine)
+    assert body["progress"]["active_calls"] == 0 and body["finished_at"] is not None
+
+
+def test_dialer_metrics_are_exported(stack: Stack) -> None:
+    calls_metrics = requests.get(f"{stack.calls}/metrics", timeout=5).text
+    assert 'switchboard_call_events_total{result="applied",status="completed"}' in calls_metrics
+    assert 'switchboard_call_status_total{status="completed"}' in calls_metrics
+    worker_metrics = "".join(requests.get(url, timeout=5).text for url in stack.worker_metrics)
+    assert 'switchboard_calls_created_total{outcome="created"}' in worker_metrics
+    assert "switchboard_dispatch_gap_seconds_bucket" in worker_metrics
+    assert 'dramatiq_messages_total{actor_name="dialer.dispatch"' in worker_metrics
+    assert "switchboard_reconciler_repairs_total" in worker_metrics or "switchboard_runs{" in (
+        worker_metrics
+    )

@@ -38,6 +38,8 @@ class Stack:
     env: dict[str, str]
     log_dir: Path
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    #: Each worker's Prometheus endpoint, by index.
+    worker_metrics: list[str] = field(default_factory=list)
     #: The other processes (simulator, api, calls, scheduler) by name.
     services: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
@@ -55,10 +57,12 @@ class Stack:
         wait_for_http(
             f"http://127.0.0.1:{port}/metrics", process, self.log_dir / f"worker{index}.log"
         )
+        url = f"http://127.0.0.1:{port}/metrics"
         if index < len(self.workers):
-            self.workers[index] = process
+            self.workers[index], self.worker_metrics[index] = process, url
         else:
             self.workers.append(process)
+            self.worker_metrics.append(url)
         return process
 
     def kill_worker(self, index: int) -> None:
@@ -154,7 +158,8 @@ def wait_for_runs(
             requests.get(f"{stack.api}/api/runs/{run_id}", headers=b.headers, timeout=5).json()
             for b, run_id in runs
         ]
-        if all(body["status"] in ("completed", "canceled") for body in bodies):
+        # finished_at, not the status: a canceled run still has its calls in progress to end.
+        if all(body["finished_at"] for body in bodies):
             return bodies
         time.sleep(0.25)
     raise AssertionError(f"runs not finished: {bodies}\n{stack.logs()}")
