@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from libs.common.cli import admin, database, processes, run, status
+from libs.common.cli import admin, database, deploy, processes, run, status
 from libs.common.settings import ConfigError, Settings
 
 
@@ -24,6 +24,8 @@ for command in (
     admin.business,
     admin.token,
     status.status,
+    status.heartbeat_check,
+    deploy.check_deploy,
     processes.worker,
     processes.scheduler,
 ):

@@ -19,3 +19,25 @@ def status(settings: Settings, as_json: bool) -> None:
     report = status_report.collect(settings)
     click.echo(json.dumps(report, indent=2) if as_json else status_report.render_text(report))
     sys.exit(0 if report["ok"] else 1)
+
+
+@click.command("heartbeat-check")
+@click.pass_obj
+def heartbeat_check(settings: Settings) -> None:
+    """Exit 0 when a worker process on this host has a live heartbeat (container healthcheck)."""
+    import socket
+
+    from libs.common import heartbeats
+    from libs.common.redis_client import redis_from_url
+
+    if not settings.redis_url:
+        raise click.ClickException("REDIS_URL is not set")
+    host = socket.gethostname()
+    try:
+        beats = heartbeats.live_workers(redis_from_url(settings.redis_url, timeout_s=3))
+    except Exception as exc:  # a healthcheck reports, it does not crash
+        raise click.ClickException(f"cannot read heartbeats: {type(exc).__name__}") from None
+    mine = [b for b in beats if b.host == host]
+    if not mine:
+        raise click.ClickException(f"no live worker heartbeat from {host}")
+    click.echo(f"{len(mine)} worker process(es) on {host} alive")

@@ -1,0 +1,28 @@
+"""`switchboard check-deploy`: nginx upstreams and routes against the compose services."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from libs.common import deploy_check
+from libs.common.settings import ROOT
+
+
+@click.command("check-deploy")
+@click.option("--nginx", "nginx_conf", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=ROOT / "deploy" / "nginx" / "nginx.conf", show_default=True)  # fmt: skip
+@click.option("--compose", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=ROOT / "docker-compose.prod.yml", show_default=True)  # fmt: skip
+def check_deploy(nginx_conf: Path, compose: Path) -> None:
+    """Report every nginx upstream, proxy_pass or route that no compose service answers."""
+    try:
+        problems = deploy_check.check(nginx_conf, compose, root=ROOT)
+    except (ValueError, OSError) as exc:
+        raise click.ClickException(str(exc)) from None
+    for problem in problems:
+        click.echo(problem, err=True)
+    if problems:
+        raise SystemExit(1)
+    click.echo(f"ok: {nginx_conf.name} and {compose.name} agree")
