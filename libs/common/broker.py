@@ -72,7 +72,24 @@ def _prometheus_middleware(settings: Settings) -> Any:
     # Imported here: the module reads its database path from the environment at import.
     from dramatiq.middleware.prometheus import Prometheus
 
-    return Prometheus()
+    class PrometheusWithZeros(Prometheus):
+        """Dramatiq's metrics, with every actor's series exported at zero from boot, so
+        dashboards and error-rate alerts see them before the first message or error."""
+
+        def after_process_boot(self, broker: Any) -> None:
+            super().after_process_boot(broker)  # type: ignore[no-untyped-call]
+            for actor in broker.actors.values():
+                labels = (actor.queue_name, actor.actor_name)
+                for metric in (
+                    self.total_messages,
+                    self.total_errored_messages,
+                    self.total_retried_messages,
+                    self.total_rejected_messages,
+                    self.message_durations,
+                ):
+                    metric.labels(*labels)
+
+    return PrometheusWithZeros()
 
 
 def build_broker(settings: Settings, *, worker: bool, stub: bool = False) -> dramatiq.Broker:

@@ -7,6 +7,8 @@ configs and the worker entry point set it, so every process writes to the same d
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -103,15 +105,21 @@ def multiprocess_dir() -> str | None:
     return os.environ.get("PROMETHEUS_MULTIPROC_DIR")
 
 
-def render_latest() -> tuple[bytes, str]:
-    """The exposition text: summed over every process when in multiprocess mode."""
+def render_latest(extra: Iterable[Any] = ()) -> tuple[bytes, str]:
+    """The exposition text: summed over every process when in multiprocess mode, plus
+    ``extra`` collectors evaluated now (such as queue depth read from Redis)."""
+    registry = CollectorRegistry()
     if multiprocess_dir():
         from prometheus_client import multiprocess
 
-        registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-        return generate_latest(registry), CONTENT_TYPE_LATEST
-    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+        body = generate_latest(registry)
+    else:
+        body = generate_latest(REGISTRY)
+    extras = CollectorRegistry()
+    for collector in extra:
+        extras.register(collector)
+    return body + generate_latest(extras), CONTENT_TYPE_LATEST
 
 
 def mark_process_dead(pid: int) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dramatiq
 from flask import Blueprint, Flask, Response, jsonify
 
+from libs.common.queue_metrics import QueueDepthCollector
 from libs.common.settings import Settings, get_settings
 from libs.common.web import health
 from libs.common.web.app_base import create_base_app
@@ -20,6 +21,9 @@ from services.api.system.routes import blueprint as system_blueprint
 def create_app(settings: Settings | None = None, broker: dramatiq.Broker | None = None) -> Flask:
     settings = settings or get_settings()
     app = create_base_app(__name__, "api", settings, broker)
+    if settings.redis_url:
+        # Queue depth is read from Redis at scrape time, here only: one report per queue.
+        app.extensions["metrics_collectors"] = [QueueDepthCollector(settings.redis_url)]
 
     api = Blueprint("api", __name__, url_prefix="/api")
     api.before_request(auth.authenticate)

@@ -38,6 +38,17 @@ logger = logging.getLogger(__name__)
 #: Provider look-ups per pass, so one pass stays short however much is stale.
 MAX_PROVIDER_LOOKUPS = 100
 
+#: Every kind of repair, exported at zero from the start so rate() and alerts see it.
+REPAIRS = (
+    "stalled_background_job",
+    "dialing_without_call_id",
+    "call_status_from_provider",
+    "redispatch",
+    "run_completed",
+)
+for _kind in REPAIRS:
+    metrics.RECONCILER_REPAIRS.labels(_kind)
+
 
 def _repaired(kind: str, count: int) -> int:
     if count:
@@ -177,6 +188,10 @@ def complete_finished_runs(ctx: WorkerContext, now: datetime) -> int:
     return _repaired("run_completed", count)
 
 
+#: Businesses this process has exported an active-calls value for.
+_seen_active: set[str] = set()
+
+
 def export_gauges(ctx: WorkerContext) -> None:
     """Active calls and runs by status, from rows: the gauges never drift from the truth."""
     with ctx.database.session() as session:
@@ -190,8 +205,13 @@ def export_gauges(ctx: WorkerContext) -> None:
                 select(Run.status, func.count()).group_by(Run.status)
             ).all()}
         )  # fmt: skip
-    metrics.ACTIVE_CALLS.clear()
-    for business_id, n in active:
-        metrics.ACTIVE_CALLS.labels(str(business_id)).set(n)
+    # Gauges cannot be cleared in multiprocess mode: businesses seen active before and idle
+    # now are set back to zero explicitly.
+    current = {str(business_id): n for business_id, n in active}
+    for business_id in _seen_active - current.keys():
+        metrics.ACTIVE_CALLS.labels(business_id).set(0)
+    for business_id, n in current.items():
+        metrics.ACTIVE_CALLS.labels(business_id).set(n)
+    _seen_active.update(current)
     for status in RunStatus:
         metrics.RUNS_BY_STATUS.labels(status.value).set(runs.get(status, 0))

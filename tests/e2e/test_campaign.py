@@ -234,7 +234,17 @@ def test_cancel_stops_new_dials_at_once(stack: Stack, db: Database) -> None:
     assert body["progress"]["active_calls"] == 0 and body["finished_at"] is not None
 
 
-def test_dialer_metrics_are_exported(stack: Stack) -> None:
+@pytest.fixture(scope="module")
+def traffic(stack: Stack, db: Database) -> None:
+    """A small run whose calls outlive a reconciler tick (1 s), then one more tick."""
+    stack.sim.scenario(default={"ring_s": 0.1, "talk_s": 2.5})
+    business = make_business(db, "Observed", limit=3)
+    run_id = start_run(stack, business, [number(4, i) for i in range(3)])
+    wait_for_runs(stack, [(business, run_id)], timeout_s=30)
+    time.sleep(2.5)
+
+
+def test_dialer_metrics_are_exported(stack: Stack, traffic: None) -> None:
     calls_metrics = requests.get(f"{stack.calls}/metrics", timeout=5).text
     assert 'switchboard_call_events_total{result="applied",status="completed"}' in calls_metrics
     assert 'switchboard_call_status_total{status="completed"}' in calls_metrics
@@ -245,3 +255,17 @@ def test_dialer_metrics_are_exported(stack: Stack) -> None:
     assert "switchboard_reconciler_repairs_total" in worker_metrics or "switchboard_runs{" in (
         worker_metrics
     )
+
+
+def test_every_metric_in_dashboards_and_alerts_is_exported(stack: Stack, traffic: None) -> None:
+    from tests.support.promql import metric_names
+
+    scraped = "\n".join(
+        requests.get(url, timeout=5).text
+        for url in [f"{stack.api}/metrics", f"{stack.calls}/metrics", stack.scheduler_metrics,
+                    *stack.worker_metrics]
+    )  # fmt: skip
+    exported = {line.split("{")[0].split(" ")[0] for line in scraped.splitlines() if line}
+    exported = {name for name in exported if not name.startswith("#")}
+    missing = sorted(metric_names() - exported)
+    assert missing == [], f"named by dashboards/alerts but not exported: {missing}"

@@ -38,6 +38,7 @@ class Stack:
     env: dict[str, str]
     log_dir: Path
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    scheduler_metrics: str = ""
     #: Each worker's Prometheus endpoint, by index.
     worker_metrics: list[str] = field(default_factory=list)
     #: The other processes (simulator, api, calls, scheduler) by name.
@@ -139,7 +140,15 @@ def campaign_stack(
                         f"http://127.0.0.1:{ports['scheduler']}/metrics")
             ),
         }  # fmt: skip
-        result = Stack(api, calls, Simulator(sim_url), env, tmp_path, services=services)
+        result = Stack(
+            api,
+            calls,
+            Simulator(sim_url),
+            env,
+            tmp_path,
+            scheduler_metrics=f"http://127.0.0.1:{ports['scheduler']}/metrics",
+            services=services,
+        )
         try:
             for index in range(workers):
                 result.start_worker(index)

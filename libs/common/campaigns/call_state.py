@@ -36,6 +36,9 @@ _FINAL_JOB_STATUS = {
 #: Outcomes that try again after the run's retry delay while attempts remain.
 _RETRIED = frozenset({"busy", "no-answer"})
 
+for _status in STATUS_RANK:  # exported at zero from the start
+    metrics.CALL_STATUSES.labels(_status)
+
 
 @dataclass(frozen=True)
 class StatusUpdate:

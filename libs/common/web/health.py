@@ -48,5 +48,5 @@ def readyz() -> Response:
 
 @blueprint.get("/metrics")
 def metrics_endpoint() -> Response:
-    body, content_type = metrics.render_latest()
+    body, content_type = metrics.render_latest(current_app.extensions.get("metrics_collectors", []))
     return Response(body, content_type=content_type)

@@ -42,6 +42,9 @@ ANSWERED_BY = {
 #: A retry whose delay is longer than this waits for the reconciler, not a delayed message.
 MAX_DELAYED_DISPATCH_S = 600
 
+# Exported at zero from the start, so alerts on their rate work before the first failure.
+metrics.WEBHOOK_SIGNATURE_FAILURES.labels("/webhook/twilio/status")
+
 
 def _int(name: str, raw: str | None, *, required: bool = False) -> int | None:
     if raw in (None, ""):

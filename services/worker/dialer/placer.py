@@ -26,6 +26,9 @@ RETRIES = 4
 #: After the in-place retries, the attempt is given back and the job waits this long.
 REQUEUE_AFTER_S = 10
 
+for _outcome in ("created", "requeued", "refused", "unknown"):
+    metrics.CALLS_CREATED.labels(_outcome)
+
 
 def status_callback_url(public_base_url: str, claim: Claim) -> str:
     # The URL names the job and attempt: the first callback can attach the call id even if
