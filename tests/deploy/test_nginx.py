@@ -110,3 +110,16 @@ def test_oversized_bodies_are_refused_by_nginx(proxy: Proxy) -> None:
     response = requests.post(f"{proxy.base}/api/leads/import", data=b"x" * (11 * 1024 * 1024),
                              headers={"Content-Type": "text/csv"}, timeout=30)  # fmt: skip
     assert response.status_code == 413
+
+
+def test_gixy_finds_nothing(tmp_path: Path) -> None:
+    import shutil as _shutil
+    import sys
+
+    conf = render(tmp_path, {"api": 5000, "calls": 5050}, 8080, 8443)
+    gixy = _shutil.which("gixy") or str(Path(sys.executable).parent / "gixy")
+    result = subprocess.run([gixy, str(conf)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Total issues:" in result.stdout
+    for severity in ("Unspecified", "Low", "Medium", "High"):
+        assert f"{severity}: 0" in result.stdout, result.stdout
