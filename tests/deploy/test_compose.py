@@ -72,3 +72,36 @@ def test_settings_variables_are_documented_in_env_example_or_readme() -> None:
     settings_src = (ROOT / "libs" / "common" / "settings.py").read_text()
     for name in set(re.findall(r'reader\.\w+\("([A-Z_]+)"', settings_src)):
         assert f"`{name}`" in readme or name in readme, f"{name} missing from the README"
+
+
+def _interpolate(text: str, env: dict[str, str]) -> str:
+    """What `docker compose` does before validating: ${VAR}, ${VAR:-default}, ${VAR:?error}."""
+
+    def value(match: re.Match[str]) -> str:
+        name, op, arg = match.group(1), match.group(2), match.group(3) or ""
+        current = env.get(name, "")
+        if op == ":-":
+            return current or arg
+        if op == ":?":
+            assert current, f"{name} is required: {arg}"
+        return current
+
+    text = re.sub(r"(?<!\$)\$\{([A-Z_]+)(:-|:\?)?([^}]*)\}", value, text)
+    return text.replace("$$", "$")
+
+
+def test_compose_file_matches_the_compose_specification() -> None:
+    import json
+
+    import jsonschema
+
+    example = dict(re.findall(r"^([A-Z_]+)=(.*)$", (ROOT / ".env.example").read_text(), re.M))
+    env = {k: v or "example-secret" for k, v in example.items()}
+    text = _interpolate((ROOT / "docker-compose.prod.yml").read_text(), env)
+    schema = json.loads((ROOT / "tests" / "deploy" / "schemas" / "compose-spec.json").read_text())
+    validator = jsonschema.Draft201909Validator(schema)
+    errors = [f"{list(e.path)}: {e.message}" for e in validator.iter_errors(yaml.safe_load(text))]
+    assert errors == []
+    # The schema is not a formality: a misspelt key is caught.
+    broken = yaml.safe_load(text.replace("healthcheck:", "healthchek:", 1))
+    assert list(validator.iter_errors(broken))
