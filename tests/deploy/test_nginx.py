@@ -123,3 +123,45 @@ def test_gixy_finds_nothing(tmp_path: Path) -> None:
     assert "Total issues:" in result.stdout
     for severity in ("Unspecified", "Low", "Medium", "High"):
         assert f"{severity}: 0" in result.stdout, result.stdout
+
+
+def test_websocket_upgrade_through_nginx(tmp_path: Path) -> None:
+    """The /ws/ route upgrades and relays frames both ways. The calls service's own media-stream
+    endpoint arrives with its issue; until then a flask-sock echo server stands behind the
+    `calls` upstream, which is what this exercises: nginx's upgrade handling."""
+    import threading
+
+    import simple_websocket
+    from flask import Flask, request
+    from flask_sock import Sock
+    from werkzeug.serving import make_server
+
+    seen: dict[str, str] = {}
+    echo = Flask("echo")
+    sock = Sock(echo)
+
+    @sock.route("/ws/echo")
+    def relay(ws: simple_websocket.Server) -> None:
+        seen["proto"] = request.headers.get("X-Forwarded-Proto", "")
+        while True:
+            ws.send(ws.receive())
+
+    upstream_port, http_port = free_port(), free_port()
+    server = make_server("127.0.0.1", upstream_port, echo, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    conf = render(tmp_path, {"api": free_port(), "calls": upstream_port}, http_port, free_port())
+    nginx = [nginx_binary(), "-c", str(conf), "-p", str(tmp_path), "-g", "daemon off;"]
+    try:
+        with running(
+            nginx, service_env(), tmp_path / "nginx.log", f"http://127.0.0.1:{http_port}/"
+        ):
+            client = simple_websocket.Client.connect(f"ws://127.0.0.1:{http_port}/ws/echo")
+            try:
+                for frame in ('{"event": "connected"}', '{"event": "media"}'):
+                    client.send(frame)
+                    assert client.receive(timeout=5) == frame
+            finally:
+                client.close()
+    finally:
+        server.shutdown()
+    assert seen["proto"] == "http"
