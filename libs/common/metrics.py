@@ -57,6 +57,17 @@ SCHEDULER_EMISSIONS = Counter(
     ["job"],
 )
 
+SCHEDULE_OCCURRENCES = Counter(
+    "switchboard_schedule_occurrences_total",
+    "Daily-schedule occurrences by what became of them (queued, missed, placed, skipped, failed).",
+    ["status"],
+)
+SCHEDULE_FIRE_LAG = Histogram(
+    "switchboard_schedule_fire_lag_seconds",
+    "Time from a schedule's due instant to the tick that queued its call.",
+    buckets=(1, 5, 15, 30, 60, 120, 300, 900, 3600),
+)
+
 CALL_STATUSES = Counter(
     "switchboard_call_status_total",
     "Call statuses applied (moved a call forward), by status.",

@@ -8,7 +8,7 @@ from typing import Any
 
 import redis
 
-from libs.common.contracts import MAINTENANCE_RECONCILE, ActorContract
+from libs.common.contracts import MAINTENANCE_RECONCILE, SCHEDULES_TICK, ActorContract
 from libs.common.settings import Settings
 
 LEADER_KEY = "switchboard:scheduler:leader"
@@ -21,6 +21,9 @@ class PeriodicJob:
     name: str
     contract: ActorContract
     period_s: float
+    #: How far back a scheduler that was down emits the periods it missed (0: only the
+    #: current one, for jobs where one late run covers everything).
+    catch_up_s: float = 0.0
 
     def period_index(self, now: float) -> int:
         return int(now // self.period_s)
@@ -29,14 +32,46 @@ class PeriodicJob:
         # Every periodic actor takes the period it belongs to: its idempotency key.
         return {self.contract.params[0]: int(period_index * self.period_s)}
 
+    @property
+    def marker_ttl_s(self) -> float:
+        # A marker must outlive the catch-up window, or a catch-up could emit a period again.
+        return max(self.period_s * 10, self.catch_up_s + self.period_s * 2, 60)
+
 
 def periodic_jobs(settings: Settings) -> tuple[PeriodicJob, ...]:
-    return (PeriodicJob("reconcile", MAINTENANCE_RECONCILE, settings.scheduler_tick_s),)
+    return (
+        PeriodicJob("reconcile", MAINTENANCE_RECONCILE, settings.scheduler_tick_s),
+        PeriodicJob(
+            "schedules_tick",
+            SCHEDULES_TICK,
+            settings.schedule_tick_s,
+            catch_up_s=settings.schedule_grace_s,
+        ),
+    )
 
 
-def record_run(client: redis.Redis, job: PeriodicJob, ran_at: float, next_at: float) -> None:
-    state = {"period_s": job.period_s, "last_run_at": ran_at, "next_run_at": next_at}
+def record_run(
+    client: redis.Redis, job: PeriodicJob, period_index: int, ran_at: float, next_at: float
+) -> None:
+    state = {
+        "period_s": job.period_s,
+        "last_period": period_index,
+        "last_run_at": ran_at,
+        "next_run_at": next_at,
+    }
     client.hset(STATE_KEY, job.name, json.dumps(state))
+
+
+def last_period(client: redis.Redis, job: PeriodicJob) -> int | None:
+    """The newest period emitted for ``job``, as recorded by the leader that emitted it."""
+    raw = client.hget(STATE_KEY, job.name)
+    if raw is None:
+        return None
+    try:
+        value = json.loads(raw).get("last_period")
+    except (ValueError, AttributeError):
+        return None
+    return value if isinstance(value, int) else None
 
 
 def read_state(client: redis.Redis, jobs: tuple[PeriodicJob, ...]) -> list[dict[str, Any]]:

@@ -59,6 +59,14 @@ class Settings:
     worker_heartbeat_ttl_s: float = 20.0
     scheduler_tick_s: float = 15.0
     scheduler_lock_ttl_s: float = 10.0
+    #: How often the scheduler checks for due daily schedules.
+    schedule_tick_s: float = 60.0
+    #: A schedule found due later than this after its instant is recorded missed, not called
+    #: (nobody wants yesterday's 09:00 call at 17:00); it is also how far a restarted
+    #: scheduler catches up ticks it missed.
+    schedule_grace_s: float = 3600.0
+    #: Manual due checks (POST /api/schedules/trigger) allowed per caller per minute.
+    schedule_trigger_per_minute: int = 6
     #: A BackgroundJob still queued or running after this long is failed by the reconciler.
     background_job_stall_s: float = 3600.0
     twilio_account_sid: str | None = None
@@ -114,6 +122,11 @@ class Settings:
             worker_heartbeat_ttl_s=reader.number("WORKER_HEARTBEAT_TTL_S", 20, 0.5, 3600),
             scheduler_tick_s=reader.number("SCHEDULER_TICK_S", 15, 0.1, 3600),
             scheduler_lock_ttl_s=reader.number("SCHEDULER_LOCK_TTL_S", 10, 0.5, 600),
+            schedule_tick_s=reader.number("SCHEDULE_TICK_S", 60, 0.1, 3600),
+            schedule_grace_s=reader.number("SCHEDULE_GRACE_S", 3600, 60, 86400),
+            schedule_trigger_per_minute=int(
+                reader.number("SCHEDULE_TRIGGER_PER_MINUTE", 6, 1, 10_000)
+            ),
             background_job_stall_s=reader.number("BACKGROUND_JOB_STALL_S", 3600, 1, 7 * 86400),
             twilio_account_sid=reader.text("TWILIO_ACCOUNT_SID"),
             twilio_auth_token=reader.text("TWILIO_AUTH_TOKEN"),

@@ -136,7 +136,7 @@ def render_text(report: dict[str, Any]) -> str:
         if name == "scheduler":
             for job in component.get("periodic", []):
                 lines.append(
-                    f"    {job['name']:<12} every {job['period_s']:g}s "
+                    f"    {job['name']:<16} every {job['period_s']:g}s "
                     f"last={_ts(job['last_run_at'])} next={_ts(job['next_run_at'])}"
                 )
     return "\n".join(lines)

@@ -15,6 +15,7 @@ from services.api.calls.routes import blueprint as calls_blueprint
 from services.api.jobs.routes import blueprint as jobs_blueprint
 from services.api.leads.routes import blueprint as leads_blueprint
 from services.api.runs.routes import blueprint as runs_blueprint
+from services.api.schedules.routes import blueprint as schedules_blueprint
 from services.api.system.routes import blueprint as system_blueprint
 
 
@@ -38,6 +39,7 @@ def create_app(settings: Settings | None = None, broker: dramatiq.Broker | None 
         system_blueprint,
         leads_blueprint,
         runs_blueprint,
+        schedules_blueprint,
         calls_blueprint,
     ):
         api.register_blueprint(child)

@@ -17,7 +17,7 @@ from libs.common.campaigns.call_state import (
     complete_run_if_done,
     fail_job,
 )
-from libs.common.contracts import DIALER_DISPATCH
+from libs.common.contracts import DIALER_DISPATCH, SCHEDULES_PLACE_CALL
 from libs.common.middleware.worker_context import WorkerContext
 from libs.common.models import (
     ACTIVE_JOB_STATUSES,
@@ -28,13 +28,17 @@ from libs.common.models import (
     CallJob,
     CallJobStatus,
     JobStatus,
+    OccurrenceStatus,
     Run,
     RunStatus,
+    ScheduleOccurrence,
 )
 from services.worker.dialer.claim import has_due_work
 
 logger = logging.getLogger(__name__)
 
+#: A pending occurrence older than this lost its place_call message (retries end well before).
+OCCURRENCE_REQUEUE_AFTER_S = 120
 #: Provider look-ups per pass, so one pass stays short however much is stale.
 MAX_PROVIDER_LOOKUPS = 100
 
@@ -45,6 +49,7 @@ REPAIRS = (
     "call_status_from_provider",
     "redispatch",
     "run_completed",
+    "schedule_occurrence_requeued",
 )
 for _kind in REPAIRS:
     metrics.RECONCILER_REPAIRS.labels(_kind)
@@ -171,6 +176,27 @@ def redispatch(ctx: WorkerContext, now: datetime) -> int:
     if due:
         metrics.RECONCILER_REPAIRS.labels("redispatch").inc(len(due))
     return len(due)
+
+
+def requeue_pending_occurrences(ctx: WorkerContext, now: datetime) -> int:
+    """Occurrences still pending long after their message was sent lost it (a Redis flush, a
+    crash between commit and send): send it again. Placing is idempotent per occurrence."""
+    with ctx.database.session() as session:
+        rows = session.execute(
+            select(ScheduleOccurrence.schedule_id, ScheduleOccurrence.local_date)
+            .where(
+                ScheduleOccurrence.status == OccurrenceStatus.PENDING,
+                ScheduleOccurrence.created_at < now - timedelta(seconds=OCCURRENCE_REQUEUE_AFTER_S),
+            )
+            .order_by(ScheduleOccurrence.created_at)
+            .limit(1000)
+        ).all()
+    for schedule_id, local_date in rows:
+        message = SCHEDULES_PLACE_CALL.message(
+            schedule_id=schedule_id, local_date=local_date.isoformat()
+        )
+        ctx.broker.enqueue(message)
+    return _repaired("schedule_occurrence_requeued", len(rows))
 
 
 def complete_finished_runs(ctx: WorkerContext, now: datetime) -> int:

@@ -45,19 +45,35 @@ class Scheduler:
             return 0
         emitted = 0
         for job in self.jobs:
-            index = job.period_index(now)
-            marker = periodic.EMITTED_KEY.format(name=job.name, period=index)
-            claimed = self.lock.claim_once(marker, ttl_s=max(job.period_s * 10, 60))
-            if claimed is None:
-                self.is_leader = False
-                logger.warning("scheduler lost leadership before emitting %s", job.name)
-                return emitted
-            if claimed:
-                self.broker.enqueue(job.contract.message(**job.kwargs_for(index)))
-                metrics.SCHEDULER_EMISSIONS.labels(job.name).inc()
-                emitted += 1
-                periodic.record_run(self.client, job, now, (index + 1) * job.period_s)
+            for index in self._periods_to_emit(job, now):
+                marker = periodic.EMITTED_KEY.format(name=job.name, period=index)
+                claimed = self.lock.claim_once(marker, ttl_s=job.marker_ttl_s)
+                if claimed is None:
+                    self.is_leader = False
+                    logger.warning("scheduler lost leadership before emitting %s", job.name)
+                    return emitted
+                if claimed:
+                    self.broker.enqueue(job.contract.message(**job.kwargs_for(index)))
+                    metrics.SCHEDULER_EMISSIONS.labels(job.name).inc()
+                    emitted += 1
+                    next_at = (job.period_index(now) + 1) * job.period_s
+                    periodic.record_run(self.client, job, index, now, next_at)
         return emitted
+
+    def _periods_to_emit(self, job: periodic.PeriodicJob, now: float) -> range:
+        """The current period, preceded by those missed since the last emission (catch-up)."""
+        current = job.period_index(now)
+        if not job.catch_up_s:
+            return range(current, current + 1)
+        last = periodic.last_period(self.client, job)
+        if last is None:
+            return range(current, current + 1)
+        oldest = current - int(job.catch_up_s // job.period_s)
+        first = max(last + 1, oldest)
+        if first < current:
+            logger.info("scheduler catching up %d missed %s periods", current - first, job.name)
+        # Ending at current + 1 even when first > current: the marker then says "done".
+        return range(min(first, current), current + 1)
 
     def run(self) -> None:
         # Wake often enough to renew the lock at a third of its TTL and to emit on time.

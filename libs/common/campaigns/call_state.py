@@ -165,7 +165,9 @@ def fail_job(
 
 def complete_run_if_done(session: Session, run_id: int, now: datetime) -> bool:
     """A running (or canceled) run with no open job left is finished."""
-    run = session.get(Run, run_id)
+    # Locked and re-read: a daily run may be getting a new job (and be reopened) right now,
+    # and the open-job count below must see that job once its transaction commits.
+    run = session.get(Run, run_id, with_for_update=True, populate_existing=True)
     if run is None or run.status not in (RunStatus.RUNNING, RunStatus.CANCELED):
         return False
     if run.finished_at is not None:

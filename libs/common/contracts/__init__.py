@@ -9,6 +9,11 @@ from libs.common.contracts.base import (
     is_primitive,
 )
 from libs.common.contracts.campaigns import DIALER_DISPATCH, LEADS_IMPORT_CSV
+from libs.common.contracts.schedules import (
+    SCHEDULES_CHECK_DUE,
+    SCHEDULES_PLACE_CALL,
+    SCHEDULES_TICK,
+)
 from libs.common.contracts.system import MAINTENANCE_RECONCILE, SYSTEM_PING
 
 ALL_CONTRACTS: tuple[ActorContract, ...] = (
@@ -16,6 +21,9 @@ ALL_CONTRACTS: tuple[ActorContract, ...] = (
     MAINTENANCE_RECONCILE,
     DIALER_DISPATCH,
     LEADS_IMPORT_CSV,
+    SCHEDULES_TICK,
+    SCHEDULES_CHECK_DUE,
+    SCHEDULES_PLACE_CALL,
 )
 
 BY_NAME: dict[str, ActorContract] = {c.name: c for c in ALL_CONTRACTS}
@@ -29,6 +37,9 @@ __all__ = [
     "LEADS_IMPORT_CSV",
     "MAINTENANCE_RECONCILE",
     "QUEUES",
+    "SCHEDULES_CHECK_DUE",
+    "SCHEDULES_PLACE_CALL",
+    "SCHEDULES_TICK",
     "SYSTEM_PING",
     "ActorContract",
     "ContractError",

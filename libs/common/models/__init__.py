@@ -14,10 +14,17 @@ from libs.common.models.campaign import (
     RunStatus,
 )
 from libs.common.models.lead import DncEntry, Lead
+from libs.common.models.schedule import (
+    ALL_DAYS,
+    OccurrenceStatus,
+    Schedule,
+    ScheduleOccurrence,
+)
 from libs.common.models.upload import Upload
 
 __all__ = [
     "ACTIVE_JOB_STATUSES",
+    "ALL_DAYS",
     "FINAL_CALL_STATUSES",
     "OPEN_JOB_STATUSES",
     "STATUS_RANK",
@@ -32,8 +39,11 @@ __all__ = [
     "DncEntry",
     "JobStatus",
     "Lead",
+    "OccurrenceStatus",
     "Run",
     "RunStatus",
+    "Schedule",
+    "ScheduleOccurrence",
     "TokenRole",
     "Upload",
     "utcnow",

@@ -7,9 +7,18 @@ its job is ``dialing`` or ``in_call``.
 from __future__ import annotations
 
 import enum
-from datetime import datetime
+from datetime import date, datetime
 
-from sqlalchemy import CheckConstraint, Enum, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import (
+    CheckConstraint,
+    Date,
+    Enum,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from libs.common.models.base import Base, BigId, TimestampMixin, UTCDateTime
@@ -51,11 +60,17 @@ class Run(TimestampMixin, Base):
         CheckConstraint("max_attempts BETWEEN 1 AND 10", name="max_attempts"),
         CheckConstraint("retry_delay_s >= 0", name="retry_delay_s"),
         Index("ix_runs_business_id_status", "business_id", "status"),
+        # One daily run per business and local date; campaign runs have no date (NULLs differ).
+        UniqueConstraint("business_id", "daily_date", name="uq_runs_business_daily_date"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     business_id: Mapped[int] = mapped_column(ForeignKey("businesses.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(200))
+    #: "campaign" (created by a user) or "daily" (one per business and local date, holding the
+    #: calls of daily schedules so they go through the same dialer).
+    kind: Mapped[str] = mapped_column(String(16), default="campaign", server_default="campaign")
+    daily_date: Mapped[date | None] = mapped_column(Date())
     status: Mapped[RunStatus] = mapped_column(
         _enum(RunStatus, "run_status"), default=RunStatus.DRAFT
     )

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.api.openapi import campaigns, core
+from services.api.openapi import campaigns, core, schedules
 
-PATHS: dict[str, dict[str, Any]] = {**core.PATHS, **campaigns.PATHS}
+PATHS: dict[str, dict[str, Any]] = {**core.PATHS, **campaigns.PATHS, **schedules.PATHS}
 
 
 def document() -> dict[str, Any]:
@@ -23,6 +23,6 @@ def document() -> dict[str, Any]:
         "paths": PATHS,
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": {**core.SCHEMAS, **campaigns.SCHEMAS},
+            "schemas": {**core.SCHEMAS, **campaigns.SCHEMAS, **schedules.SCHEMAS},
         },
     }

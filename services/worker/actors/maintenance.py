@@ -24,4 +24,5 @@ def reconcile(period_start: int) -> None:
         reconciler.check_calls_without_final_status(ctx, now)
     reconciler.complete_finished_runs(ctx, now)
     reconciler.redispatch(ctx, now)
+    reconciler.requeue_pending_occurrences(ctx, now)
     reconciler.export_gauges(ctx)

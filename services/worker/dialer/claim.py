@@ -28,6 +28,8 @@ from libs.common.models import (
 )
 from libs.common.telephony.calling_window import next_allowed
 
+DAILY_RUN_KIND = "daily"
+
 #: Jobs looked at per claim; those outside their window are pushed to its opening.
 CANDIDATES = 20
 
@@ -98,7 +100,12 @@ def claim_next(session: Session, business_id: int, now: datetime) -> Claim | Non
             job.error_code, job.error_message = "dnc", "the number is on the do-not-call list"
             complete_run_if_done(session, run.id, now)
             continue
-        allowed = next_allowed(now, job.timezone, run.window_start, run.window_end)
+        # A daily schedule fires at the time chosen for that contact: no campaign window.
+        allowed = (
+            now
+            if run.kind == DAILY_RUN_KIND
+            else next_allowed(now, job.timezone, run.window_start, run.window_end)
+        )
         if allowed > now:
             job.next_attempt_at = allowed  # outside calling hours: wait, do not fail
             continue

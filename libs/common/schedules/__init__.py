@@ -1,0 +1,1 @@
+"""Daily scheduled calls: occurrence computation, due checks and placement."""

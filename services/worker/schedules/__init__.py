@@ -1,0 +1,1 @@
+"""The worker's side of daily schedules: finding due ones, and placing their calls."""
