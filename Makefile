@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint typecheck pytest clean bench bench-dialer
+.PHONY: help run test lint typecheck pytest clean bench bench-dialer bench-schedules
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -38,4 +38,7 @@ clean: ## Remove the virtualenv and local data
 bench-dialer: $(STAMP) ## Dialer benchmark: 50 businesses x 3 slots x 20 leads, 1-s calls (PostgreSQL + Redis)
 	$(BIN)/python -m bench.dialer
 
-bench: bench-dialer ## Every benchmark
+bench-schedules: $(STAMP) ## Schedule tick on 100k vs 1M schedules with 1,000 due (PostgreSQL)
+	$(BIN)/python -m bench.schedules
+
+bench: bench-dialer bench-schedules ## Every benchmark
