@@ -68,6 +68,22 @@ SCHEDULE_FIRE_LAG = Histogram(
     buckets=(1, 5, 15, 30, 60, 120, 300, 900, 3600),
 )
 
+MEDIA_STREAMS_ACTIVE = Gauge(
+    "switchboard_media_streams_active",
+    "Twilio media-stream WebSockets open now, over every calls process.",
+    multiprocess_mode="livesum",
+)
+MEDIA_FRAMES = Counter(
+    "switchboard_media_frames_total",
+    "Media-stream frames received, by what became of them (handled or why dropped).",
+    ["result"],
+)
+MEDIA_FRAME_SECONDS = Histogram(
+    "switchboard_media_frame_seconds",
+    "Time to handle one received media-stream frame, replies included.",
+    buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1),
+)
+
 CALL_STATUSES = Counter(
     "switchboard_call_status_total",
     "Call statuses applied (moved a call forward), by status.",

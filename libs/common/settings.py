@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -82,6 +83,10 @@ class Settings:
     call_max_duration_s: float = 4 * 3600.0
     #: How long the provider lets a call ring before giving up (US guidance: at least 15 s).
     ring_timeout_s: int = 30
+    #: Where inbound call audio is written as WAV files (one per call).
+    recordings_dir: Path = ROOT / "var" / "recordings"
+    #: "module:Class" of the voice agent that talks to inbound callers.
+    voice_agent: str = "services.calls.media.agent:KeypadAgent"
     google_client_id: str | None = None
     google_client_secret: str | None = field(default=None, repr=False)
     encryption_keys: str | None = field(default=None, repr=False)
@@ -136,10 +141,14 @@ class Settings:
             dialing_timeout_s=reader.number("DIALING_TIMEOUT_S", 60, 1, 3600),
             call_max_duration_s=reader.number("CALL_MAX_DURATION_S", 14400, 5, 86400),
             ring_timeout_s=int(reader.number("RING_TIMEOUT_S", 30, 15, 600)),
+            recordings_dir=Path(reader.text("RECORDINGS_DIR") or str(var_dir / "recordings")),
+            voice_agent=reader.text("VOICE_AGENT") or cls.voice_agent,
             google_client_id=reader.text("GOOGLE_CLIENT_ID"),
             google_client_secret=reader.text("GOOGLE_CLIENT_SECRET"),
             encryption_keys=reader.text("ENCRYPTION_KEYS"),
         )
+        if not re.fullmatch(r"[\w.]+:\w+", settings.voice_agent):
+            raise ConfigError("VOICE_AGENT must be a dotted module path and a class, module:Class")
         if not settings.public_base_url.startswith(("http://", "https://")):
             raise ConfigError("PUBLIC_BASE_URL must start with http:// or https://")
         if settings.is_production:

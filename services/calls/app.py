@@ -1,4 +1,4 @@
-"""The calls service: Twilio webhooks (the media-stream WebSocket arrives with its issue)."""
+"""The calls service: Twilio webhooks (status, voice) and the media-stream WebSocket."""
 
 from __future__ import annotations
 
@@ -7,11 +7,15 @@ from flask import Flask
 
 from libs.common.settings import Settings, get_settings
 from libs.common.web.app_base import create_base_app
+from services.calls.media.routes import blueprint as media_blueprint
 from services.calls.webhooks.status import blueprint as status_blueprint
+from services.calls.webhooks.voice import blueprint as voice_blueprint
 
 
 def create_app(settings: Settings | None = None, broker: dramatiq.Broker | None = None) -> Flask:
     settings = settings or get_settings()
     app = create_base_app(__name__, "calls", settings, broker)
     app.register_blueprint(status_blueprint)
+    app.register_blueprint(voice_blueprint)
+    app.register_blueprint(media_blueprint)
     return app

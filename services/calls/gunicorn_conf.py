@@ -11,7 +11,9 @@ bind = os.environ.get("CALLS_BIND", "0.0.0.0:5050")
 # Twilio retries a webhook that takes over 15 s; answers must stay in milliseconds.
 workers = int(os.environ.get("CALLS_WORKERS", "2"))
 worker_class = "gthread"
-threads = int(os.environ.get("CALLS_THREADS", "8"))
+# gthread: one thread per open media stream for the call's length, plus the webhooks. 2 workers x
+# 64 threads = 128 concurrent streams per container (see docs/deploy.md, "Media streams").
+threads = int(os.environ.get("CALLS_THREADS", "64"))
 timeout = 30
 graceful_timeout = 20
 keepalive = 5

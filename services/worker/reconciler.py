@@ -17,7 +17,12 @@ from libs.common.campaigns.call_state import (
     complete_run_if_done,
     fail_job,
 )
-from libs.common.contracts import DIALER_DISPATCH, SCHEDULES_PLACE_CALL
+from libs.common.contracts import (
+    DIALER_DISPATCH,
+    LEADS_CREATE_FROM_CALL,
+    RECORDINGS_PROCESS,
+    SCHEDULES_PLACE_CALL,
+)
 from libs.common.middleware.worker_context import WorkerContext
 from libs.common.models import (
     ACTIVE_JOB_STATUSES,
@@ -50,6 +55,8 @@ REPAIRS = (
     "redispatch",
     "run_completed",
     "schedule_occurrence_requeued",
+    "inbound_followup_resent",
+    "daily_run_reopened",
 )
 for _kind in REPAIRS:
     metrics.RECONCILER_REPAIRS.labels(_kind)
@@ -197,6 +204,46 @@ def requeue_pending_occurrences(ctx: WorkerContext, now: datetime) -> int:
         )
         ctx.broker.enqueue(message)
     return _repaired("schedule_occurrence_requeued", len(rows))
+
+
+def resend_inbound_followups(ctx: WorkerContext, now: datetime) -> int:
+    """Inbound calls that ended a while ago with an unprocessed recording lost their follow-up
+    messages: send both again (each is idempotent)."""
+    with ctx.database.session() as session:
+        sids = session.scalars(
+            select(Call.provider_call_sid)
+            .where(
+                Call.direction == "inbound",
+                Call.recording_path.is_not(None),
+                Call.recording_sha256.is_(None),
+                Call.ended_at < now - timedelta(seconds=OCCURRENCE_REQUEUE_AFTER_S),
+                Call.ended_at > now - timedelta(days=1),
+            )
+            .limit(500)
+        ).all()
+    for sid in sids:
+        assert sid is not None
+        ctx.broker.enqueue(LEADS_CREATE_FROM_CALL.message(call_sid=sid))
+        ctx.broker.enqueue(RECORDINGS_PROCESS.message(call_sid=sid))
+    return _repaired("inbound_followup_resent", len(sids))
+
+
+def reopen_daily_runs_with_queued_jobs(ctx: WorkerContext, now: datetime) -> int:
+    """A daily run can complete in the instant a schedule adds a job to it (the completing
+    transaction did not see the new job yet). Such a run is reopened so the job is dialed."""
+    with ctx.database.session() as session:
+        queued = select(CallJob.run_id).where(CallJob.status == CallJobStatus.QUEUED)
+        result = session.execute(
+            update(Run)
+            .where(
+                Run.kind == "daily",
+                Run.status == RunStatus.COMPLETED,
+                Run.id.in_(queued),
+            )
+            .values(status=RunStatus.RUNNING, finished_at=None)
+        )
+        session.commit()
+    return _repaired("daily_run_reopened", int(result.rowcount or 0))  # type: ignore[attr-defined]
 
 
 def complete_finished_runs(ctx: WorkerContext, now: datetime) -> int:

@@ -17,6 +17,7 @@ from libs.common.db import Database
 from libs.common.models import (
     CallJob,
     CallJobStatus,
+    Lead,
     OccurrenceStatus,
     Run,
     RunStatus,
@@ -266,3 +267,30 @@ def test_the_reconciler_resends_a_lost_place_call(
     [occurrence] = _occurrences(db)
     assert occurrence.status is OccurrenceStatus.PLACED
     assert len(sim.ledger()["calls"]) == 1
+
+
+def test_the_reconciler_reopens_a_daily_run_completed_while_a_job_was_added(
+    db: Database, sim: Simulator, stub_broker: StubBroker, stub_worker: Worker
+) -> None:
+    _due_now(db)
+    process_due(db, stub_broker, utcnow(), grace_s=3600)
+    _drain(stub_broker, stub_worker, "high")
+    # The race's outcome, built directly: the run completed, yet a new job sits queued in it.
+    with db.session() as session:
+        [job] = session.scalars(select(CallJob)).all()
+        job.status = CallJobStatus.COMPLETED
+        lead = Lead(business_id=job.business_id, name="Late", phone_e164=phone(50))
+        session.add(lead)
+        session.flush()
+        session.add(
+            CallJob(run_id=job.run_id, business_id=job.business_id, lead_id=lead.id,
+                    phone_e164=lead.phone_e164, timezone="UTC")
+        )  # fmt: skip
+        session.execute(update(Run).values(status=RunStatus.COMPLETED, finished_at=utcnow()))
+        session.commit()
+    MAINTENANCE_RECONCILE.send(stub_broker, period_start=0)
+    _drain(stub_broker, stub_worker, "maintenance", "high")
+    with db.session() as session:
+        [run] = session.scalars(select(Run)).all()
+    assert run.status is RunStatus.RUNNING and run.finished_at is None
+    assert [c["to"] for c in sim.ledger()["calls"]] == [phone(0), phone(50)]

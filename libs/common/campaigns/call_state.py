@@ -165,9 +165,10 @@ def fail_job(
 
 def complete_run_if_done(session: Session, run_id: int, now: datetime) -> bool:
     """A running (or canceled) run with no open job left is finished."""
-    # Locked and re-read: a daily run may be getting a new job (and be reopened) right now,
-    # and the open-job count below must see that job once its transaction commits.
-    run = session.get(Run, run_id, with_for_update=True, populate_existing=True)
+    # Not locked: callers hold job rows, and cancel locks the run before the jobs; taking the
+    # run here would order the locks both ways. The rare daily run completed while a new job
+    # was being added is reopened by the reconciler.
+    run = session.get(Run, run_id)
     if run is None or run.status not in (RunStatus.RUNNING, RunStatus.CANCELED):
         return False
     if run.finished_at is not None:

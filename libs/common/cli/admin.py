@@ -1,4 +1,4 @@
-"""`switchboard business create` and `switchboard token create`."""
+"""`switchboard business create|add-number` and `switchboard token create`."""
 
 from __future__ import annotations
 
@@ -6,11 +6,13 @@ import json
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import click
+from sqlalchemy import select
 
 from libs.common import repositories
 from libs.common.db import Database
-from libs.common.models import Business, TokenRole
+from libs.common.models import Business, PhoneNumber, TokenRole
 from libs.common.settings import Settings
+from libs.common.telephony.phones import InvalidPhone, to_e164
 
 
 def _timezone(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
@@ -48,6 +50,31 @@ def create_business(
         click.echo(json.dumps({"id": business_id, "name": name, "timezone": timezone}))
     else:
         click.echo(f"business {business_id} created: {name} ({timezone})")
+
+
+@business.command("add-number")
+@click.option("--business-id", type=int, required=True, help="The business that owns it.")
+@click.option("--number", required=True, help="The Twilio number callers dial, e.g. +14155550100.")
+@click.option("--label", default="", help="A label, e.g. 'Support line'.")
+@click.pass_obj
+def add_number(settings: Settings, business_id: int, number: str, label: str) -> None:
+    """Route inbound calls to NUMBER to a business (a number belongs to one business)."""
+    try:
+        e164 = to_e164(number)
+    except InvalidPhone as exc:
+        raise click.BadParameter(str(exc), param_hint="--number") from None
+    database = Database(settings.database_url)
+    with database.session() as session:
+        if session.get(Business, business_id) is None:
+            raise click.BadParameter(f"no business {business_id}", param_hint="--business-id")
+        owner = session.scalar(select(PhoneNumber).where(PhoneNumber.number_e164 == e164))
+        if owner is not None and owner.business_id != business_id:
+            raise click.UsageError(f"{e164} already belongs to business {owner.business_id}")
+        if owner is None:
+            session.add(PhoneNumber(business_id=business_id, number_e164=e164, label=label))
+        session.commit()
+    database.dispose()
+    click.echo(f"{e164} now routes inbound calls to business {business_id}")
 
 
 @click.group()

@@ -9,6 +9,7 @@ from libs.common.contracts.base import (
     is_primitive,
 )
 from libs.common.contracts.campaigns import DIALER_DISPATCH, LEADS_IMPORT_CSV
+from libs.common.contracts.inbound import LEADS_CREATE_FROM_CALL, RECORDINGS_PROCESS
 from libs.common.contracts.schedules import (
     SCHEDULES_CHECK_DUE,
     SCHEDULES_PLACE_CALL,
@@ -24,6 +25,8 @@ ALL_CONTRACTS: tuple[ActorContract, ...] = (
     SCHEDULES_TICK,
     SCHEDULES_CHECK_DUE,
     SCHEDULES_PLACE_CALL,
+    LEADS_CREATE_FROM_CALL,
+    RECORDINGS_PROCESS,
 )
 
 BY_NAME: dict[str, ActorContract] = {c.name: c for c in ALL_CONTRACTS}
@@ -34,9 +37,11 @@ __all__ = [
     "ALL_CONTRACTS",
     "BY_NAME",
     "DIALER_DISPATCH",
+    "LEADS_CREATE_FROM_CALL",
     "LEADS_IMPORT_CSV",
     "MAINTENANCE_RECONCILE",
     "QUEUES",
+    "RECORDINGS_PROCESS",
     "SCHEDULES_CHECK_DUE",
     "SCHEDULES_PLACE_CALL",
     "SCHEDULES_TICK",

@@ -14,6 +14,7 @@ from libs.common.models.campaign import (
     RunStatus,
 )
 from libs.common.models.lead import DncEntry, Lead
+from libs.common.models.phone_number import PhoneNumber
 from libs.common.models.schedule import (
     ALL_DAYS,
     OccurrenceStatus,
@@ -40,6 +41,7 @@ __all__ = [
     "JobStatus",
     "Lead",
     "OccurrenceStatus",
+    "PhoneNumber",
     "Run",
     "RunStatus",
     "Schedule",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from libs.common.models.base import Base, BigId, TimestampMixin, UTCDateTime, utcnow
@@ -51,6 +51,15 @@ class Call(TimestampMixin, Base):
     error_code: Mapped[str | None] = mapped_column(String(32))
     error_message: Mapped[str | None] = mapped_column(Text)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: Inbound calls: what the caller asked for on the keypad (read by leads.create_from_call).
+    callback_requested: Mapped[bool] = mapped_column(default=False, server_default="0")
+    opted_out: Mapped[bool] = mapped_column(default=False, server_default="0")
+    stream_sid: Mapped[str | None] = mapped_column(String(64))
+    #: The inbound audio as a WAV file, relative to RECORDINGS_DIR; described by recordings.process.
+    recording_path: Mapped[str | None] = mapped_column(String(300))
+    recording_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    recording_duration_ms: Mapped[int | None] = mapped_column()
+    recording_sha256: Mapped[str | None] = mapped_column(String(64))
 
     @property
     def is_final(self) -> bool:

@@ -13,6 +13,13 @@ def public_url(public_base_url: str, path: str, query_string: str) -> str:
     return f"{url}?{query_string}" if query_string else url
 
 
+def websocket_url(public_base_url: str, path: str) -> str:
+    """The wss:// (or ws://) URL of a stream: Twilio signs the upgrade request against it."""
+    base = public_base_url.rstrip("/")
+    scheme, rest = base.split("://", 1)
+    return f"{'wss' if scheme == 'https' else 'ws'}://{rest}{path}"
+
+
 def is_valid(auth_token: str, url: str, params: Mapping[str, str], signature: str | None) -> bool:
     if not signature:
         return False

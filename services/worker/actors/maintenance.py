@@ -22,7 +22,9 @@ def reconcile(period_start: int) -> None:
     reconciler.fail_dialing_without_call_id(ctx, now)
     if ctx.settings.twilio_account_sid:
         reconciler.check_calls_without_final_status(ctx, now)
+    reconciler.reopen_daily_runs_with_queued_jobs(ctx, now)
     reconciler.complete_finished_runs(ctx, now)
     reconciler.redispatch(ctx, now)
     reconciler.requeue_pending_occurrences(ctx, now)
+    reconciler.resend_inbound_followups(ctx, now)
     reconciler.export_gauges(ctx)

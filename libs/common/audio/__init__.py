@@ -1,0 +1,1 @@
+"""Audio formats shared by the calls service and the worker."""

@@ -1,0 +1,1 @@
+"""Twilio Media Streams: the /ws/media WebSocket, its recording, and the voice agent."""

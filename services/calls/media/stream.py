@@ -1,0 +1,202 @@
+"""One media stream: the Twilio protocol's order, the recording, the agent, the caller's choices.
+
+Frames that are malformed, unknown, oversized or out of order are logged (without audio) and
+counted, and the stream carries on: one bad frame must not cost the caller the call. Only a
+``start`` that does not match the call log the voice webhook created ends the stream.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import dramatiq
+
+from libs.common import metrics
+from libs.common.audio.wav import MulawWavWriter
+from libs.common.contracts import LEADS_CREATE_FROM_CALL, RECORDINGS_PROCESS
+from libs.common.db import Database, insert_ignoring_conflicts
+from libs.common.models import Call, DncEntry, utcnow
+from libs.common.outbox import enqueue_after_commit
+from libs.common.queue_health import QueueUnavailable
+from libs.common.settings import Settings
+from services.calls.media import protocol
+from services.calls.media.agent import (
+    FRAME_BYTES,
+    Agent,
+    CallInfo,
+    Clear,
+    Mark,
+    OptOut,
+    Play,
+    Reply,
+    RequestCallback,
+)
+from services.calls.media.protocol import FrameError
+
+logger = logging.getLogger(__name__)
+
+for _result in ("ok", "malformed", "oversized", "unknown", "out_of_order"):
+    metrics.MEDIA_FRAMES.labels(_result)
+
+
+class StreamRefused(Exception):
+    """The stream does not belong to a call we answered: close it."""
+
+
+class MediaStream:
+    def __init__(
+        self,
+        settings: Settings,
+        database: Database,
+        broker: dramatiq.Broker,
+        agent: Agent,
+        send: Callable[[str], None],
+    ) -> None:
+        self.settings, self.database, self.broker = settings, database, broker
+        self.agent, self.send = agent, send
+        self.state = "connecting"  # → started → stopped
+        self.start: protocol.Start | None = None
+        self.recorder: MulawWavWriter | None = None
+        self.frames = 0
+
+    # -- receiving -------------------------------------------------------------------------
+
+    def receive(self, raw: str | bytes) -> None:
+        started = time.perf_counter()
+        try:
+            self._handle(protocol.parse(raw))
+            metrics.MEDIA_FRAMES.labels("ok").inc()
+        except FrameError as exc:
+            metrics.MEDIA_FRAMES.labels(exc.result).inc()
+            logger.warning("media stream %s: dropped a frame: %s", self._sid(), exc)
+        finally:
+            metrics.MEDIA_FRAME_SECONDS.observe(time.perf_counter() - started)
+
+    def _handle(self, message: dict[str, object]) -> None:
+        event = message["event"]
+        if event == "connected":
+            return
+        if event == "start":
+            if self.state != "connecting":
+                raise FrameError("out_of_order", "a second start")
+            self._on_start(protocol.parse_start(message))  # type: ignore[arg-type]
+            return
+        if self.state != "started":
+            raise FrameError("out_of_order", f"{event} before start or after stop")
+        if event == "media":
+            audio = protocol.media_payload(message)  # type: ignore[arg-type]
+            assert self.recorder is not None
+            self.recorder.write(audio)
+            self.frames += 1
+            self._reply(self.agent.audio(audio))
+        elif event == "dtmf":
+            self._reply(self.agent.dtmf(protocol.dtmf_digit(message)))  # type: ignore[arg-type]
+        elif event == "mark":
+            self._reply(self.agent.mark(protocol.mark_name(message)))  # type: ignore[arg-type]
+        elif event == "stop":
+            self.finish()
+
+    def _on_start(self, start: protocol.Start) -> None:
+        with self.database.session() as session:
+            call = session.get(Call, start.call_id)
+            if (
+                call is None
+                or call.business_id != start.business_id
+                or call.provider_call_sid != start.call_sid
+                or call.direction != "inbound"
+            ):
+                raise StreamRefused(f"start names call {start.call_id}, which we did not answer")
+            call.stream_sid = start.stream_sid
+            relative = Path(str(start.business_id)) / f"{start.call_sid}.wav"
+            call.recording_path = str(relative)
+            from_number = call.from_number
+            session.commit()
+        self.start = start
+        self.recorder = MulawWavWriter(self.settings.recordings_dir / relative)
+        self.state = "started"
+        metrics.MEDIA_STREAMS_ACTIVE.inc()
+        info = CallInfo(start.business_id, start.call_id, start.call_sid, from_number)
+        self._reply(self.agent.start(info))
+
+    # -- replying --------------------------------------------------------------------------
+
+    def _reply(self, replies: list[Reply]) -> None:
+        assert self.start is not None
+        sid = self.start.stream_sid
+        for reply in replies:
+            if isinstance(reply, Play):
+                for offset in range(0, len(reply.audio), FRAME_BYTES):
+                    chunk = reply.audio[offset : offset + FRAME_BYTES]
+                    self.send(protocol.outgoing_media(sid, chunk))
+            elif isinstance(reply, Mark):
+                self.send(protocol.outgoing_mark(sid, reply.name))
+            elif isinstance(reply, Clear):
+                self.send(protocol.outgoing_clear(sid))
+            elif isinstance(reply, RequestCallback):
+                self._record_choice(callback=True)
+            elif isinstance(reply, OptOut):
+                self._record_choice(opt_out=True)
+
+    def _record_choice(self, callback: bool = False, opt_out: bool = False) -> None:
+        assert self.start is not None
+        with self.database.session() as session:
+            call = session.get_one(Call, self.start.call_id)
+            if callback:
+                call.callback_requested = True
+            if opt_out:
+                call.opted_out = True
+                # At once, not after the call: the dialer must never call this number again.
+                if call.from_number:
+                    insert_ignoring_conflicts(
+                        session,
+                        DncEntry.__table__,
+                        {
+                            "business_id": call.business_id,
+                            "phone_e164": call.from_number,
+                            "reason": "caller opted out by keypad",
+                        },
+                    )
+            session.commit()
+        logger.info(
+            "call %s: caller %s",
+            self.start.call_sid,
+            "asked for a callback" if callback else "opted out",
+        )
+
+    # -- ending ----------------------------------------------------------------------------
+
+    def finish(self) -> None:
+        """On ``stop`` or when the socket closes: idempotent."""
+        if self.state != "started":
+            self.state = "stopped"
+            return
+        self.state = "stopped"
+        metrics.MEDIA_STREAMS_ACTIVE.dec()
+        assert self.start is not None and self.recorder is not None
+        self.recorder.close()
+        self.agent.stop()
+        call_sid = self.start.call_sid
+        with self.database.session() as session:
+            call = session.get_one(Call, self.start.call_id)
+            call.ended_at = call.ended_at or utcnow()
+            if call.status == "in-progress":
+                call.status = "completed"
+            call.duration_s = self.recorder.duration_ms // 1000
+            enqueue_after_commit(
+                session, LEADS_CREATE_FROM_CALL.message(call_sid=call_sid), self.broker
+            )
+            enqueue_after_commit(
+                session, RECORDINGS_PROCESS.message(call_sid=call_sid), self.broker
+            )
+            try:
+                session.commit()
+            except QueueUnavailable:
+                # The call log is saved; the reconciler finds calls without a processed
+                # recording and sends both follow-ups again.
+                logger.error("call %s: follow-up messages not queued (broker down)", call_sid)
+
+    def _sid(self) -> str:
+        return self.start.stream_sid if self.start else "(not started)"

@@ -1,0 +1,91 @@
+"""POST /webhook/twilio/voice: answer an inbound call with a bidirectional media stream.
+
+The business is the owner of the called number. The call log is created once per CallSid
+(Twilio retries a slow webhook), then the TwiML connects the call to ``/ws/media``. Twilio
+forbids query strings on stream URLs, so the business and call ids travel as ``<Parameter>``s.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from flask import Blueprint, Response, current_app, request
+from sqlalchemy import select
+from twilio.twiml.voice_response import Connect, VoiceResponse
+
+from libs.common.db import insert_ignoring_conflicts
+from libs.common.models import Call, PhoneNumber
+from libs.common.settings import Settings
+from libs.common.telephony import twilio_signature
+from libs.common.telephony.phones import InvalidPhone, to_e164
+from libs.common.web.db import get_session
+from libs.common.web.errors import ApiError
+from services.calls.webhooks.signature import twilio_signed
+
+logger = logging.getLogger(__name__)
+blueprint = Blueprint("twilio_voice", __name__)
+
+CALL_SID = re.compile(r"^CA[0-9a-fA-F]{32}$")
+MEDIA_PATH = "/ws/media"
+UNKNOWN_NUMBER_MESSAGE = (
+    "Sorry, this number is not in service. Please check the number and try again. Goodbye."
+)
+
+
+def _twiml(response: VoiceResponse) -> Response:
+    return Response(str(response), mimetype="application/xml")
+
+
+def _number(name: str) -> str:
+    try:
+        return to_e164(request.form.get(name, ""))
+    except InvalidPhone:
+        raise ApiError(400, "bad_request", f"{name} must be a phone number") from None
+
+
+@blueprint.post("/webhook/twilio/voice")
+@twilio_signed
+def voice() -> Response:
+    settings: Settings = current_app.config["SETTINGS"]
+    call_sid = request.form.get("CallSid", "")
+    if not CALL_SID.match(call_sid):
+        raise ApiError(400, "bad_request", "CallSid must be CA followed by 32 hex digits")
+    to_number = _number("To")
+    try:
+        from_number = to_e164(request.form.get("From", ""))
+    except InvalidPhone:
+        from_number = ""  # withheld ("anonymous") callers are answered too; no lead is made
+    session = get_session()
+    owner = session.scalar(select(PhoneNumber).where(PhoneNumber.number_e164 == to_number))
+    if owner is None:
+        # Never a 500 for Twilio to read out: a polite message, and a warning for operators.
+        logger.warning("inbound call %s to %s: no business owns this number", call_sid, to_number)
+        response = VoiceResponse()
+        response.say(UNKNOWN_NUMBER_MESSAGE)
+        response.hangup()
+        return _twiml(response)
+    insert_ignoring_conflicts(
+        session,
+        Call.__table__,
+        {
+            "business_id": owner.business_id,
+            "direction": "inbound",
+            "to_number": to_number,
+            "from_number": from_number,
+            "provider_call_sid": call_sid,
+            "status": "in-progress",
+            "attempt": 1,
+        },
+    )
+    call = session.scalars(select(Call).where(Call.provider_call_sid == call_sid)).one()
+    session.commit()
+    response = VoiceResponse()
+    connect = Connect()
+    stream = connect.stream(
+        url=twilio_signature.websocket_url(settings.public_base_url, MEDIA_PATH)
+    )
+    stream.parameter(name="business_id", value=str(call.business_id))
+    stream.parameter(name="call_id", value=str(call.id))
+    response.append(connect)
+    return _twiml(response)

@@ -1,0 +1,246 @@
+"""An inbound call end to end, spoken in Twilio's own protocol against a real gunicorn calls
+service: signed voice webhook → TwiML with the stream; signed WebSocket upgrade → connected,
+start, media x N, dtmf, stop; then a worker makes the lead and measures the recording."""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import simple_websocket
+from sqlalchemy import select
+
+from libs.common.audio import wav
+from libs.common.db import Database
+from libs.common.models import Business, Call, DncEntry, Lead, PhoneNumber
+from libs.common.telephony.twilio_signature import sign
+from tests.support.processes import gunicorn_argv, running, service_env, switchboard_argv
+from tests.support.services import free_port
+from tests.support.twilio_sim import AUTH_TOKEN
+
+BUSINESS_NUMBER = "+14155550000"
+
+
+@dataclass
+class CallsService:
+    url: str
+    public: str
+    business_id: int
+    recordings: Path
+    log: Path
+
+
+@pytest.fixture
+def calls_service(
+    database_url: str, redis_url: str, redis_client: object, db: Database, tmp_path: Path
+) -> Iterator[CallsService]:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with db.session() as session:
+        business = Business(name="Inbound Co", timezone="UTC")
+        session.add(business)
+        session.flush()
+        session.add(PhoneNumber(business_id=business.id, number_e164=BUSINESS_NUMBER))
+        session.commit()
+        business_id = business.id
+    env = service_env(
+        DATABASE_URL=database_url,
+        REDIS_URL=redis_url,
+        SWITCHBOARD_VAR_DIR=str(tmp_path),
+        PUBLIC_BASE_URL=url,
+        TWILIO_AUTH_TOKEN=AUTH_TOKEN,
+        CALLS_BIND=f"127.0.0.1:{port}",
+        SERVICE_ROLE="calls",
+    )
+    with ExitStack() as stack:
+        stack.enter_context(
+            running(gunicorn_argv("calls"), env, tmp_path / "calls.log", f"{url}/readyz")
+        )
+        stack.enter_context(
+            running([*switchboard_argv("worker"), "--processes", "1", "--threads", "2"],
+                    {**env, "SERVICE_ROLE": "worker"}, tmp_path / "worker.log")
+        )  # fmt: skip
+        yield CallsService(url, url, business_id, tmp_path / "recordings", tmp_path / "calls.log")
+
+
+def _sid(prefix: str) -> str:
+    return prefix + secrets.token_hex(16)
+
+
+def _voice(service: CallsService, call_sid: str, caller: str, to: str = BUSINESS_NUMBER,
+           signature: str | None = None) -> requests.Response:  # fmt: skip
+    params = {"CallSid": call_sid, "From": caller, "To": to, "AccountSid": _sid("AC"),
+              "CallStatus": "ringing", "Direction": "inbound"}  # fmt: skip
+    url = f"{service.public}/webhook/twilio/voice"
+    headers = {"X-Twilio-Signature": signature or sign(AUTH_TOKEN, url, params)}
+    return requests.post(url, data=params, headers=headers, timeout=10)
+
+
+def _stream_params(twiml: str) -> tuple[str, dict[str, str]]:
+    root = ET.fromstring(twiml)
+    stream = root.find("./Connect/Stream")
+    assert stream is not None, twiml
+    params = {p.get("name", ""): p.get("value", "") for p in stream.findall("Parameter")}
+    return stream.get("url", ""), params
+
+
+def _connect(service: CallsService, signature: str | None = None) -> simple_websocket.Client:
+    ws_url = service.public.replace("http://", "ws://") + "/ws/media"
+    signature = signature or sign(AUTH_TOKEN, ws_url, {})
+    return simple_websocket.Client.connect(ws_url, headers={"X-Twilio-Signature": signature})
+
+
+def _frames(stream_sid: str, call_sid: str, params: dict[str, str], media: int,
+            digits: str) -> list[dict[str, Any]]:  # fmt: skip
+    out: list[dict[str, Any]] = [
+        {"event": "connected", "protocol": "Call", "version": "1.0.0"},
+        {"event": "start", "sequenceNumber": "1", "streamSid": stream_sid,
+         "start": {"streamSid": stream_sid, "callSid": call_sid, "accountSid": _sid("AC"),
+                   "tracks": ["inbound"], "customParameters": params,
+                   "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000,
+                                   "channels": 1}}},
+    ]  # fmt: skip
+    for i in range(media):
+        payload = base64.b64encode(bytes([(i + j) % 256 for j in range(160)])).decode()
+        out.append({"event": "media", "sequenceNumber": str(i + 2), "streamSid": stream_sid,
+                    "media": {"track": "inbound", "chunk": str(i + 1),
+                              "timestamp": str(i * 20), "payload": payload}})  # fmt: skip
+    for digit in digits:
+        out.append({"event": "dtmf", "streamSid": stream_sid,
+                    "dtmf": {"track": "inbound_track", "digit": digit}})  # fmt: skip
+    out.append({"event": "stop", "streamSid": stream_sid,
+                "stop": {"accountSid": _sid("AC"), "callSid": call_sid}})  # fmt: skip
+    return out
+
+
+Frames = list[dict[str, Any]]
+
+
+def _call(service: CallsService, caller: str, media: int = 50, digits: str = "",
+          garbage: list[str | bytes] | None = None) -> tuple[str, Frames]:  # fmt: skip
+    """One whole inbound call; returns its CallSid and what the service sent on the stream."""
+    call_sid = _sid("CA")
+    answer = _voice(service, call_sid, caller)
+    assert answer.status_code == 200, answer.text
+    url, params = _stream_params(answer.text)
+    assert url == service.public.replace("http://", "ws://") + "/ws/media"
+    ws = _connect(service)
+    frames = _frames(_sid("MZ"), call_sid, params, media, digits)
+    for frame in frames[:2]:
+        ws.send(json.dumps(frame))
+    for junk in garbage or []:
+        ws.send(junk)
+    for frame in frames[2:]:
+        ws.send(json.dumps(frame))
+    received = []
+    try:
+        while (raw := ws.receive(timeout=5)) is not None:
+            received.append(json.loads(raw))
+    except simple_websocket.ConnectionClosed:
+        pass  # the service closes the socket after stop, as Twilio expects
+    return call_sid, received
+
+
+def _wait(db: Database, predicate: Any, timeout_s: float = 20) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with db.session() as session:
+            value = predicate(session)
+            if value:
+                return value
+        time.sleep(0.1)
+    raise AssertionError("condition not met in time")
+
+
+def test_a_call_is_answered_recorded_and_keypad_1_asks_for_a_callback(
+    calls_service: CallsService, db: Database
+) -> None:
+    caller = "+14155550111"
+    call_sid, sent = _call(calls_service, caller, media=50, digits="1")
+    # The greeting (1 s = 50 frames), its mark, then a clear when the key barged in.
+    events = [m["event"] for m in sent]
+    assert events[:50] == ["media"] * 50 and events[50:] == ["mark", "clear"], events[48:]
+    lead = _wait(db, lambda s: s.scalar(select(Lead).where(Lead.phone_e164 == caller)))
+    assert lead.callback_requested is True and lead.source == "call"
+    call = _wait(
+        db,
+        lambda s: s.scalar(
+            select(Call).where(
+                Call.provider_call_sid == call_sid, Call.recording_sha256.is_not(None)
+            )
+        ),
+    )
+    assert call.lead_id == lead.id and call.direction == "inbound"
+    fmt, rate, audio = wav.read(calls_service.recordings / str(call.recording_path))
+    assert (fmt, rate) == (wav.FORMAT_MULAW, 8000)
+    assert len(audio) == 50 * 160 and call.recording_duration_ms == 1000  # 50 x 20 ms
+    assert (
+        call.recording_bytes == (calls_service.recordings / str(call.recording_path)).stat().st_size
+    )
+
+
+def test_keypad_2_puts_the_caller_on_the_dnc_list(
+    calls_service: CallsService, db: Database
+) -> None:
+    caller = "+14155550122"
+    _call(calls_service, caller, media=5, digits="2")
+    entry = _wait(db, lambda s: s.scalar(select(DncEntry).where(DncEntry.phone_e164 == caller)))
+    assert entry.business_id == calls_service.business_id
+
+
+def test_the_same_caller_twice_is_one_lead(calls_service: CallsService, db: Database) -> None:
+    caller = "+14155550133"
+    _call(calls_service, caller, media=3)
+    _call(calls_service, caller, media=3, digits="1")
+    _wait(db, lambda s: s.scalar(select(Lead).where(Lead.callback_requested.is_(True))))
+    with db.session() as session:
+        assert len(session.scalars(select(Lead).where(Lead.phone_e164 == caller)).all()) == 1
+
+
+def test_garbage_frames_are_survived(calls_service: CallsService, db: Database) -> None:
+    garbage: list[str | bytes] = [
+        "not json", "[]", '{"event": 3}', '{"event": "dance"}', '{"event": "media"}',
+        json.dumps({"event": "media", "media": {"payload": "%%%"}}),
+        json.dumps({"event": "dtmf", "dtmf": {"digit": "x"}}),
+        json.dumps({"event": "start", "start": {}}), "x" * 20_000, b"\xff\xfe",
+    ]  # fmt: skip
+    call_sid, _ = _call(calls_service, "+14155550144", media=10, garbage=garbage)
+    call = _wait(
+        db,
+        lambda s: s.scalar(
+            select(Call).where(
+                Call.provider_call_sid == call_sid, Call.recording_sha256.is_not(None)
+            )
+        ),
+    )
+    assert call.recording_duration_ms == 200  # the 10 good frames, nothing from the garbage
+
+
+def test_bad_signatures_are_refused_and_store_nothing(
+    calls_service: CallsService, db: Database
+) -> None:
+    refused = _voice(calls_service, _sid("CA"), "+14155550155", signature="bm90IGl0")
+    assert refused.status_code == 403
+    with pytest.raises(simple_websocket.ConnectionError):
+        _connect(calls_service, signature="bm90IGl0")
+    with db.session() as session:
+        assert session.scalars(select(Call)).all() == []
+
+
+def test_an_unknown_number_gets_a_polite_goodbye(calls_service: CallsService, db: Database) -> None:
+    answer = _voice(calls_service, _sid("CA"), "+14155550166", to="+14155559999")
+    assert answer.status_code == 200
+    root = ET.fromstring(answer.text)
+    assert root.find("Say") is not None and root.find("Hangup") is not None
+    assert "not in service" in (root.findtext("Say") or "")
+    assert "no business owns this number" in calls_service.log.read_text()
