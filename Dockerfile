@@ -18,8 +18,8 @@ COPY simulators ./simulators
 COPY alembic.ini ./
 RUN pip install --no-deps . \
     && useradd --system --uid 10001 --home-dir /app switchboard \
-    && mkdir -p /var/lib/switchboard \
-    && chown switchboard /var/lib/switchboard
+    && mkdir -p /var/lib/switchboard/recordings \
+    && chown -R switchboard /var/lib/switchboard
 
 USER switchboard
 EXPOSE 5000 5050 9191 9192
