@@ -117,6 +117,7 @@ def settings(database_url: str, redis_url: str, tmp_path: Path) -> Settings:
         redis_url=redis_url,
         var_dir=tmp_path,
         metrics_dir=tmp_path / "metrics",
+        recordings_dir=tmp_path / "recordings",
     )
 
 
