@@ -72,7 +72,7 @@ class Scheduler:
         first = max(last + 1, oldest)
         if first < current:
             logger.info("scheduler catching up %d missed %s periods", current - first, job.name)
-        # Ending at current + 1 even when first > current: the marker then says "done".
+        # The current period is always tried: when it was already emitted its marker says so.
         return range(min(first, current), current + 1)
 
     def run(self) -> None:
