@@ -88,11 +88,15 @@ class Database:
         self.engine.dispose()
 
 
-def insert_ignoring_conflicts(session: Session, table: Any, values: dict[str, Any]) -> Any | None:
-    """INSERT … ON CONFLICT DO NOTHING; the new row's id, or None when it already existed."""
+def dialect_insert(session: Session) -> Any:
+    """The INSERT construct with ON CONFLICT support for the session's database."""
     from sqlalchemy.dialects import postgresql, sqlite
 
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+
+
+def insert_ignoring_conflicts(session: Session, table: Any, values: dict[str, Any]) -> Any | None:
+    """INSERT … ON CONFLICT DO NOTHING; the new row's id, or None when it already existed."""
+    insert = dialect_insert(session)
     statement = insert(table).values(**values).on_conflict_do_nothing().returning(table.c.id)
     return session.execute(statement).scalar_one_or_none()

@@ -16,11 +16,11 @@ from zoneinfo import ZoneInfo
 
 import dramatiq
 from sqlalchemy import select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
 
 from libs.common import metrics
 from libs.common.contracts import SCHEDULES_PLACE_CALL
-from libs.common.db import Database
+from libs.common.db import Database, dialect_insert
 from libs.common.models import OccurrenceStatus, Schedule, ScheduleOccurrence
 from libs.common.outbox import enqueue_after_commit
 from libs.common.schedules.occurrences import next_occurrence
@@ -127,13 +127,11 @@ def _process_batch(
     return len(schedules) == batch_size
 
 
-def _insert_new_occurrences(session: Any, rows: list[dict[str, Any]]) -> set[tuple[int, Any]]:
+def _insert_new_occurrences(session: Session, rows: list[dict[str, Any]]) -> set[tuple[int, Any]]:
     """INSERT … ON CONFLICT DO NOTHING in one statement; the keys that were new."""
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     table = ScheduleOccurrence.__table__
     statement = (
-        insert(table)
+        dialect_insert(session)(table)
         .values(rows)
         .on_conflict_do_nothing(index_elements=["schedule_id", "local_date"])
         .returning(table.c.schedule_id, table.c.local_date)
