@@ -11,6 +11,7 @@ from typing import Any
 import requests
 from werkzeug.serving import make_server
 
+from libs.common.settings import Settings
 from simulators.twilio.app import create_app
 from tests.support.services import free_port
 
@@ -62,3 +63,15 @@ def peak_concurrency(calls: list[dict[str, Any]]) -> int:
         live += step
         peak = max(peak, live)
     return peak
+
+
+def worker_settings_with_simulator(settings: Settings, sim: Simulator) -> Settings:
+    """A worker's settings whose Twilio client talks to ``sim``; callbacks go nowhere."""
+    return settings.with_overrides(
+        service_role="worker",
+        twilio_account_sid=ACCOUNT_SID,
+        twilio_auth_token=AUTH_TOKEN,
+        twilio_api_base=sim.base_url,
+        public_base_url="http://127.0.0.1:9",  # nothing listens: callbacks are not under test
+        twilio_cps=1000,
+    )

@@ -16,7 +16,13 @@ from libs.common.models import Call, CallJob, CallJobStatus, DncEntry
 from libs.common.settings import Settings
 from services.worker.dialer.claim import claim_next
 from tests.campaign_factories import make_campaign, phone, start_attempt
-from tests.support.twilio_sim import ACCOUNT_SID, AUTH_TOKEN, Simulator, simulator_thread
+from tests.support.twilio_sim import (
+    ACCOUNT_SID,
+    AUTH_TOKEN,
+    Simulator,
+    simulator_thread,
+    worker_settings_with_simulator,
+)
 
 
 @pytest.fixture
@@ -29,14 +35,7 @@ def sim() -> Iterator[Simulator]:
 
 @pytest.fixture
 def worker_settings(settings: Settings, sim: Simulator) -> Settings:
-    return settings.with_overrides(
-        service_role="worker",
-        twilio_account_sid=ACCOUNT_SID,
-        twilio_auth_token=AUTH_TOKEN,
-        twilio_api_base=sim.base_url,
-        public_base_url="http://127.0.0.1:9",  # nothing listens: callbacks are not under test
-        twilio_cps=1000,
-    )
+    return worker_settings_with_simulator(settings, sim)
 
 
 def _dispatch(broker: StubBroker, worker: Worker, business_id: int, times: int = 1) -> None:

@@ -31,7 +31,11 @@ from services.worker.schedules.due import process_due
 from tests.campaign_factories import phone
 from tests.conftest import empty_database
 from tests.schedule_factories import make_schedules
-from tests.support.twilio_sim import ACCOUNT_SID, AUTH_TOKEN, Simulator, simulator_thread
+from tests.support.twilio_sim import (
+    Simulator,
+    simulator_thread,
+    worker_settings_with_simulator,
+)
 
 
 @pytest.fixture
@@ -43,14 +47,7 @@ def sim() -> Iterator[Simulator]:
 
 @pytest.fixture
 def worker_settings(settings: Settings, sim: Simulator) -> Settings:
-    return settings.with_overrides(
-        service_role="worker",
-        twilio_account_sid=ACCOUNT_SID,
-        twilio_auth_token=AUTH_TOKEN,
-        twilio_api_base=sim.base_url,
-        public_base_url="http://127.0.0.1:9",  # callbacks are not under test here
-        twilio_cps=1000,
-    )
+    return worker_settings_with_simulator(settings, sim)
 
 
 def _due_now(db: Database, count: int = 1, first_phone: int = 0) -> list[int]:
