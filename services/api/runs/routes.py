@@ -41,7 +41,10 @@ def run_dict(run: Run, progress: dict[str, Any]) -> dict[str, Any]:
 
 def _run_or_404(run_id: int, lock: bool = False) -> Run:
     query = select(Run).where(Run.id == run_id, Run.business_id == current_business_id())
-    run = get_session().scalar(query.with_for_update() if lock else query)
+    # FOR NO KEY UPDATE, not FOR UPDATE: a claim inserting a call row (which references the
+    # run, so takes FOR KEY SHARE on it) while holding the job rows a cancel must update would
+    # otherwise deadlock with that cancel.
+    run = get_session().scalar(query.with_for_update(key_share=True) if lock else query)
     if run is None:
         raise ApiError(404, "not_found", f"no run {run_id}")
     return run

@@ -134,7 +134,8 @@ def daily_run(session: Session, business_id: int, local_date: date, now: datetim
     run = session.scalars(
         select(Run)
         .where(Run.business_id == business_id, Run.daily_date == local_date)
-        .with_for_update()
+        # NO KEY UPDATE: claims insert call rows referencing this run meanwhile (see runs API).
+        .with_for_update(key_share=True)
         .execution_options(populate_existing=True)
     ).one()
     if run.status is RunStatus.COMPLETED:
