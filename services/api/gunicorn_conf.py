@@ -20,3 +20,4 @@ accesslog = None  # request metrics and logs come from the app, with request ids
 control_socket_disable = True
 on_starting = gunicorn_hooks.make_on_starting(_metrics_dir)
 child_exit = gunicorn_hooks.child_exit
+post_worker_init = gunicorn_hooks.post_worker_init

@@ -22,3 +22,4 @@ accesslog = None
 control_socket_disable = True
 on_starting = gunicorn_hooks.make_on_starting(_metrics_dir)
 child_exit = gunicorn_hooks.child_exit
+post_worker_init = gunicorn_hooks.post_worker_init

@@ -221,11 +221,27 @@ def resend_inbound_followups(ctx: WorkerContext, now: datetime) -> int:
             )
             .limit(500)
         ).all()
+        # A call that never streamed (the caller hung up first) still makes a lead, from its
+        # final status callback; one whose message was lost has no lead yet.
+        leadless = session.scalars(
+            select(Call.provider_call_sid)
+            .where(
+                Call.direction == "inbound",
+                Call.lead_id.is_(None),
+                Call.from_number.is_not(None),
+                Call.ended_at < now - timedelta(seconds=OCCURRENCE_REQUEUE_AFTER_S),
+                Call.ended_at > now - timedelta(days=1),
+            )
+            .limit(500)
+        ).all()
     for sid in sids:
         assert sid is not None
         ctx.broker.enqueue(LEADS_CREATE_FROM_CALL.message(call_sid=sid))
         ctx.broker.enqueue(RECORDINGS_PROCESS.message(call_sid=sid))
-    return _repaired("inbound_followup_resent", len(sids))
+    for sid in set(leadless) - set(sids):
+        assert sid is not None
+        ctx.broker.enqueue(LEADS_CREATE_FROM_CALL.message(call_sid=sid))
+    return _repaired("inbound_followup_resent", len(set(sids) | set(leadless)))
 
 
 def reopen_daily_runs_with_queued_jobs(ctx: WorkerContext, now: datetime) -> int:

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import aiohttp
 import pytest
 import redis
 import requests
+import simple_websocket
+from sqlalchemy import select
 
 from libs.common.db import Database
+from libs.common.models import Business, Call, PhoneNumber
 from libs.common.telephony.twilio_signature import sign
+from simulators.twilio.media_client import StreamResult, Target, run_stream
 from tests.support.nginx import nginx_binary, render
 from tests.support.processes import gunicorn_argv, running, service_env
 from tests.support.services import free_port
@@ -125,43 +131,31 @@ def test_gixy_finds_nothing(tmp_path: Path) -> None:
         assert f"{severity}: 0" in result.stdout, result.stdout
 
 
-def test_websocket_upgrade_through_nginx(tmp_path: Path) -> None:
-    """The /ws/ route upgrades and relays frames both ways. The calls service's own media-stream
-    endpoint arrives with its issue; until then a flask-sock echo server stands behind the
-    `calls` upstream, which is what this exercises: nginx's upgrade handling."""
-    import threading
+def test_a_media_stream_through_nginx(proxy: Proxy, db: Database) -> None:
+    """Twilio's side of an inbound call, through nginx to the real calls service: the voice
+    webhook's TwiML names the public wss URL, the upgrade signed against it is relayed (its
+    Upgrade headers, the public host for the signature check), frames flow both ways."""
+    with db.session() as session:
+        business = Business(name="Through nginx", timezone="UTC")
+        session.add(business)
+        session.flush()
+        session.add(PhoneNumber(business_id=business.id, number_e164="+14155550000"))
+        session.commit()
+    target = Target(ws_url="", voice_url=f"{proxy.base}/webhook/twilio/voice",
+                    auth_token=AUTH_TOKEN, to="+14155550000")  # fmt: skip
 
-    import simple_websocket
-    from flask import Flask, request
-    from flask_sock import Sock
-    from werkzeug.serving import make_server
+    async def one_call() -> StreamResult:
+        async with aiohttp.ClientSession() as session:
+            return await run_stream(session, target, 0, seconds=1.0)
 
-    seen: dict[str, str] = {}
-    echo = Flask("echo")
-    sock = Sock(echo)
+    result = asyncio.run(one_call())
+    assert result.ok, result.error
+    # The whole greeting (1 s) and its mark came back through nginx.
+    assert (result.sent, result.received_media, result.received_marks) == (50, 50, 1)
+    with db.session() as session:
+        call = session.scalars(select(Call).where(Call.provider_call_sid == result.call_sid)).one()
+    assert call.stream_sid and call.status == "completed" and call.duration_s == 1
 
-    @sock.route("/ws/echo")
-    def relay(ws: simple_websocket.Server) -> None:
-        seen["proto"] = request.headers.get("X-Forwarded-Proto", "")
-        while True:
-            ws.send(ws.receive())
-
-    upstream_port, http_port = free_port(), free_port()
-    server = make_server("127.0.0.1", upstream_port, echo, threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    conf = render(tmp_path, {"api": free_port(), "calls": upstream_port}, http_port, free_port())
-    nginx = [nginx_binary(), "-c", str(conf), "-p", str(tmp_path), "-g", "daemon off;"]
-    try:
-        with running(
-            nginx, service_env(), tmp_path / "nginx.log", f"http://127.0.0.1:{http_port}/"
-        ):
-            client = simple_websocket.Client.connect(f"ws://127.0.0.1:{http_port}/ws/echo")
-            try:
-                for frame in ('{"event": "connected"}', '{"event": "media"}'):
-                    client.send(frame)
-                    assert client.receive(timeout=5) == frame
-            finally:
-                client.close()
-    finally:
-        server.shutdown()
-    assert seen["proto"] == "http"
+    ws_url = proxy.base.replace("http://", "ws://") + "/ws/media"
+    with pytest.raises(simple_websocket.ConnectionError):
+        simple_websocket.Client.connect(ws_url, headers={"X-Twilio-Signature": "bm90IGl0"})

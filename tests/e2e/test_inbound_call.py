@@ -9,10 +9,6 @@ import json
 import secrets
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
-from contextlib import ExitStack
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,55 +18,10 @@ from sqlalchemy import select
 
 from libs.common.audio import wav
 from libs.common.db import Database
-from libs.common.models import Business, Call, DncEntry, Lead, PhoneNumber
+from libs.common.models import Call, DncEntry, Lead
 from libs.common.telephony.twilio_signature import sign
-from tests.support.processes import gunicorn_argv, running, service_env, switchboard_argv
-from tests.support.services import free_port
+from tests.e2e.conftest import BUSINESS_NUMBER, CallsService
 from tests.support.twilio_sim import AUTH_TOKEN
-
-BUSINESS_NUMBER = "+14155550000"
-
-
-@dataclass
-class CallsService:
-    url: str
-    public: str
-    business_id: int
-    recordings: Path
-    log: Path
-
-
-@pytest.fixture
-def calls_service(
-    database_url: str, redis_url: str, redis_client: object, db: Database, tmp_path: Path
-) -> Iterator[CallsService]:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    with db.session() as session:
-        business = Business(name="Inbound Co", timezone="UTC")
-        session.add(business)
-        session.flush()
-        session.add(PhoneNumber(business_id=business.id, number_e164=BUSINESS_NUMBER))
-        session.commit()
-        business_id = business.id
-    env = service_env(
-        DATABASE_URL=database_url,
-        REDIS_URL=redis_url,
-        SWITCHBOARD_VAR_DIR=str(tmp_path),
-        PUBLIC_BASE_URL=url,
-        TWILIO_AUTH_TOKEN=AUTH_TOKEN,
-        CALLS_BIND=f"127.0.0.1:{port}",
-        SERVICE_ROLE="calls",
-    )
-    with ExitStack() as stack:
-        stack.enter_context(
-            running(gunicorn_argv("calls"), env, tmp_path / "calls.log", f"{url}/readyz")
-        )
-        stack.enter_context(
-            running([*switchboard_argv("worker"), "--processes", "1", "--threads", "2"],
-                    {**env, "SERVICE_ROLE": "worker"}, tmp_path / "worker.log")
-        )  # fmt: skip
-        yield CallsService(url, url, business_id, tmp_path / "recordings", tmp_path / "calls.log")
 
 
 def _sid(prefix: str) -> str:
@@ -244,3 +195,22 @@ def test_an_unknown_number_gets_a_polite_goodbye(calls_service: CallsService, db
     assert root.find("Say") is not None and root.find("Hangup") is not None
     assert "not in service" in (root.findtext("Say") or "")
     assert "no business owns this number" in calls_service.log.read_text()
+
+
+def test_a_caller_who_hangs_up_before_the_stream_is_still_a_lead(
+    calls_service: CallsService, db: Database
+) -> None:
+    caller, call_sid = "+14155550177", _sid("CA")
+    assert _voice(calls_service, call_sid, caller).status_code == 200
+    # No stream ever connects; Twilio's final status callback for the number arrives.
+    url = f"{calls_service.public}/webhook/twilio/status"
+    params = {"CallSid": call_sid, "CallStatus": "completed", "CallDuration": "2",
+              "From": caller, "To": BUSINESS_NUMBER, "Direction": "inbound"}  # fmt: skip
+    headers = {"X-Twilio-Signature": sign(AUTH_TOKEN, url, params)}
+    assert requests.post(url, data=params, headers=headers, timeout=10).status_code == 204
+    lead = _wait(db, lambda s: s.scalar(select(Lead).where(Lead.phone_e164 == caller)))
+    assert lead.business_id == calls_service.business_id and lead.source == "call"
+    with db.session() as session:
+        call = session.scalars(select(Call).where(Call.provider_call_sid == call_sid)).one()
+    assert (call.status, call.duration_s, call.lead_id) == ("completed", 2, lead.id)
+    assert call.ended_at is not None and call.recording_path is None

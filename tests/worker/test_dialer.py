@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -14,6 +15,8 @@ from libs.common.contracts import DIALER_DISPATCH, MAINTENANCE_RECONCILE
 from libs.common.db import Database
 from libs.common.models import Call, CallJob, CallJobStatus, DncEntry
 from libs.common.settings import Settings
+from services.calls.media.agent import KeypadAgent
+from services.calls.media.stream import MediaStream
 from services.worker.dialer.claim import claim_next
 from tests.campaign_factories import make_campaign, phone, start_attempt
 from tests.support.twilio_sim import (
@@ -76,6 +79,36 @@ def test_dnc_numbers_are_never_dialed(
     with db.session() as session:
         session.add(DncEntry(business_id=campaign.business_id, phone_e164=phone(0)))
         session.commit()
+    _dispatch(stub_broker, stub_worker, campaign.business_id)
+    assert [c["to"] for c in sim.ledger()["calls"]] == [phone(1)]
+    assert _statuses(db, campaign.run_id) == ["dialing", "skipped_dnc"]
+
+
+def test_a_caller_who_pressed_2_is_never_dialed(
+    db: Database, settings: Settings, sim: Simulator, stub_broker: StubBroker,
+    stub_worker: Worker,
+) -> None:  # fmt: skip
+    """The opt-out a media stream records is the one the dialer reads: same business, same
+    E.164 number, effective at once (the run was already queued when the caller pressed 2)."""
+    campaign = make_campaign(db, 2)
+    with db.session() as session:
+        call = Call(business_id=campaign.business_id, direction="inbound",
+                    from_number=phone(0), to_number="+14155550000",
+                    provider_call_sid="CA" + "2" * 32, status="in-progress", attempt=1)  # fmt: skip
+        session.add(call)
+        session.commit()
+        call_id = call.id
+    stream = MediaStream(settings, db, stub_broker, KeypadAgent(), lambda _frame: None)
+    stream_sid = "MZ" + "3" * 32
+    for frame in (
+        {"event": "start", "streamSid": stream_sid,
+         "start": {"streamSid": stream_sid, "callSid": "CA" + "2" * 32,
+                   "customParameters": {"business_id": str(campaign.business_id),
+                                        "call_id": str(call_id)}}},
+        {"event": "dtmf", "streamSid": stream_sid, "dtmf": {"digit": "2"}},
+        {"event": "stop", "streamSid": stream_sid},
+    ):  # fmt: skip
+        stream.receive(json.dumps(frame))
     _dispatch(stub_broker, stub_worker, campaign.business_id)
     assert [c["to"] for c in sim.ledger()["calls"]] == [phone(1)]
     assert _statuses(db, campaign.run_id) == ["dialing", "skipped_dnc"]

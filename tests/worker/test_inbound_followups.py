@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from datetime import timedelta
 
 from dramatiq import Worker
 from dramatiq.brokers.stub import StubBroker
 from sqlalchemy import select
 
 from libs.common.audio.wav import MulawWavWriter
-from libs.common.contracts import LEADS_CREATE_FROM_CALL, RECORDINGS_PROCESS
+from libs.common.contracts import (
+    LEADS_CREATE_FROM_CALL,
+    MAINTENANCE_RECONCILE,
+    RECORDINGS_PROCESS,
+)
 from libs.common.db import Database
-from libs.common.models import Business, Call, Lead
+from libs.common.models import Business, Call, Lead, utcnow
 from libs.common.settings import Settings
 
 
@@ -65,3 +70,24 @@ def test_recordings_process_measures_the_wav(
     assert call.recording_duration_ms == 500
     assert call.recording_bytes == path.stat().st_size
     assert call.recording_sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_the_reconciler_makes_the_lead_of_a_call_whose_message_was_lost(
+    db: Database, stub_broker: StubBroker, stub_worker: Worker
+) -> None:
+    """A caller who hung up before any stream: only the final status callback's message would
+    make the lead, and Redis lost it. The reconciler finds the ended call without a lead."""
+    _inbound_call(db, "+14155550199", callback=False)
+    with db.session() as session:
+        call = session.scalars(select(Call)).one()
+        call.recording_path = None
+        call.ended_at = utcnow() - timedelta(minutes=10)
+        session.commit()
+    MAINTENANCE_RECONCILE.send(stub_broker, period_start=0)
+    for queue in ("maintenance", "default"):  # the reconcile, then the message it sent
+        stub_broker.join(queue, fail_fast=True)
+        stub_worker.join()
+    with db.session() as session:
+        lead = session.scalars(select(Lead)).one()
+        call = session.scalars(select(Call)).one()
+    assert lead.phone_e164 == "+14155550199" and call.lead_id == lead.id

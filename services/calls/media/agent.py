@@ -109,6 +109,27 @@ class KeypadAgent:
         self.playing = False
 
 
+class EchoAgent:
+    """Plays the caller's audio straight back, frame by frame: the classic echo-test line, for
+    checking a number's audio path by ear, and the load the media benchmark measures (every
+    frame in answers a frame out, as a streaming voice agent does)."""
+
+    def start(self, call: CallInfo) -> list[Reply]:
+        return []
+
+    def audio(self, chunk: bytes) -> list[Reply]:
+        return [Play(chunk)]
+
+    def dtmf(self, digit: str) -> list[Reply]:
+        return []
+
+    def mark(self, name: str) -> list[Reply]:
+        return []
+
+    def stop(self) -> None:
+        pass
+
+
 def load_agent_class(dotted: str) -> type[Agent]:
     """``module:Class`` → the class; raises ImportError/AttributeError with the path."""
     module_name, _, class_name = dotted.partition(":")

@@ -80,10 +80,10 @@ def media_stream() -> Response:
             ws.close()
         except Exception:
             pass
-    return _AlreadyAnswered(ws)
+    return WebSocketAnswered(ws)
 
 
-class _AlreadyAnswered(Response):
+class WebSocketAnswered(Response):
     """The socket was answered by the WebSocket server: tell the WSGI server to write nothing
     (the same ending flask-sock uses)."""
 

@@ -17,9 +17,9 @@ from sqlalchemy.orm import Session
 
 from libs.common import metrics
 from libs.common.campaigns.call_state import StatusUpdate, apply_status
-from libs.common.contracts import DIALER_DISPATCH
+from libs.common.contracts import DIALER_DISPATCH, LEADS_CREATE_FROM_CALL
 from libs.common.db import insert_ignoring_conflicts
-from libs.common.models import STATUS_RANK, Call, CallEvent
+from libs.common.models import FINAL_CALL_STATUSES, STATUS_RANK, Call, CallEvent
 from libs.common.outbox import enqueue_after_commit
 from libs.common.queue_health import QueueUnavailable
 from libs.common.web.db import get_session
@@ -115,6 +115,10 @@ def status_callback() -> Response:
         session.execute(update(CallEvent).where(CallEvent.id == event_id).values(applied=True))
     if applied.slot_freed and applied.business_id is not None:
         enqueue_after_commit(session, DIALER_DISPATCH.message(business_id=applied.business_id))
+    if applied.moved and call.direction == "inbound" and call.status in FINAL_CALL_STATUSES:
+        # A caller who hung up before the stream connected is a lead too; when the stream did
+        # run, this is the same idempotent message its stop already sent.
+        enqueue_after_commit(session, LEADS_CREATE_FROM_CALL.message(call_sid=sid))
     try:
         session.commit()
     except QueueUnavailable:

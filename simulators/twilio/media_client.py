@@ -1,0 +1,242 @@
+"""Twilio's side of inbound calls with Media Streams, many at once (asyncio + aiohttp).
+
+Each simulated call does what Twilio does: POST the signed voice webhook, take the
+``<Stream url>`` and ``<Parameter>``s from the TwiML, open the WebSocket signed against that
+URL, send ``connected`` and ``start``, then one 20 ms μ-law ``media`` frame every 20 ms on a
+fixed schedule (a late frame does not move the next one), then ``stop``. Like Twilio it plays
+the media the service sends and echoes each ``mark`` once the audio queued before it has
+played.
+
+Media coming back is matched in order to the frames sent, so with an agent that answers each
+frame with a frame (``EchoAgent``) or a bare echo server, the send-to-echo time is the
+service's frame-handling latency as Twilio would see it. Used by the load test and
+``bench/media_streams.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import secrets
+import time
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+
+import aiohttp
+
+from libs.common.telephony.twilio_signature import sign
+
+FRAME_S = 0.020
+FRAME_BYTES = 160
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where the calls go. With ``voice_url`` None the WebSocket is dialled directly, unsigned
+    unless ``auth_token`` is set (a bare echo server has no webhook)."""
+
+    ws_url: str
+    voice_url: str | None = None
+    auth_token: str | None = None
+    to: str = "+14155550000"
+
+
+@dataclass
+class StreamResult:
+    index: int
+    call_sid: str = ""
+    sent: int = 0
+    #: Media frames the service sent back, and the marks it sent.
+    received_media: int = 0
+    received_marks: int = 0
+    #: Send-to-echo times of the frames that came back, in milliseconds, and when each of
+    #: those frames was sent (time.monotonic(): one clock for every process on the host).
+    latencies_ms: list[float] = field(default_factory=list)
+    echoed_sent_at: list[float] = field(default_factory=list)
+    #: The service closed the socket before we sent ``stop``: a dropped call.
+    closed_early: bool = False
+    error: str | None = None
+    opened_at: float = 0.0
+    closed_at: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and not self.closed_early
+
+
+def caller_number(index: int) -> str:
+    return f"+1415{7000000 + index:07d}"
+
+
+def stream_from_twiml(twiml: str) -> tuple[str, dict[str, str]]:
+    stream = ET.fromstring(twiml).find("./Connect/Stream")
+    if stream is None:
+        raise ValueError(f"TwiML has no <Connect><Stream>: {twiml[:200]}")
+    params = {p.get("name", ""): p.get("value", "") for p in stream.findall("Parameter")}
+    return stream.get("url", ""), params
+
+
+async def _answer(session: aiohttp.ClientSession, target: Target, call_sid: str,
+                  caller: str) -> tuple[str, dict[str, str]]:  # fmt: skip
+    assert target.voice_url and target.auth_token
+    form = {"CallSid": call_sid, "AccountSid": "AC" + "0" * 32, "From": caller,
+            "To": target.to, "CallStatus": "ringing", "Direction": "inbound"}  # fmt: skip
+    headers = {"X-Twilio-Signature": sign(target.auth_token, target.voice_url, form)}
+    async with session.post(target.voice_url, data=form, headers=headers) as response:
+        text = await response.text()
+        if response.status != 200:
+            raise RuntimeError(f"voice webhook answered {response.status}: {text[:200]}")
+    return stream_from_twiml(text)
+
+
+def _start_frame(stream_sid: str, call_sid: str, params: dict[str, str]) -> str:
+    return json.dumps({
+        "event": "start", "sequenceNumber": "1", "streamSid": stream_sid,
+        "start": {"streamSid": stream_sid, "callSid": call_sid, "accountSid": "AC" + "0" * 32,
+                  "tracks": ["inbound"], "customParameters": params,
+                  "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000,
+                                  "channels": 1}},
+    })  # fmt: skip
+
+
+class _Player:
+    """Twilio's playback of what the service sends: marks come back when their turn plays."""
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse, stream_sid: str,
+                 result: StreamResult, sent_at: list[float]) -> None:  # fmt: skip
+        self.ws, self.stream_sid, self.result, self.sent_at = ws, stream_sid, result, sent_at
+        self.loop = asyncio.get_running_loop()
+        self.playback_end = 0.0
+        self.pending: set[asyncio.Future[None]] = set()  # a task must be referenced to live
+
+    def on_message(self, text: str, now: float) -> None:
+        # Cheap check first: at full load this runs thousands of times a second.
+        if '"media"' in text[:40]:
+            k = self.result.received_media
+            self.result.received_media += 1
+            if k < len(self.sent_at):
+                self.result.latencies_ms.append((now - self.sent_at[k]) * 1000)
+                self.result.echoed_sent_at.append(self.sent_at[k])
+            self.playback_end = max(self.loop.time(), self.playback_end) + FRAME_S
+            return
+        message = json.loads(text)
+        if message.get("event") == "mark":
+            self.result.received_marks += 1
+            name = message.get("mark", {}).get("name", "")
+            self.loop.call_at(max(self.loop.time(), self.playback_end), self._echo_mark, name)
+        elif message.get("event") == "clear":
+            self.playback_end = self.loop.time()
+
+    def _echo_mark(self, name: str) -> None:
+        if not self.ws.closed:
+            mark = {"event": "mark", "streamSid": self.stream_sid, "mark": {"name": name}}
+            sending = asyncio.ensure_future(self.ws.send_str(json.dumps(mark)))
+            self.pending.add(sending)
+            sending.add_done_callback(self.pending.discard)
+
+
+async def _receive(ws: aiohttp.ClientWebSocketResponse, player: _Player) -> None:
+    async for message in ws:
+        if message.type == aiohttp.WSMsgType.TEXT:
+            player.on_message(message.data, time.monotonic())
+        elif message.type in (aiohttp.WSMsgType.ERROR, aiohttp.WSMsgType.CLOSED):
+            break
+
+
+async def run_stream(session: aiohttp.ClientSession, target: Target, index: int,
+                     seconds: float, digits: str = "") -> StreamResult:  # fmt: skip
+    """One call: ``seconds`` of audio at 50 frames/s, then ``digits`` on the keypad, then stop."""
+    result = StreamResult(index, call_sid="CA" + secrets.token_hex(16))
+    stream_sid = "MZ" + secrets.token_hex(16)
+    ws_url, params = target.ws_url, {}
+    try:
+        if target.voice_url:
+            ws_url, params = await _answer(session, target, result.call_sid, caller_number(index))
+        headers = {}
+        if target.auth_token:
+            headers["X-Twilio-Signature"] = sign(target.auth_token, ws_url, {})
+        async with session.ws_connect(ws_url, headers=headers, autoping=True) as ws:
+            result.opened_at = time.monotonic()
+            await _talk(ws, stream_sid, result, params, seconds, digits)
+            result.closed_at = time.monotonic()
+    except (aiohttp.ClientError, RuntimeError, ValueError, OSError) as exc:
+        result.error = f"{type(exc).__name__}: {exc}"
+    return result
+
+
+async def _talk(ws: aiohttp.ClientWebSocketResponse, stream_sid: str, result: StreamResult,
+                params: dict[str, str], seconds: float, digits: str) -> None:  # fmt: skip
+    sent_at: list[float] = []
+    player = _Player(ws, stream_sid, result, sent_at)
+    receiver = asyncio.create_task(_receive(ws, player))
+    await ws.send_str(json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"}))
+    await ws.send_str(_start_frame(stream_sid, result.call_sid, params))
+    payload = base64.b64encode(secrets.token_bytes(FRAME_BYTES)).decode()
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    for i in range(round(seconds / FRAME_S)):
+        delay = t0 + i * FRAME_S - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        if ws.closed or receiver.done():
+            result.closed_early = True
+            break
+        sent_at.append(time.monotonic())
+        await ws.send_str(
+            f'{{"event":"media","sequenceNumber":"{i + 2}","streamSid":"{stream_sid}",'
+            f'"media":{{"track":"inbound","chunk":"{i + 1}","timestamp":"{i * 20}",'
+            f'"payload":"{payload}"}}}}'
+        )
+        result.sent += 1
+    for digit in digits:
+        if not ws.closed:
+            dtmf = {"track": "inbound_track", "digit": digit}
+            await ws.send_str(json.dumps({"event": "dtmf", "streamSid": stream_sid, "dtmf": dtmf}))
+    if ws.closed or receiver.done():
+        result.closed_early = True
+    else:
+        # Let the last echoes arrive before hanging up, as a caller's audio would finish.
+        await asyncio.sleep(0.2)
+        await ws.send_str(json.dumps({"event": "stop", "streamSid": stream_sid,
+                                      "stop": {"callSid": result.call_sid}}))  # fmt: skip
+    try:
+        # Switchboard closes the socket after stop; a bare echo server does not.
+        await asyncio.wait_for(asyncio.shield(receiver), timeout=2)
+    except TimeoutError:
+        await ws.close()
+        await receiver
+
+
+async def run_streams(target: Target, count: int, seconds: float, ramp_s: float = 1.0,
+                      digits: str = "", first_index: int = 0, end_together: bool = False
+                      ) -> list[StreamResult]:  # fmt: skip
+    """``count`` concurrent calls, their starts spread over ``ramp_s`` (Twilio's calls do not
+    all arrive in the same millisecond, and a synchronised start measures a thundering herd).
+    Each call streams ``seconds``; with ``end_together`` the early ones stream longer so that
+    all hang up at once and every call is up for the last ``seconds``."""
+    connector = aiohttp.TCPConnector(limit=0)
+    timeout = aiohttp.ClientTimeout(total=None, connect=30, sock_connect=30)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+
+        async def one(i: int) -> StreamResult:
+            offset = ramp_s * i / max(count, 1)
+            await asyncio.sleep(offset)
+            length = seconds + (ramp_s - offset if end_together else 0.0)
+            return await run_stream(session, target, first_index + i, length, digits)
+
+        return list(await asyncio.gather(*(one(i) for i in range(count))))
+
+
+def peak_open(results: list[StreamResult]) -> int:
+    """Most sockets open at the same time, from each stream's open and close instants."""
+    edges = sorted(
+        [(r.opened_at, 1) for r in results if r.opened_at]
+        + [(r.closed_at, -1) for r in results if r.closed_at],
+        key=lambda e: (e[0], e[1]),
+    )
+    peak = level = 0
+    for _, step in edges:
+        level += step
+        peak = max(peak, level)
+    return peak

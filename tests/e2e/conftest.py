@@ -1,0 +1,60 @@
+"""Fixtures shared by the end-to-end tests of inbound calls."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from libs.common.db import Database
+from libs.common.models import Business, PhoneNumber
+from tests.support.processes import gunicorn_argv, running, service_env, switchboard_argv
+from tests.support.services import free_port
+from tests.support.twilio_sim import AUTH_TOKEN
+
+BUSINESS_NUMBER = "+14155550000"
+
+
+@dataclass
+class CallsService:
+    url: str
+    public: str
+    business_id: int
+    recordings: Path
+    log: Path
+
+
+@pytest.fixture
+def calls_service(
+    database_url: str, redis_url: str, redis_client: object, db: Database, tmp_path: Path
+) -> Iterator[CallsService]:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with db.session() as session:
+        business = Business(name="Inbound Co", timezone="UTC")
+        session.add(business)
+        session.flush()
+        session.add(PhoneNumber(business_id=business.id, number_e164=BUSINESS_NUMBER))
+        session.commit()
+        business_id = business.id
+    env = service_env(
+        DATABASE_URL=database_url,
+        REDIS_URL=redis_url,
+        SWITCHBOARD_VAR_DIR=str(tmp_path),
+        PUBLIC_BASE_URL=url,
+        TWILIO_AUTH_TOKEN=AUTH_TOKEN,
+        CALLS_BIND=f"127.0.0.1:{port}",
+        SERVICE_ROLE="calls",
+    )
+    with ExitStack() as stack:
+        stack.enter_context(
+            running(gunicorn_argv("calls"), env, tmp_path / "calls.log", f"{url}/readyz")
+        )
+        stack.enter_context(
+            running([*switchboard_argv("worker"), "--processes", "1", "--threads", "2"],
+                    {**env, "SERVICE_ROLE": "worker"}, tmp_path / "worker.log")
+        )  # fmt: skip
+        yield CallsService(url, url, business_id, tmp_path / "recordings", tmp_path / "calls.log")
