@@ -7,6 +7,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 
 from werkzeug.serving import make_server
 
@@ -29,7 +30,11 @@ def main(argv: list[str] | None = None) -> int:
     app.extensions["network"].scenario.cps = args.cps
     # A threaded server in one process: the ledger is this process's memory.
     server = make_server(args.host, args.port, app, threaded=True)
-    signal.signal(signal.SIGTERM, lambda *_: server.shutdown())
+    # shutdown() waits for serve_forever() to return: called from the handler, which runs on
+    # the serving thread, it would wait for itself. Another thread asks it instead.
+    signal.signal(
+        signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown, daemon=True).start()
+    )
     print(f"twilio simulator on http://{args.host}:{args.port} (account {account})", flush=True)
     try:
         server.serve_forever()
