@@ -84,6 +84,20 @@ MEDIA_FRAME_SECONDS = Histogram(
     buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1),
 )
 
+GMAIL_API_CALLS = Counter(
+    "switchboard_gmail_api_calls_total",
+    "Gmail API calls made by receipt syncs, by method and outcome (ok, rate_limited, error).",
+    ["method", "outcome"],
+)
+RECEIPTS_CREATED = Counter(
+    "switchboard_receipts_created_total", "Receipts stored from synced Gmail messages."
+)
+RECEIPT_SYNCS = Counter(
+    "switchboard_receipt_syncs_total",
+    "Receipt syncs finished, by mode (full, incremental) and outcome.",
+    ["mode", "outcome"],
+)
+
 CALL_STATUSES = Counter(
     "switchboard_call_status_total",
     "Call statuses applied (moved a call forward), by status.",

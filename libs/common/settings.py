@@ -24,7 +24,7 @@ LOG_FORMATS = ("json", "text")
 
 #: Variables a production process refuses to start without, per role.
 PRODUCTION_REQUIRED: dict[str, tuple[str, ...]] = {
-    "api": ("DATABASE_URL", "REDIS_URL", "PUBLIC_BASE_URL"),
+    "api": ("DATABASE_URL", "REDIS_URL", "PUBLIC_BASE_URL", "ENCRYPTION_KEYS"),
     "calls": ("DATABASE_URL", "REDIS_URL", "PUBLIC_BASE_URL", "TWILIO_AUTH_TOKEN"),
     "worker": (
         "DATABASE_URL",
@@ -32,6 +32,7 @@ PRODUCTION_REQUIRED: dict[str, tuple[str, ...]] = {
         "PUBLIC_BASE_URL",
         "TWILIO_ACCOUNT_SID",
         "TWILIO_AUTH_TOKEN",
+        "ENCRYPTION_KEYS",
     ),
     "scheduler": ("DATABASE_URL", "REDIS_URL"),
     "cli": ("DATABASE_URL",),
@@ -89,6 +90,19 @@ class Settings:
     voice_agent: str = "services.calls.media.agent:KeypadAgent"
     google_client_id: str | None = None
     google_client_secret: str | None = field(default=None, repr=False)
+    #: Google's OAuth endpoints and the Gmail API root; unset means Google itself. The local
+    #: stack and the tests point them at the Gmail simulator.
+    google_auth_uri: str = "https://accounts.google.com/o/oauth2/v2/auth"
+    google_token_uri: str = "https://oauth2.googleapis.com/token"
+    gmail_api_endpoint: str | None = None
+    #: Gmail search for a first sync; later syncs read the mailbox history instead.
+    gmail_receipts_query: str = (
+        '{receipt invoice "order confirmation" "payment received" "your order" "amount paid"}'
+    )
+    gmail_lookback_days: int = 365
+    #: Gmail's per-user quota (units per minute) the sync stays under, shared by all workers.
+    gmail_quota_units_per_minute: int = 15_000
+    #: Fernet keys, comma-separated, newest first: the first encrypts, all decrypt.
     encryption_keys: str | None = field(default=None, repr=False)
 
     @property
@@ -145,10 +159,22 @@ class Settings:
             voice_agent=reader.text("VOICE_AGENT") or cls.voice_agent,
             google_client_id=reader.text("GOOGLE_CLIENT_ID"),
             google_client_secret=reader.text("GOOGLE_CLIENT_SECRET"),
+            google_auth_uri=reader.text("GOOGLE_AUTH_URI") or cls.google_auth_uri,
+            google_token_uri=reader.text("GOOGLE_TOKEN_URI") or cls.google_token_uri,
+            gmail_api_endpoint=reader.text("GMAIL_API_ENDPOINT"),
+            gmail_receipts_query=reader.text("GMAIL_RECEIPTS_QUERY") or cls.gmail_receipts_query,
+            gmail_lookback_days=int(reader.number("GMAIL_LOOKBACK_DAYS", 365, 1, 3650)),
+            gmail_quota_units_per_minute=int(
+                reader.number("GMAIL_QUOTA_UNITS_PER_MINUTE", 15_000, 10, 1_000_000)
+            ),
             encryption_keys=reader.text("ENCRYPTION_KEYS"),
         )
         if not re.fullmatch(r"[\w.]+:\w+", settings.voice_agent):
             raise ConfigError("VOICE_AGENT must be a dotted module path and a class, module:Class")
+        if settings.encryption_keys:
+            from libs.common.crypto import parse_keys  # here: crypto imports this module
+
+            parse_keys(settings.encryption_keys)
         if not settings.public_base_url.startswith(("http://", "https://")):
             raise ConfigError("PUBLIC_BASE_URL must start with http:// or https://")
         if settings.is_production:

@@ -10,6 +10,7 @@ from libs.common.contracts.base import (
 )
 from libs.common.contracts.campaigns import DIALER_DISPATCH, LEADS_IMPORT_CSV
 from libs.common.contracts.inbound import LEADS_CREATE_FROM_CALL, RECORDINGS_PROCESS
+from libs.common.contracts.receipts import RECEIPTS_SYNC
 from libs.common.contracts.schedules import (
     SCHEDULES_CHECK_DUE,
     SCHEDULES_PLACE_CALL,
@@ -27,6 +28,7 @@ ALL_CONTRACTS: tuple[ActorContract, ...] = (
     SCHEDULES_PLACE_CALL,
     LEADS_CREATE_FROM_CALL,
     RECORDINGS_PROCESS,
+    RECEIPTS_SYNC,
 )
 
 BY_NAME: dict[str, ActorContract] = {c.name: c for c in ALL_CONTRACTS}
@@ -41,6 +43,7 @@ __all__ = [
     "LEADS_IMPORT_CSV",
     "MAINTENANCE_RECONCILE",
     "QUEUES",
+    "RECEIPTS_SYNC",
     "RECORDINGS_PROCESS",
     "SCHEDULES_CHECK_DUE",
     "SCHEDULES_PLACE_CALL",

@@ -15,6 +15,7 @@ from libs.common.models.campaign import (
 )
 from libs.common.models.lead import DncEntry, Lead
 from libs.common.models.phone_number import PhoneNumber
+from libs.common.models.receipt import GmailConnection, Receipt, ReceiptAttachment
 from libs.common.models.schedule import (
     ALL_DAYS,
     OccurrenceStatus,
@@ -38,10 +39,13 @@ __all__ = [
     "CallJob",
     "CallJobStatus",
     "DncEntry",
+    "GmailConnection",
     "JobStatus",
     "Lead",
     "OccurrenceStatus",
     "PhoneNumber",
+    "Receipt",
+    "ReceiptAttachment",
     "Run",
     "RunStatus",
     "Schedule",

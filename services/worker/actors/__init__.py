@@ -1,5 +1,13 @@
 """Every actor module; importing this package registers their implementations."""
 
-from services.worker.actors import dialer, inbound, leads, maintenance, schedules, system
+from services.worker.actors import (
+    dialer,
+    inbound,
+    leads,
+    maintenance,
+    receipts,
+    schedules,
+    system,
+)
 
-__all__ = ["dialer", "inbound", "leads", "maintenance", "schedules", "system"]
+__all__ = ["dialer", "inbound", "leads", "maintenance", "receipts", "schedules", "system"]

@@ -1,0 +1,1 @@
+"""Gmail: the OAuth web flow, the API client, and the per-user quota it stays under."""

@@ -1,0 +1,1 @@
+"""The Gmail receipts sync: its API calls, its steps, how receipts are stored."""
