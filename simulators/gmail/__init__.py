@@ -1,0 +1,1 @@
+"""A Gmail REST v1 + Google OAuth simulator for tests, benchmarks and the local stack."""
