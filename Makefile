@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint typecheck pytest clean bench bench-dialer bench-schedules bench-media
+.PHONY: help run test lint typecheck pytest clean bench bench-dialer bench-schedules bench-media bench-receipts
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -44,4 +44,7 @@ bench-schedules: $(STAMP) ## Schedule tick on 100k vs 1M schedules with 1,000 du
 bench-media: $(STAMP) ## Media streams at 50 frames/s: most sustained with p99 < 20 ms vs a bare echo WebSocket
 	$(BIN)/python -m bench.media_streams
 
-bench: bench-dialer bench-schedules bench-media ## Every benchmark
+bench-receipts: $(STAMP) ## Gmail full-sync throughput vs the quota limit; incremental sync API calls per new message
+	$(BIN)/python -m bench.receipts
+
+bench: bench-dialer bench-schedules bench-media bench-receipts ## Every benchmark
