@@ -1,0 +1,1 @@
+"""Security and robustness: property-based input tests, isolation, signatures, secrets."""

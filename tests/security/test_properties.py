@@ -1,0 +1,108 @@
+"""Property-based tests (hypothesis) of WebSocket frames and CSV files (webhook parameters:
+tests/calls/test_status_properties.py): whatever arrives is refused clearly or handled; never
+an unhandled exception, never lost state."""
+
+from __future__ import annotations
+
+import json
+import string
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from libs.common.audio.wav import MulawWavWriter
+from libs.common.campaigns.leads import InvalidCsv, InvalidLead, csv_rows, decode_csv, parse_lead
+from services.calls.media import protocol
+from services.calls.media.agent import KeypadAgent
+from services.calls.media.stream import MediaStream
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=30),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+EVENT = st.sampled_from([*sorted(protocol.EVENTS), "dance", "", "MEDIA"])
+
+
+@st.composite
+def frames(draw: st.DrawFn) -> str | bytes:
+    """Mostly Twilio-shaped frames with wrong parts; some raw garbage, text or bytes."""
+    kind = draw(st.integers(0, 9))
+    if kind == 0:
+        return draw(st.binary(max_size=300))
+    if kind == 1:
+        return draw(st.text(max_size=300))
+    message: dict[str, Any] = {"event": draw(EVENT)}
+    for key in draw(st.lists(st.sampled_from(["media", "dtmf", "mark", "stop", "start"]),
+                             max_size=3)):  # fmt: skip
+        message[key] = draw(JSON | st.fixed_dictionaries({
+            "payload": st.text(string.ascii_letters + "+/=%", max_size=40),
+            "digit": st.text(max_size=3), "name": JSON, "track": st.text(max_size=10),
+        }))  # fmt: skip
+    if draw(st.booleans()):
+        message["streamSid"] = draw(JSON)
+    return json.dumps(message)
+
+
+def _started_stream(tmp: Path) -> tuple[MediaStream, list[str]]:
+    sent: list[str] = []
+    stream = MediaStream.__new__(MediaStream)  # the state after a valid start, without a DB
+    stream.agent, stream.send, stream.state = KeypadAgent(), sent.append, "started"
+    stream.frames = stream.received = 0
+    stream._unflushed = {}
+    stream.start = protocol.Start("MZ" + "a" * 32, "CA" + "b" * 32, 1, 1, "audio/x-mulaw", 8000)
+    stream.recorder = MulawWavWriter(tmp / "fuzz.wav")
+    return stream, sent
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(batch=st.lists(frames(), min_size=1, max_size=20))
+def test_no_frame_kills_a_stream(batch: list[str | bytes], tmp_path_factory: Any) -> None:
+    stream, _ = _started_stream(tmp_path_factory.mktemp("frames"))
+    for frame in batch:
+        if isinstance(frame, str) and '"stop"' in frame[:20]:
+            continue  # a real stop ends the stream (tested elsewhere); it would need the DB
+        stream.receive(frame)  # must not raise
+        assert stream.state == "started"
+    before = stream.recorder.data_bytes if stream.recorder else 0
+    good = {"event": "media", "media": {"payload": "f39/fw==", "track": "inbound"}}
+    stream.receive(json.dumps(good))
+    assert stream.recorder is not None and stream.recorder.data_bytes == before + 4
+
+
+@settings(max_examples=300, deadline=None)
+@given(content=st.one_of(
+    st.binary(max_size=400),
+    st.text(max_size=400).map(lambda t: t.encode("utf-8")),
+    st.lists(st.lists(st.text(max_size=20), max_size=5), max_size=8).map(
+        lambda rows: "\n".join(",".join(r) for r in [["phone", "name"], *rows]).encode()),
+    st.text(max_size=200).map(lambda t: ("phone,name\n" + t).encode("utf-16")),
+))  # fmt: skip
+def test_csv_imports_refuse_or_parse(content: bytes) -> None:
+    try:
+        rows = list(csv_rows(decode_csv(content)))
+    except InvalidCsv as exc:
+        assert str(exc)  # a reason the user can read
+        return
+    for _, row in rows:
+        try:
+            parse_lead(row)
+        except InvalidLead as exc:
+            assert str(exc)
+
+
+@pytest.mark.parametrize("size", [200_000, 2_000_000])
+def test_huge_csv_fields_are_refused_not_crashed(size: int) -> None:
+    content = b"phone,name\n+14155550100," + b"x" * size + b"\n"
+    try:
+        rows = list(csv_rows(decode_csv(content)))
+    except InvalidCsv as exc:
+        assert "field" in str(exc).lower() or "csv" in str(exc).lower()
+    else:
+        with pytest.raises(InvalidLead):
+            parse_lead(rows[0][1])
