@@ -17,12 +17,26 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import text
 
-from libs.common import migrate, repositories
+from libs.common import crypto, migrate, repositories
 from libs.common.broker import build_broker
 from libs.common.db import Database
 from libs.common.models import Base, TokenRole
 from libs.common.settings import Settings
-from tests.support import services
+from tests.support import secret_scan, services
+
+# The log-secret scan (tests/support/secret_scan.py): capture every record from the start, and
+# remember every encryption key a test generates; it runs when the session finishes.
+secret_scan.capture_log_records()
+_generate_key = crypto.generate_key
+crypto.generate_key = lambda: secret_scan.remember(_generate_key())
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    findings = secret_scan.scan_all()
+    if findings:
+        print("\nSECRETS IN LOGS (tests/support/secret_scan.py):", *findings[:50], sep="\n  ")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
 
 # Tests must not read the developer's environment for these.
 for _name in ("DATABASE_URL", "REDIS_URL", "APP_ENV", "SERVICE_ROLE", "PROMETHEUS_MULTIPROC_DIR"):

@@ -12,8 +12,9 @@ from libs.common.db import Database
 from libs.common.settings import Settings
 from libs.common.telephony.twilio_signature import sign
 from services.calls.app import create_app
+from tests.support import secret_scan
 
-AUTH_TOKEN = "calls-test-auth-token"
+AUTH_TOKEN = secret_scan.remember("calls-test-auth-token")
 PUBLIC = "https://switchboard.example.com"
 
 

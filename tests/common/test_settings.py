@@ -2,6 +2,7 @@ from pathlib import Path
 
 import pytest
 
+from libs.common.crypto import generate_key
 from libs.common.settings import ConfigError, Settings
 
 
@@ -24,7 +25,8 @@ def test_production_names_every_missing_secret() -> None:
     with pytest.raises(ConfigError) as excinfo:
         Settings.from_env({"APP_ENV": "production", "SERVICE_ROLE": "worker"})
     message = str(excinfo.value)
-    for name in ("DATABASE_URL", "REDIS_URL", "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN"):
+    for name in ("DATABASE_URL", "REDIS_URL", "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN",
+                 "ENCRYPTION_KEYS"):  # fmt: skip
         assert name in message
 
 
@@ -37,8 +39,27 @@ def test_production_refuses_to_start_without_redis() -> None:
     }
     with pytest.raises(ConfigError, match="REDIS_URL"):
         Settings.from_env(env)
-    settings = Settings.from_env({**env, "REDIS_URL": "redis://redis:6379/0"})
+    settings = Settings.from_env(
+        {**env, "REDIS_URL": "redis://redis:6379/0", "ENCRYPTION_KEYS": generate_key()}
+    )
     assert settings.log_format == "json"
+
+
+def test_a_malformed_encryption_key_is_named_not_printed() -> None:
+    good = generate_key()
+    with pytest.raises(ConfigError) as excinfo:
+        Settings.from_env({"ENCRYPTION_KEYS": f"{good},not-a-fernet-key"})
+    message = str(excinfo.value)
+    assert "ENCRYPTION_KEYS: key 2 of 2" in message and "not-a-fernet-key" not in message
+    assert good not in message
+
+
+def test_a_production_start_without_an_encryption_key_names_it() -> None:
+    env = {"APP_ENV": "production", "SERVICE_ROLE": "api", "DATABASE_URL": "postgresql://db/x",
+           "PUBLIC_BASE_URL": "https://example.test",
+           "REDIS_URL": "redis://redis:6379/0"}  # fmt: skip
+    with pytest.raises(ConfigError, match="ENCRYPTION_KEYS"):
+        Settings.from_env(env)
 
 
 @pytest.mark.parametrize(

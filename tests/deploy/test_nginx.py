@@ -20,11 +20,12 @@ from libs.common.db import Database
 from libs.common.models import Business, Call, PhoneNumber
 from libs.common.telephony.twilio_signature import sign
 from simulators.twilio.media_client import StreamResult, Target, run_stream
+from tests.support import secret_scan
 from tests.support.nginx import nginx_binary, render
 from tests.support.processes import gunicorn_argv, running, service_env
 from tests.support.services import free_port
 
-AUTH_TOKEN = "nginx-test-auth-token"
+AUTH_TOKEN = secret_scan.remember("nginx-test-auth-token")
 
 
 def test_nginx_accepts_the_repository_config(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ import pytest
 import requests
 
 from libs.common.settings import ROOT
+from tests.support import secret_scan
 from tests.support.processes import service_env, wait_for_http
 from tests.support.services import free_port
 
@@ -21,7 +22,7 @@ pytestmark = pytest.mark.e2e
 
 
 def test_run_serves_both_services_and_ctrl_c_leaves_no_orphans(tmp_path: Path) -> None:
-    ports = [free_port() for _ in range(5)]
+    ports = [free_port() for _ in range(6)]
     env = service_env(SWITCHBOARD_VAR_DIR=str(tmp_path))
     env.pop("APP_ENV")
     log_path = tmp_path / "run.log"
@@ -29,8 +30,9 @@ def test_run_serves_both_services_and_ctrl_c_leaves_no_orphans(tmp_path: Path) -
         sys.executable, "-m", "libs.common.cli", "run",
         "--api-port", str(ports[0]), "--calls-port", str(ports[1]),
         "--worker-metrics-port", str(ports[2]), "--scheduler-metrics-port", str(ports[3]),
-        "--simulator-port", str(ports[4]),
+        "--simulator-port", str(ports[4]), "--gmail-simulator-port", str(ports[5]),
     ]  # fmt: skip
+    secret_scan.watch(log_path)
     with log_path.open("wb") as log:
         process = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     try:
@@ -43,11 +45,13 @@ def test_run_serves_both_services_and_ctrl_c_leaves_no_orphans(tmp_path: Path) -
         assert f"http://127.0.0.1:{ports[0]}/api" in output
         assert "embedded (unix://" in output
         assert f"simulator at http://127.0.0.1:{ports[4]}" in output
+        assert f"gmail      simulator at http://127.0.0.1:{ports[5]}" in output
         assert (tmp_path / "switchboard.db").exists()
         descendants = psutil.Process(process.pid).children(recursive=True)
         names = " ".join(" ".join(p.cmdline()) for p in descendants)
         for part in ("redis-server", "services/api/gunicorn_conf.py", "calls/gunicorn_conf.py",
-                     "dramatiq", "services.worker.scheduler", "simulators.twilio"):  # fmt: skip
+                     "dramatiq", "services.worker.scheduler", "simulators.twilio",
+                     "simulators.gmail"):  # fmt: skip
             assert part in names, part
     finally:
         process.send_signal(signal.SIGINT)

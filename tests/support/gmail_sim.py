@@ -14,10 +14,11 @@ from googleapiclient.discovery import build
 from werkzeug.serving import make_server
 
 from simulators.gmail.app import create_app
+from tests.support import secret_scan
 from tests.support.services import free_port
 
 CLIENT_ID = "test-client.apps.googleusercontent.com"
-CLIENT_SECRET = "test-client-secret"
+CLIENT_SECRET = secret_scan.remember("test-client-secret")
 EMAIL = "owner@example.com"
 SCOPE = "https://www.googleapis.com/auth/gmail.readonly"
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import requests
 
 from libs.common.settings import ROOT
+from tests.support import secret_scan
 
 
 def service_env(**overrides: str) -> dict[str, str]:
@@ -28,6 +29,7 @@ def running(
     argv: list[str], env: Mapping[str, str], log_path: Path, ready_url: str | None = None
 ) -> Iterator[subprocess.Popen[bytes]]:
     """Run a process (in its own group) until the block ends; wait for ``ready_url`` first."""
+    secret_scan.watch(log_path)
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             argv, env=dict(env), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,

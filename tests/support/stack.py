@@ -18,6 +18,7 @@ import requests
 from libs.common import repositories
 from libs.common.db import Database
 from libs.common.models import TokenRole
+from tests.support import secret_scan
 from tests.support.processes import (
     gunicorn_argv,
     running,
@@ -46,6 +47,7 @@ class Stack:
 
     def start_worker(self, index: int) -> subprocess.Popen[bytes]:
         port = free_port()
+        secret_scan.watch(self.log_dir / f"worker{index}.log")
         log = (self.log_dir / f"worker{index}.log").open("ab")
         process = subprocess.Popen(
             switchboard_argv("worker", "--processes", "1", "--threads", "4",

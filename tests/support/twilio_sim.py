@@ -13,10 +13,11 @@ from werkzeug.serving import make_server
 
 from libs.common.settings import Settings
 from simulators.twilio.app import create_app
+from tests.support import secret_scan
 from tests.support.services import free_port
 
 ACCOUNT_SID = "AC" + "1" * 32
-AUTH_TOKEN = "test-auth-token-0123456789"
+AUTH_TOKEN = secret_scan.remember("test-auth-token-0123456789")
 
 
 @dataclass

@@ -112,7 +112,8 @@ def revoke(settings: Settings, token: str) -> bool:
     """Best effort: the tokens are deleted here whatever Google answers."""
     revoke_uri = settings.google_token_uri.rsplit("/", 1)[0] + "/revoke"
     try:
-        response = requests.post(revoke_uri, params={"token": token}, timeout=TIMEOUT_S)
+        # In the body, not the query string: URLs end up in access logs, bodies do not.
+        response = requests.post(revoke_uri, data={"token": token}, timeout=TIMEOUT_S)
     except requests.RequestException:
         return False
     return response.status_code == 200
