@@ -100,7 +100,8 @@ def make_business(db: Database, name: str, limit: int = 3) -> Business:
 
 @contextmanager
 def campaign_stack(
-    database_url: str, redis_url: str, tmp_path: Path, workers: int = 2, cps: float = 50
+    database_url: str, redis_url: str, tmp_path: Path, workers: int = 2, cps: float = 50,
+    extra_env: dict[str, str] | None = None,
 ) -> Iterator[Stack]:
     ports = {name: free_port() for name in ("api", "calls", "sim", "scheduler")}
     api, calls = f"http://127.0.0.1:{ports['api']}", f"http://127.0.0.1:{ports['calls']}"
@@ -122,6 +123,7 @@ def campaign_stack(
         CALL_MAX_DURATION_S="20",
         LOG_LEVEL="INFO",
     )
+    env.update(extra_env or {})
     with ExitStack() as stack:
         services = {
             "simulator": stack.enter_context(
