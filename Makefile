@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint typecheck pytest clean bench bench-dialer bench-schedules bench-media bench-receipts
+.PHONY: help run test lint typecheck pytest clean bench bench-dialer bench-schedules bench-media bench-receipts soak
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -46,5 +46,8 @@ bench-media: $(STAMP) ## Media streams at 50 frames/s: most sustained with p99 <
 
 bench-receipts: $(STAMP) ## Gmail full-sync throughput vs the quota limit; incremental sync API calls per new message
 	$(BIN)/python -m bench.receipts
+
+soak: $(STAMP) ## 15 minutes of mixed load; fails if a process's memory or descriptors keep growing
+	$(BIN)/python -m bench.soak --minutes 15
 
 bench: bench-dialer bench-schedules bench-media bench-receipts ## Every benchmark
