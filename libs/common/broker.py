@@ -23,6 +23,7 @@ from dramatiq.middleware import (
 
 from libs.common.contracts import QUEUES
 from libs.common.middleware.heartbeat import HeartbeatMiddleware
+from libs.common.middleware.queue_stats import QueueStatsMiddleware
 from libs.common.middleware.request_context import RequestContextMiddleware
 from libs.common.middleware.worker_context import WorkerContextMiddleware
 from libs.common.redis_client import redis_from_url
@@ -62,6 +63,8 @@ def build_middleware(settings: Settings, *, worker: bool, prometheus: bool = Tru
                     settings.worker_heartbeat_ttl_s,
                 )
             )
+            # Throughput per queue and the final error of dead letters, for /api/admin.
+            middleware.append(QueueStatsMiddleware(settings.redis_url))
     return middleware
 
 

@@ -11,9 +11,12 @@ from libs.common.web import health
 from libs.common.web.app_base import create_base_app
 from services.api import auth, openapi
 from services.api.account.routes import blueprint as account_blueprint
+from services.api.admin.routes import blueprint as admin_blueprint
 from services.api.calls.routes import blueprint as calls_blueprint
+from services.api.gmail.routes import blueprint as gmail_blueprint
 from services.api.jobs.routes import blueprint as jobs_blueprint
 from services.api.leads.routes import blueprint as leads_blueprint
+from services.api.receipts.routes import blueprint as receipts_blueprint
 from services.api.runs.routes import blueprint as runs_blueprint
 from services.api.schedules.routes import blueprint as schedules_blueprint
 from services.api.system.routes import blueprint as system_blueprint
@@ -41,6 +44,9 @@ def create_app(settings: Settings | None = None, broker: dramatiq.Broker | None 
         runs_blueprint,
         schedules_blueprint,
         calls_blueprint,
+        gmail_blueprint,
+        receipts_blueprint,
+        admin_blueprint,
     ):
         api.register_blueprint(child)
     app.register_blueprint(api)

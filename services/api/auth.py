@@ -16,8 +16,9 @@ from libs.common.web.errors import ApiError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-#: Routes under /api that answer without a token.
-PUBLIC_ENDPOINTS = {"api.openapi", "api.healthz", "api.readyz"}
+#: Routes under /api that answer without a token. Google's OAuth redirect brings the browser to
+#: the Gmail callback with no token: its signed single-use state names the business instead.
+PUBLIC_ENDPOINTS = {"api.openapi", "api.healthz", "api.readyz", "api.gmail.callback"}
 
 
 @dataclass(frozen=True)

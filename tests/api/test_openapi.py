@@ -7,8 +7,11 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.routing import Rule
 
+from libs.common.db import Database
 from services.api import openapi
+from tests.api.conftest import connect_inbox
 from tests.conftest import Tenant
+from tests.receipt_factories import make_receipts
 
 
 def _flask_paths(app: Flask) -> set[tuple[str, str]]:
@@ -59,3 +62,28 @@ def test_responses_match_their_schemas(
     _validate(document, "/api/queue/status", "get", 200, status.json)
     forbidden = client.get("/api/queue/status", headers=tenant_a.headers)
     _validate(document, "/api/queue/status", "get", 403, forbidden.json)
+
+
+def test_gmail_and_receipt_responses_match_their_schemas(
+    gmail_client: FlaskClient, db: Database, tenant_a: Tenant
+) -> None:
+    document = gmail_client.get("/api/openapi.json").json
+    headers = tenant_a.headers
+    connect = gmail_client.get("/api/gmail/connect", headers=headers)
+    _validate(document, "/api/gmail/connect", "get", 200, connect.json)
+    connect_inbox(gmail_client, tenant_a)
+    connections = gmail_client.get("/api/gmail/connections", headers=headers)
+    _validate(document, "/api/gmail/connections", "get", 200, connections.json)
+    forged = gmail_client.get("/api/gmail/callback?state=forged&code=x")
+    _validate(document, "/api/gmail/callback", "get", 400, forged.json)
+    queued = gmail_client.post("/api/receipts/sync", headers=headers)
+    _validate(document, "/api/receipts/sync", "post", 202, queued.json)
+    running = gmail_client.post("/api/receipts/sync", headers=headers)
+    _validate(document, "/api/receipts/sync", "post", 409, running.json)
+    receipt_id = make_receipts(db, tenant_a.business_id)[0]
+    listed = gmail_client.get("/api/receipts", headers=headers)
+    _validate(document, "/api/receipts", "get", 200, listed.json)
+    one = gmail_client.get(f"/api/receipts/{receipt_id}", headers=headers)
+    _validate(document, "/api/receipts/{receipt_id}", "get", 200, one.json)
+    bad = gmail_client.get("/api/receipts?from=x", headers=headers)
+    _validate(document, "/api/receipts", "get", 400, bad.json)

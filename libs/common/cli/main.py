@@ -1,10 +1,10 @@
-"""`switchboard`: run the stack, migrate, create businesses and tokens, report status."""
+"""`switchboard`: run the stack, migrate, create businesses and tokens, report status, keys."""
 
 from __future__ import annotations
 
 import click
 
-from libs.common.cli import admin, database, deploy, processes, run, status
+from libs.common.cli import admin, crypto, database, deploy, processes, run, status
 from libs.common.settings import ConfigError, Settings
 
 
@@ -26,6 +26,7 @@ for command in (
     status.status,
     status.heartbeat_check,
     deploy.check_deploy,
+    crypto.crypto,
     processes.worker,
     processes.scheduler,
 ):

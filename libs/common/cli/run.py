@@ -36,6 +36,13 @@ def _raise_stop(_signum: int, _frame: FrameType | None) -> None:
 @click.option(
     "--scheduler-metrics-port", default=9192, show_default=True, type=click.IntRange(1, 65535)
 )
+@click.option(
+    "--console-port",
+    default=8080,
+    show_default=True,
+    type=click.IntRange(1, 65535),
+    help="The console (the SPA, with /api/ passed to the api) as nginx serves it in production.",
+)
 @click.option("--worker-processes", default=1, show_default=True, type=click.IntRange(1, 16))
 @click.option(
     "--simulator-port",
@@ -43,6 +50,13 @@ def _raise_stop(_signum: int, _frame: FrameType | None) -> None:
     show_default=True,
     type=click.IntRange(1, 65535),
     help="Twilio simulator port (started when no Twilio credentials are set).",
+)
+@click.option(
+    "--gmail-simulator-port",
+    default=5090,
+    show_default=True,
+    type=click.IntRange(1, 65535),
+    help="Gmail simulator port (started when GOOGLE_CLIENT_ID is unset).",
 )
 @click.pass_obj
 def run(
@@ -52,8 +66,10 @@ def run(
     calls_port: int,
     worker_metrics_port: int,
     scheduler_metrics_port: int,
+    console_port: int,
     worker_processes: int,
     simulator_port: int,
+    gmail_simulator_port: int,
 ) -> None:
     """Run api, calls, a worker and the scheduler; Ctrl-C stops them all."""
     if settings.is_production:
@@ -75,10 +91,18 @@ def run(
         twilio_note = "Twilio credentials from the environment"
         if not (settings.twilio_account_sid and settings.twilio_auth_token):
             twilio_note = _start_twilio_simulator(supervisor, env, simulator_port)
+        gmail_note = "Google OAuth client from the environment"
+        if not settings.google_client_id:
+            gmail_note = _start_gmail_simulator(supervisor, env, gmail_simulator_port)
+        api_env = dict(env, SERVICE_ROLE="api", API_BIND=f"{host}:{api_port}")
+        if not os.environ.get("PUBLIC_BASE_URL"):
+            # Google's redirect to /api/gmail/callback (the api's only use of the public URL)
+            # must reach the api, not calls: through the console, like nginx in production.
+            api_env["PUBLIC_BASE_URL"] = _api_public_url(host, api_port, console_port)
         supervisor.start(
             "api",
             [python, "-m", "gunicorn", "-c", "services/api/gunicorn_conf.py"],
-            dict(env, SERVICE_ROLE="api", API_BIND=f"{host}:{api_port}"),
+            api_env,
             cwd=ROOT,
         )
         supervisor.start(
@@ -88,6 +112,7 @@ def run(
             cwd=ROOT,
         )
         cli = [python, "-m", "libs.common.cli"]
+        # No --queues: the worker consumes every queue of contracts.QUEUES, receipts included.
         supervisor.start(
             "worker",
             [*cli, "worker", "--processes", str(worker_processes), "--threads", "4",
@@ -102,9 +127,11 @@ def run(
             cwd=ROOT,
         )
         base = f"http://{host}:"
+        console_note = _start_console(supervisor, env, host, console_port, f"{base}{api_port}")
         _wait_ready(supervisor, [f"{base}{api_port}/readyz", f"{base}{calls_port}/readyz"])
         click.echo(
             "\nSwitchboard is running.\n"
+            f"  console    {console_note}\n"
             f"  api        {base}{api_port}/api   (readiness {base}{api_port}/readyz)\n"
             f"  calls      {base}{calls_port}      (readiness {base}{calls_port}/readyz)\n"
             f"  metrics    {base}{api_port}/metrics  {base}{calls_port}/metrics  "
@@ -112,6 +139,7 @@ def run(
             f"  database   {settings.database_url}\n"
             f"  redis      {redis_note}\n"
             f"  twilio     {twilio_note}\n"
+            f"  gmail      {gmail_note}\n"
             "Create a business and a token in another terminal:\n"
             "  .venv/bin/switchboard business create --name 'Acme'\n"
             "  .venv/bin/switchboard token create --business-id 1\n"
@@ -149,6 +177,26 @@ def _start_embedded_redis(
     return url, f"embedded ({url})"
 
 
+def _start_console(
+    supervisor: Supervisor, env: dict[str, str], host: str, port: int, api_base: str
+) -> str:
+    """The SPA and /api/ on one origin (libs/common/dev_console.py), like nginx in production."""
+    from libs.common.dev_console import HTML_DIR
+
+    if not (HTML_DIR / "index.html").exists():
+        return f"not served: {HTML_DIR}/index.html is missing"
+    supervisor.start(
+        "console",
+        [sys.executable, "-m", "libs.common.dev_console", "--host", host, "--port", str(port),
+         "--api", api_base],
+        env,
+        cwd=ROOT,
+    )  # fmt: skip
+    url = f"http://{host}:{port}/"
+    _wait_ready(supervisor, [url])
+    return f"{url}   (sign in with a token from `switchboard token create`)"
+
+
 def _start_twilio_simulator(supervisor: Supervisor, env: dict[str, str], port: int) -> str:
     """No Twilio credentials: calls go to the local simulator, through the same SDK code."""
     from simulators.twilio.__main__ import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN
@@ -167,6 +215,40 @@ def _start_twilio_simulator(supervisor: Supervisor, env: dict[str, str], port: i
     )
     _wait_ready(supervisor, [f"{base}/_sim/healthz"])
     return f"simulator at {base} (ledger: {base}/_sim/ledger)"
+
+
+def _api_public_url(host: str, api_port: int, console_port: int) -> str:
+    """The console's origin when it serves the SPA (the browser then lands on its /receipts
+    page after a Gmail consent), else the api's own."""
+    from libs.common.dev_console import HTML_DIR
+
+    if (HTML_DIR / "index.html").exists():
+        return f"http://{host}:{console_port}"
+    return f"http://{host}:{api_port}"
+
+
+def _start_gmail_simulator(supervisor: Supervisor, env: dict[str, str], port: int) -> str:
+    """No Google OAuth client: consent, tokens and the Gmail API come from the local simulator,
+    through the same google-api-python-client code paths production uses."""
+    from simulators.gmail.__main__ import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
+    from simulators.gmail.oauth import DEFAULT_ACCOUNT
+
+    base = f"http://127.0.0.1:{port}"
+    env.update(
+        GOOGLE_CLIENT_ID=DEFAULT_CLIENT_ID,
+        GOOGLE_CLIENT_SECRET=DEFAULT_CLIENT_SECRET,
+        GOOGLE_AUTH_URI=f"{base}/o/oauth2/v2/auth",
+        GOOGLE_TOKEN_URI=f"{base}/token",
+        GMAIL_API_ENDPOINT=base,
+    )
+    supervisor.start(
+        "gmail-simulator",
+        [sys.executable, "-m", "simulators.gmail", "--port", str(port)],
+        env,
+        cwd=ROOT,
+    )
+    _wait_ready(supervisor, [f"{base}/_sim/healthz"])
+    return f"simulator at {base} (consent approves at once, as {DEFAULT_ACCOUNT})"
 
 
 def _wait_ready(supervisor: Supervisor, urls: list[str], timeout_s: float = 60) -> None:

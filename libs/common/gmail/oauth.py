@@ -3,7 +3,9 @@
 
 The state is signed (a forged or altered one is refused before anything else) and carries a
 nonce that is usable once: the nonce is stored in Redis when the consent URL is made and taken
-(GETDEL) by the callback, so a replayed callback is refused too.
+(GETDEL) by the callback, so a replayed callback is refused too. The nonce is also set as a
+cookie in the browser that asked (``BROWSER_COOKIE``): a consent link sent to someone else's
+browser cannot connect *their* inbox to the sender's business.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from libs.common.settings import Settings
 
 SCOPE = "https://www.googleapis.com/auth/gmail.readonly"
 CALLBACK_PATH = "/api/gmail/callback"
+BROWSER_COOKIE = "sb_gmail_consent"
 STATE_MAX_AGE_S = 600
 TIMEOUT_S = 15
 
@@ -47,20 +50,28 @@ def _serializer(box: SecretBox) -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(box.derive("gmail-oauth-state"), salt="gmail-oauth-state")
 
 
-def make_state(box: SecretBox, redis_client: redis.Redis, business_id: int) -> str:
+def make_state(box: SecretBox, redis_client: redis.Redis, business_id: int) -> tuple[str, str]:
+    """(state, nonce): the nonce goes to the asking browser as the BROWSER_COOKIE."""
     nonce = secrets.token_urlsafe(16)
     redis_client.set(f"gmail-oauth-state:{nonce}", business_id, ex=STATE_MAX_AGE_S)
-    return str(_serializer(box).dumps({"b": business_id, "n": nonce}))
+    return str(_serializer(box).dumps({"b": business_id, "n": nonce})), nonce
 
 
-def take_state(box: SecretBox, redis_client: redis.Redis, state: str) -> int:
-    """The business the consent was for; OAuthError if forged, expired or already used."""
+def take_state(box: SecretBox, redis_client: redis.Redis, state: str,
+               browser_nonce: str | None) -> int:  # fmt: skip
+    """The business the consent was for; OAuthError if forged, expired, already used, or
+    come back to another browser than the one that asked."""
     try:
         data: Any = _serializer(box).loads(state, max_age=STATE_MAX_AGE_S)
     except BadSignature:
         raise OAuthError("invalid_state", "the OAuth state is forged, altered or expired") from None
     if not isinstance(data, dict) or not isinstance(data.get("b"), int):
         raise OAuthError("invalid_state", "the OAuth state is malformed")
+    if not browser_nonce or not secrets.compare_digest(str(data.get("n")), browser_nonce):
+        raise OAuthError(
+            "invalid_state",
+            "this consent was started in another browser: connect Gmail from the console again",
+        )
     stored = redis_client.getdel(f"gmail-oauth-state:{data.get('n')}")
     if stored is None or int(stored) != data["b"]:
         raise OAuthError("invalid_state", "the OAuth state was already used or has expired")

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.api.openapi import campaigns, core, schedules
+from services.api.openapi import admin, campaigns, core, receipts, schedules
 
-PATHS: dict[str, dict[str, Any]] = {**core.PATHS, **campaigns.PATHS, **schedules.PATHS}
+PATHS: dict[str, dict[str, Any]] = {
+    **core.PATHS,
+    **campaigns.PATHS,
+    **schedules.PATHS,
+    **receipts.PATHS,
+    **admin.PATHS,
+}
 
 
 def document() -> dict[str, Any]:
@@ -23,6 +29,12 @@ def document() -> dict[str, Any]:
         "paths": PATHS,
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": {**core.SCHEMAS, **campaigns.SCHEMAS, **schedules.SCHEMAS},
+            "schemas": {
+                **core.SCHEMAS,
+                **campaigns.SCHEMAS,
+                **schedules.SCHEMAS,
+                **receipts.SCHEMAS,
+                **admin.SCHEMAS,
+            },
         },
     }

@@ -1,0 +1,215 @@
+"""The operations API: queues, workers and dead-lettered messages, for operator tokens only."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+import redis
+from flask import Blueprint, Response, current_app, jsonify, request
+
+from libs.common import dead_letters, heartbeats, throughput
+from libs.common.contracts import BY_NAME, QUEUES
+from libs.common.queue_health import QueueUnavailable
+from libs.common.redis_client import shared_redis
+from libs.common.settings import Settings
+from libs.common.status import DRAMATIQ_NAMESPACE
+from libs.common.web.errors import ApiError, error_response
+from libs.common.web.validation import bad_request, json_object, query_choice, query_int
+from services.api.auth import current_principal
+
+blueprint = Blueprint("admin", __name__, url_prefix="/admin")
+
+#: Reads here may walk a few thousand dead letters: longer than the 1 s broker check.
+REDIS_TIMEOUT_S = 5.0
+#: At most this many skipped messages are itemized in a bulk retry's answer.
+MAX_SKIPPED_LISTED = 100
+
+
+@blueprint.before_request
+def _operators_only() -> None:
+    # A hook and not a decorator per view: no route added here later can forget it. It runs
+    # after the api blueprint's authentication, so a principal is always set.
+    if not current_principal().is_operator:
+        raise ApiError(
+            403,
+            "forbidden",
+            "the operations API needs an operator token; business tokens see only their business",
+        )
+
+
+@blueprint.errorhandler(redis.RedisError)
+def _broker_down(exc: redis.RedisError) -> Response:
+    unavailable = QueueUnavailable(
+        f"the job queue is unreachable ({type(exc).__name__}); nothing was done"
+    )
+    return error_response(503, unavailable.code, unavailable.message, headers={"Retry-After": "5"})
+
+
+def _redis() -> redis.Redis:
+    settings: Settings = current_app.config["SETTINGS"]
+    if not settings.redis_url:
+        raise QueueUnavailable("no broker is configured (REDIS_URL is unset)")
+    return shared_redis(settings.redis_url, REDIS_TIMEOUT_S)
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")
+
+
+@blueprint.get("/queues")
+def queues() -> Response:
+    client = _redis()
+    now = time.time()
+    # One MULTI so a message moving between the list and its hash is not counted twice.
+    pipe = client.pipeline(transaction=True)
+    for queue in QUEUES:
+        base = f"{DRAMATIQ_NAMESPACE}:{queue}"
+        pipe.llen(base)
+        pipe.hlen(f"{base}.msgs")
+        pipe.hlen(f"{base}.DQ.msgs")
+        pipe.zcard(f"{base}.XQ")
+    counts = pipe.execute()
+    rates = throughput.read(client, QUEUES, now)
+    items = []
+    for i, queue in enumerate(QUEUES):
+        ready, stored, delayed, dead = counts[4 * i : 4 * i + 4]
+        items.append(
+            {
+                "name": queue,
+                "ready": ready,
+                # Fetched by a worker and not yet acknowledged: stored but no longer listed.
+                "in_progress": max(0, stored - ready),
+                # Every delayed message, also those a worker holds until their time comes.
+                "delayed": delayed,
+                "dead_lettered": dead,
+                "processed": rates[queue]["processed"],
+                "failed": rates[queue]["failed"],
+            }
+        )
+    return jsonify({"queues": items, "checked_at": _iso(now)})
+
+
+@blueprint.get("/workers")
+def workers() -> Response:
+    settings: Settings = current_app.config["SETTINGS"]
+    now = time.time()
+    # Dead workers' keys expire (WORKER_HEARTBEAT_TTL_S); a worker that missed two beats is
+    # still listed but flagged, since it may be stuck rather than gone.
+    stale_after_s = 2 * settings.worker_heartbeat_interval_s
+    items = []
+    for beat in heartbeats.live_workers(_redis()):
+        age = beat.age_s(now)
+        items.append(
+            {
+                "host": beat.host,
+                "pid": beat.pid,
+                "queues": beat.queues,
+                "started_at": _iso(beat.started_at),
+                "last_beat_at": _iso(beat.beat_at),
+                "heartbeat_age_s": round(age, 3),
+                "stale": age > stale_after_s,
+            }
+        )
+    return jsonify({"workers": items, "count": len(items), "stale_after_s": stale_after_s})
+
+
+@blueprint.get("/failed")
+def failed() -> Response:
+    queue = query_choice("queue", set(QUEUES))
+    actor = request.args.get("actor") or None
+    limit = query_int("limit", 50, 1, 200) or 50
+    after = _cursor(request.args.get("cursor"))
+    entries, next_position = dead_letters.page(
+        _redis(), [queue] if queue else QUEUES, actor=actor, limit=limit, after=after
+    )
+    return jsonify(
+        {
+            "items": [entry.to_dict(BY_NAME) for entry in entries],
+            "limit": limit,
+            "next_cursor": next_position.encode() if next_position else None,
+        }
+    )
+
+
+def _cursor(raw: str | None) -> dead_letters.Position | None:
+    if not raw:
+        return None
+    try:
+        position = dead_letters.Position.decode(raw)
+    except ValueError:
+        raise bad_request("cursor must be a next_cursor from a previous page") from None
+    if position.queue not in QUEUES:
+        raise bad_request("cursor must be a next_cursor from a previous page")
+    return position
+
+
+def _dead_letter_or_404(client: redis.Redis, dead_letter_id: str) -> dead_letters.DeadLetter:
+    entry = dead_letters.find(client, dead_letter_id, QUEUES)
+    if entry is None:
+        raise _gone(dead_letter_id)
+    return entry
+
+
+def _gone(dead_letter_id: str) -> ApiError:
+    message = f"no dead-lettered message {dead_letter_id!r} (retried, deleted or expired)"
+    return ApiError(404, "not_found", message)
+
+
+@blueprint.post("/failed/<dead_letter_id>/retry")
+def retry_one(dead_letter_id: str) -> tuple[Response, int]:
+    client = _redis()
+    entry = _dead_letter_or_404(client, dead_letter_id)
+    problem = entry.problem(BY_NAME)
+    if problem is not None or entry.message is None:
+        raise ApiError(
+            409,
+            "not_retryable",
+            f"message {dead_letter_id!r} is not retried: {problem}",
+            details={"id": entry.id, "actor": entry.actor, "reason": problem},
+        )
+    contract = BY_NAME[entry.message.actor_name]
+    if not dead_letters.retry(client, entry, contract):
+        raise _gone(dead_letter_id)  # a concurrent retry or delete took it first
+    return jsonify(
+        {
+            "id": entry.id,
+            "message_id": entry.message.message_id,
+            "actor": entry.actor,
+            "queue": contract.queue,
+        }
+    ), 202
+
+
+@blueprint.delete("/failed/<dead_letter_id>")
+def delete_one(dead_letter_id: str) -> tuple[str, int]:
+    client = _redis()
+    if not dead_letters.delete(client, _dead_letter_or_404(client, dead_letter_id)):
+        raise _gone(dead_letter_id)
+    return "", 204
+
+
+@blueprint.post("/failed/retry")
+def retry_many() -> Response:
+    body = json_object()
+    unknown = sorted(set(body) - {"actor", "queue"})
+    if unknown:
+        raise bad_request(f"unknown fields: {', '.join(unknown)}; the filter takes actor, queue")
+    actor, queue = body.get("actor"), body.get("queue")
+    if actor is not None and (not isinstance(actor, str) or not actor):
+        raise bad_request("actor must be a non-empty string, e.g. system.ping")
+    if queue is not None and queue not in QUEUES:
+        raise bad_request(f"queue must be one of: {', '.join(QUEUES)}")
+    result = dead_letters.retry_matching(
+        _redis(), [queue] if queue else QUEUES, actor=actor, contracts=BY_NAME
+    )
+    return jsonify(
+        {
+            "retried": result.retried,
+            "skipped": [
+                {"id": entry.id, "queue": entry.queue, "actor": entry.actor, "reason": reason}
+                for entry, reason in result.skipped[:MAX_SKIPPED_LISTED]
+            ],
+            "skipped_total": len(result.skipped),
+        }
+    )
