@@ -160,3 +160,13 @@ def test_a_media_stream_through_nginx(proxy: Proxy, db: Database) -> None:
     ws_url = proxy.base.replace("http://", "ws://") + "/ws/media"
     with pytest.raises(simple_websocket.ConnectionError):
         simple_websocket.Client.connect(ws_url, headers={"X-Twilio-Signature": "bm90IGl0"})
+
+
+def test_the_oauth_callbacks_code_stays_out_of_the_access_log(proxy: Proxy, tmp_path: Path) -> None:
+    code = "4/0" + uuid.uuid4().hex * 2
+    requests.get(f"{proxy.base}/api/gmail/callback?code={code}&state=s", timeout=5)
+    requests.get(f"{proxy.base}/api/me?probe={code[3:]}", timeout=5)
+    log = (tmp_path / "nginx.log").read_text()
+    assert "GET /api/gmail/callback HTTP/1.1" in log
+    assert f"probe={code[3:]}" in log  # other routes keep their query (the log is this one)
+    assert code not in log

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.e2e
 
 
 def test_run_serves_both_services_and_ctrl_c_leaves_no_orphans(tmp_path: Path) -> None:
-    ports = [free_port() for _ in range(6)]
+    ports = [free_port() for _ in range(7)]
     env = service_env(SWITCHBOARD_VAR_DIR=str(tmp_path))
     env.pop("APP_ENV")
     log_path = tmp_path / "run.log"
@@ -31,6 +31,7 @@ def test_run_serves_both_services_and_ctrl_c_leaves_no_orphans(tmp_path: Path) -
         "--api-port", str(ports[0]), "--calls-port", str(ports[1]),
         "--worker-metrics-port", str(ports[2]), "--scheduler-metrics-port", str(ports[3]),
         "--simulator-port", str(ports[4]), "--gmail-simulator-port", str(ports[5]),
+        "--console-port", str(ports[6]),
     ]  # fmt: skip
     secret_scan.watch(log_path)
     with log_path.open("wb") as log:
@@ -46,12 +47,18 @@ def test_run_serves_both_services_and_ctrl_c_leaves_no_orphans(tmp_path: Path) -
         assert "embedded (unix://" in output
         assert f"simulator at http://127.0.0.1:{ports[4]}" in output
         assert f"gmail      simulator at http://127.0.0.1:{ports[5]}" in output
+        # The console: the SPA with /api/ passed on, at the URL printed first.
+        assert f"console    http://127.0.0.1:{ports[6]}/" in output
+        console = requests.get(f"http://127.0.0.1:{ports[6]}/runs/1", timeout=5)
+        assert console.status_code == 200 and "<h1>Switchboard</h1>" in console.text
+        assert "default-src 'self'" in console.headers["Content-Security-Policy"]
+        assert requests.get(f"http://127.0.0.1:{ports[6]}/api/me", timeout=5).status_code == 401
         assert (tmp_path / "switchboard.db").exists()
         descendants = psutil.Process(process.pid).children(recursive=True)
         names = " ".join(" ".join(p.cmdline()) for p in descendants)
         for part in ("redis-server", "services/api/gunicorn_conf.py", "calls/gunicorn_conf.py",
                      "dramatiq", "services.worker.scheduler", "simulators.twilio",
-                     "simulators.gmail"):  # fmt: skip
+                     "simulators.gmail", "libs.common.dev_console"):  # fmt: skip
             assert part in names, part
     finally:
         process.send_signal(signal.SIGINT)

@@ -1,0 +1,64 @@
+// Calls: the call log, filtered by run, lead and status.
+
+import { api } from "../api.js";
+import { fill, h, show, when } from "../dom.js";
+import { field, guard, pageError, pager, statusBadge, table } from "../ui.js";
+
+const STATUSES = ["queued", "initiated", "ringing", "in-progress", "completed", "busy",
+  "no-answer", "failed", "canceled"];
+
+export async function render(root, ctx) {
+  const filters = {
+    run_id: ctx.query.get("run_id") || "",
+    lead_id: ctx.query.get("lead_id") || "",
+    status: ctx.query.get("status") || "",
+    page: 1,
+  };
+  const listArea = h("div", { id: "calls-list" });
+
+  const load = async () => {
+    const data = await api("GET", "/calls", { query: { ...filters, per_page: 50 } });
+    fill(listArea, table(data.items, [
+      ["ID", (c) => c.id],
+      ["Run", (c) => show(c.run_id)],
+      ["Lead", (c) => show(c.lead_id)],
+      ["Direction", (c) => c.direction],
+      ["To", (c) => show(c.to)],
+      ["Attempt", (c) => c.attempt],
+      ["Status", (c) => statusBadge(c.status)],
+      ["Answered by", (c) => show(c.answered_by)],
+      ["Duration", (c) => (c.duration_s === null ? "—" : `${c.duration_s} s`)],
+      ["Error", (c) => (c.error ? `${c.error.message || ""} (${c.error.code})` : "—")],
+      ["Created", (c) => when(c.created_at)],
+      ["Ended", (c) => when(c.ended_at)],
+    ], { empty: "No calls match." }),
+    pager(data, (p) => { filters.page = p; guard(load); }));
+  };
+
+  const runInput = h("input", { name: "run_id", type: "number", min: 1, value: filters.run_id });
+  const leadInput = h("input", { name: "lead_id", type: "number", min: 1, value: filters.lead_id });
+  const statusSelect = h("select", { name: "status" }, h("option", { value: "" }, "any"),
+    STATUSES.map((s) => h("option", { value: s, selected: s === filters.status }, s)));
+  const form = h("form", { class: "toolbar" },
+    field("Run", runInput), field("Lead", leadInput), field("Status", statusSelect),
+    h("button", { type: "submit" }, "Filter"));
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    Object.assign(filters, {
+      run_id: runInput.value, lead_id: leadInput.value, status: statusSelect.value, page: 1,
+    });
+    // Keep the filter in the address, so the view can be bookmarked or shared.
+    const query = new URLSearchParams(
+      Object.entries(filters).filter(([k, v]) => v && k !== "page"));
+    history.replaceState(null, "", `/calls${query.toString() ? `?${query}` : ""}`);
+    guard(load);
+  });
+
+  root.append(h("h2", { class: "page-title" }, "Calls"),
+    h("section", { class: "panel" }, form, listArea));
+  try {
+    await load();
+  } catch (err) {
+    pageError(root, err);
+  }
+}
