@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from flask import Flask, Response, jsonify
+from sqlalchemy.exc import InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from libs.common.queue_health import QueueUnavailable
@@ -55,6 +56,20 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(QueueUnavailable)
     def _queue_unavailable(exc: QueueUnavailable) -> Response:
         return error_response(503, exc.code, exc.message, headers={"Retry-After": "5"})
+
+    @app.errorhandler(OperationalError)
+    @app.errorhandler(InterfaceError)
+    def _database_unavailable(exc: OperationalError | InterfaceError) -> Response:
+        # The driver could not reach the database (down, restarting, connection cut): like a
+        # dead broker, a 503 the client may retry, not an unexpected 500. The failed statement's
+        # transaction did not commit.
+        logger.warning("database unreachable: %s", type(exc.orig).__name__)
+        return error_response(
+            503,
+            "database_unavailable",
+            "the database is unreachable; try again shortly",
+            headers={"Retry-After": "5"},
+        )
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response:

@@ -17,7 +17,13 @@ from libs.common.queue_health import QueueUnavailable, check_broker
 from libs.common.settings import Settings
 from libs.common.web.db import get_database, get_session
 from libs.common.web.errors import ApiError
-from libs.common.web.validation import bad_request, pagination, query_int
+from libs.common.web.validation import (
+    bad_request,
+    optional_json_object,
+    pagination,
+    query_int,
+    row_id,
+)
 from services.api.auth import current_business_id
 from services.api.receipts.files import attachment_response
 
@@ -31,14 +37,12 @@ MAX_AMOUNT = Decimal("1e12")
 def sync() -> tuple[Response, int]:
     """Queue a sync of one inbox: 202 with the job; 409 while one runs or when it needs reauth."""
     settings: Settings = current_app.config["SETTINGS"]
-    body = request.get_json(silent=True) if request.content_length else {}
-    if not isinstance(body, dict):
-        raise bad_request("the body, when given, must be a JSON object")
+    body = optional_json_object()
     if unknown := set(body) - {"connection_id"}:
         raise bad_request(f"unknown fields: {', '.join(sorted(unknown))}")
     connection_id = body.get("connection_id")
-    if connection_id is not None and (type(connection_id) is not int or connection_id <= 0):
-        raise bad_request("connection_id must be a positive integer")
+    if connection_id is not None:
+        row_id(connection_id, "connection_id")
     business_id = current_business_id()
     check_broker(settings.redis_url, settings.broker_check_timeout_s)
     session = get_session()

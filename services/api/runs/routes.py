@@ -15,7 +15,13 @@ from libs.common.settings import Settings
 from libs.common.telephony.calling_window import InvalidWindow, check_window
 from libs.common.web.db import get_session
 from libs.common.web.errors import ApiError
-from libs.common.web.validation import bad_request, json_object, optional_int, pagination
+from libs.common.web.validation import (
+    MAX_ROW_ID,
+    bad_request,
+    json_object,
+    optional_int,
+    pagination,
+)
 from services.api.auth import current_business_id
 from services.api.runs import service
 
@@ -58,7 +64,7 @@ def _selection(body: dict[str, Any]) -> service.LeadSelection:
         if (
             not isinstance(lead_ids, list)
             or not lead_ids
-            or not all(type(i) is int and i > 0 for i in lead_ids)
+            or not all(type(i) is int and 0 < i <= MAX_ROW_ID for i in lead_ids)
         ):
             raise bad_request("lead_ids must be a non-empty array of positive integers")
         if len(lead_ids) > service.MAX_LEADS_PER_RUN:

@@ -6,7 +6,7 @@ from typing import Any
 
 import dramatiq
 import redis
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify
 from sqlalchemy import func, select
 
 from libs.common.contracts import SCHEDULES_CHECK_DUE
@@ -25,7 +25,14 @@ from libs.common.settings import Settings
 from libs.common.web import rate_limit
 from libs.common.web.db import get_session
 from libs.common.web.errors import ApiError
-from libs.common.web.validation import bad_request, json_object, pagination, query_choice
+from libs.common.web.validation import (
+    bad_request,
+    json_object,
+    optional_json_object,
+    pagination,
+    query_choice,
+    row_id,
+)
 from services.api.auth import current_business_id, current_principal
 
 blueprint = Blueprint("schedules", __name__)
@@ -86,8 +93,9 @@ def create_schedule() -> tuple[Response, int]:
     body = json_object()
     _check_fields(body)
     lead_id = body.get("lead_id")
-    if type(lead_id) is not int or lead_id <= 0:
+    if lead_id is None:
         raise bad_request("lead_id is required (a positive integer)")
+    row_id(lead_id, "lead_id")
     session = get_session()
     lead = session.scalar(
         select(Lead).where(Lead.id == lead_id, Lead.business_id == current_business_id())
@@ -206,13 +214,11 @@ def trigger() -> tuple[Response, int]:
     """Run the due check now: for the caller's business, or (operator) one business or all."""
     settings: Settings = current_app.config["SETTINGS"]
     principal = current_principal()
-    body = request.get_json(silent=True) if request.content_length else {}
-    if not isinstance(body, dict):
-        raise bad_request("the body, when given, must be a JSON object")
+    body = optional_json_object()
     if principal.is_operator:
         business_id = body.get("business_id")
-        if business_id is not None and (type(business_id) is not int or business_id <= 0):
-            raise bad_request("business_id must be a positive integer (or absent for all)")
+        if business_id is not None:
+            row_id(business_id, "business_id")
         if business_id is not None and get_session().get(Business, business_id) is None:
             raise bad_request(f"unknown business {business_id}")
     else:
