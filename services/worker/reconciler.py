@@ -12,6 +12,7 @@ from twilio.base.exceptions import TwilioException
 
 from libs.common import metrics
 from libs.common.campaigns.call_state import (
+    NO_PROVIDER_CALL_ID,
     StatusUpdate,
     apply_status,
     complete_run_if_done,
@@ -116,7 +117,7 @@ def fail_dialing_without_call_id(ctx: WorkerContext, now: datetime) -> int:
             fail_job(
                 session,
                 job,
-                "no_provider_call_id",
+                NO_PROVIDER_CALL_ID,
                 f"no provider call id {timeout_s:g} s after dialing started",
                 now,
                 call,
@@ -128,13 +129,17 @@ def fail_dialing_without_call_id(ctx: WorkerContext, now: datetime) -> int:
 
 def check_calls_without_final_status(ctx: WorkerContext, now: datetime) -> int:
     """Calls past the maximum duration with no final status lost their callbacks: ask the
-    provider and apply its answer, exactly as a callback would be applied."""
+    provider and apply its answer, exactly as a callback would be applied. So are calls failed
+    as never created whose id turned up later (their final callback may be lost too)."""
     cutoff = now - timedelta(seconds=ctx.settings.call_max_duration_s)
     with ctx.database.session() as session:
         stale = session.execute(
             select(Call.id, Call.provider_call_sid)
             .where(
-                Call.status.not_in(FINAL_CALL_STATUSES),
+                or_(
+                    Call.status.not_in(FINAL_CALL_STATUSES),
+                    (Call.status == "failed") & (Call.error_code == NO_PROVIDER_CALL_ID),
+                ),
                 Call.provider_call_sid.is_not(None),
                 Call.created_at < cutoff,
             )

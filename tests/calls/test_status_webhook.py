@@ -6,10 +6,15 @@ import pytest
 import redis
 from sqlalchemy import func, select
 
+from libs.common.broker import build_broker
 from libs.common.db import Database
 from libs.common.models import Call, CallEvent, CallJob, CallJobStatus, Lead, Run, RunStatus
-from tests.calls.conftest import Post, callback, new_sid
+from libs.common.settings import Settings
+from libs.common.telephony.twilio_signature import sign
+from services.calls.app import create_app
+from tests.calls.conftest import AUTH_TOKEN, PUBLIC, Post, callback, new_sid
 from tests.campaign_factories import make_campaign, start_attempt
+from tests.support.services import free_port
 
 
 def _job(db: Database, job_id: int) -> CallJob:
@@ -197,3 +202,73 @@ def test_callbacks_before_the_call_id_is_known_are_applied_when_it_is(
     assert [a.moved for a in applied] == [True, True]
     assert _call(db, call_id).status == "completed" and _call(db, call_id).duration_s == 9
     assert _job(db, campaign.job_ids[0]).status is CallJobStatus.COMPLETED
+
+
+def _fail_as_never_created(db: Database, job_id: int, call_id: int) -> None:
+    """What the reconciler does to an attempt with no call id after the dialing timeout."""
+    from libs.common.campaigns.call_state import NO_PROVIDER_CALL_ID, fail_job
+    from libs.common.models import utcnow
+
+    with db.session() as session:
+        job = session.get_one(CallJob, job_id)
+        fail_job(session, job, NO_PROVIDER_CALL_ID, "no id in time", utcnow(),
+                 session.get_one(Call, call_id))  # fmt: skip
+        session.commit()
+
+
+def test_the_providers_final_status_replaces_a_failure_inferred_by_the_reconciler(
+    db: Database, post_status: Post, redis_client: redis.Redis
+) -> None:
+    # The worker created the call but could not store its id (database outage), the callbacks
+    # came late, and the reconciler had failed the attempt as never created. The call did
+    # happen: the call log and the job must say what the provider says.
+    campaign = make_campaign(db, 1, max_attempts=3)
+    job_id = campaign.job_ids[0]
+    call_id = start_attempt(db, job_id, sid=None)
+    _fail_as_never_created(db, job_id, call_id)
+    sid = new_sid()
+    query = f"job={job_id}&attempt=1"
+    assert post_status(callback(sid, "in-progress", 2), query=query).status_code == 204
+    assert _call(db, call_id).status == "failed"  # only a final status is the provider's word
+    assert (
+        post_status(callback(sid, "completed", 3, CallDuration="7"), query=query).status_code == 204
+    )
+    call, job = _call(db, call_id), _job(db, job_id)
+    assert (call.status, call.provider_call_sid, call.duration_s) == ("completed", sid, 7)
+    assert call.error_code is None
+    assert job.status is CallJobStatus.COMPLETED and job.error_code is None
+    assert job.provider_call_sid == sid
+    with db.session() as session:
+        run = session.get_one(Run, campaign.run_id)
+        assert run.status is RunStatus.COMPLETED  # finished when the job failed; stays so
+        assert session.get_one(Lead, campaign.lead_ids[0]).last_call_status == "completed"
+    assert _dispatches(redis_client) == []  # the slot was given back when it was failed
+
+
+def test_a_provider_failure_is_not_replaced(db: Database, post_status: Post) -> None:
+    campaign = make_campaign(db, 1)
+    sid = new_sid()
+    call_id = start_attempt(db, campaign.job_ids[0], sid)
+    post_status(callback(sid, "failed", 1, ErrorCode="31005"))
+    post_status(callback(sid, "completed", 2))
+    assert _call(db, call_id).status == "failed"
+    assert _job(db, campaign.job_ids[0]).error_code == "31005"
+
+
+def test_an_unreachable_database_is_a_503_so_twilio_retries(
+    calls_settings: Settings, redis_client: redis.Redis
+) -> None:
+    # Twilio (and the simulator) retry a callback answered 5xx: the status is not lost.
+    down = calls_settings.with_overrides(
+        database_url=f"postgresql://postgres@127.0.0.1:{free_port()}/nothing"
+    )
+    client = create_app(down, broker=build_broker(down, worker=False)).test_client()
+    params = callback(new_sid(), "completed", 3)
+    signature = sign(AUTH_TOKEN, PUBLIC + "/webhook/twilio/status", params)
+    response = client.post("/webhook/twilio/status", data=params,
+                           headers={"X-Twilio-Signature": signature})  # fmt: skip
+    assert response.status_code == 503
+    assert response.get_json()["error"]["code"] == "database_unavailable"
+    assert response.headers["Retry-After"] == "5"
+    ready = client.get("/readyz")
+    assert ready.status_code == 503 and ready.get_json()["checks"]["database"]["ok"] is False

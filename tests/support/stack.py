@@ -31,6 +31,14 @@ from tests.support.services import free_port
 from tests.support.twilio_sim import ACCOUNT_SID, AUTH_TOKEN, Simulator
 
 
+@dataclass(frozen=True)
+class ServiceSpec:
+    argv: list[str]
+    env: dict[str, str]
+    log: Path
+    ready_url: str
+
+
 @dataclass
 class Stack:
     api: str
@@ -44,8 +52,14 @@ class Stack:
     worker_metrics: list[str] = field(default_factory=list)
     #: The other processes (simulator, api, calls, scheduler) by name.
     services: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    #: How each of those is started, so a test can kill one and start it again.
+    specs: dict[str, ServiceSpec] = field(default_factory=dict)
+    #: Processes started by ``start_service``: stopped when the stack ends.
+    restarted: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
-    def start_worker(self, index: int) -> subprocess.Popen[bytes]:
+    def start_worker(self, index: int, wait: bool = True) -> subprocess.Popen[bytes]:
+        """Start worker ``index`` (again); ``wait=False`` returns before it serves, so a test
+        can go on while it boots (``wait_for_worker`` later)."""
         port = free_port()
         secret_scan.watch(self.log_dir / f"worker{index}.log")
         log = (self.log_dir / f"worker{index}.log").open("ab")
@@ -57,22 +71,45 @@ class Stack:
             cwd=Path(__file__).resolve().parents[2], stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True,
         )  # fmt: skip
-        wait_for_http(
-            f"http://127.0.0.1:{port}/metrics", process, self.log_dir / f"worker{index}.log"
-        )
         url = f"http://127.0.0.1:{port}/metrics"
         if index < len(self.workers):
             self.workers[index], self.worker_metrics[index] = process, url
         else:
             self.workers.append(process)
             self.worker_metrics.append(url)
+        if wait:
+            self.wait_for_worker(index)
         return process
+
+    def wait_for_worker(self, index: int) -> None:
+        wait_for_http(
+            self.worker_metrics[index], self.workers[index], self.log_dir / f"worker{index}.log"
+        )
 
     def kill_worker(self, index: int) -> None:
         """SIGKILL the worker's whole process group: no cleanup code runs."""
         process = self.workers[index]
         os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=10)
+
+    def kill_service(self, name: str) -> None:
+        """SIGKILL a service's whole process group (a gunicorn master and its workers)."""
+        process = self.services[name]
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+
+    def start_service(self, name: str) -> subprocess.Popen[bytes]:
+        """Start a killed service again, on the same port, appending to the same log."""
+        spec = self.specs[name]
+        with spec.log.open("ab") as log:
+            process = subprocess.Popen(
+                spec.argv, env=spec.env, cwd=Path(__file__).resolve().parents[2], stdout=log,
+                stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
+        self.services[name] = process
+        self.restarted.append(process)
+        wait_for_http(spec.ready_url, process, spec.log)
+        return process
 
     def logs(self) -> str:
         return "\n".join(
@@ -100,7 +137,11 @@ def make_business(db: Database, name: str, limit: int = 3) -> Business:
 
 @contextmanager
 def campaign_stack(
-    database_url: str, redis_url: str, tmp_path: Path, workers: int = 2, cps: float = 50,
+    database_url: str,
+    redis_url: str,
+    tmp_path: Path,
+    workers: int = 2,
+    cps: float = 50,
     extra_env: dict[str, str] | None = None,
 ) -> Iterator[Stack]:
     ports = {name: free_port() for name in ("api", "calls", "sim", "scheduler")}
@@ -124,26 +165,23 @@ def campaign_stack(
         LOG_LEVEL="INFO",
     )
     env.update(extra_env or {})
+    specs = {
+        "simulator": ServiceSpec(
+            [sys.executable, "-m", "simulators.twilio", "--port", str(ports["sim"]),
+             "--cps", str(cps)], env, tmp_path / "sim.log", f"{sim_url}/_sim/healthz"),
+        "api": ServiceSpec(gunicorn_argv("api"), {**env, "SERVICE_ROLE": "api"},
+                           tmp_path / "api.log", f"{api}/readyz"),
+        "calls": ServiceSpec(gunicorn_argv("calls"), {**env, "SERVICE_ROLE": "calls"},
+                             tmp_path / "calls.log", f"{calls}/readyz"),
+        "scheduler": ServiceSpec(
+            switchboard_argv("scheduler", "--metrics-port", str(ports["scheduler"])), env,
+            tmp_path / "scheduler.log", f"http://127.0.0.1:{ports['scheduler']}/metrics"),
+    }  # fmt: skip
     with ExitStack() as stack:
         services = {
-            "simulator": stack.enter_context(
-                running([sys.executable, "-m", "simulators.twilio", "--port", str(ports["sim"]),
-                         "--cps", str(cps)], env, tmp_path / "sim.log", f"{sim_url}/_sim/healthz")
-            ),
-            "api": stack.enter_context(
-                running(gunicorn_argv("api"), {**env, "SERVICE_ROLE": "api"},
-                        tmp_path / "api.log", f"{api}/readyz")
-            ),
-            "calls": stack.enter_context(
-                running(gunicorn_argv("calls"), {**env, "SERVICE_ROLE": "calls"},
-                        tmp_path / "calls.log", f"{calls}/readyz")
-            ),
-            "scheduler": stack.enter_context(
-                running(switchboard_argv("scheduler", "--metrics-port", str(ports["scheduler"])),
-                        env, tmp_path / "scheduler.log",
-                        f"http://127.0.0.1:{ports['scheduler']}/metrics")
-            ),
-        }  # fmt: skip
+            name: stack.enter_context(running(spec.argv, spec.env, spec.log, spec.ready_url))
+            for name, spec in specs.items()
+        }
         result = Stack(
             api,
             calls,
@@ -152,13 +190,14 @@ def campaign_stack(
             tmp_path,
             scheduler_metrics=f"http://127.0.0.1:{ports['scheduler']}/metrics",
             services=services,
+            specs=specs,
         )
         try:
             for index in range(workers):
                 result.start_worker(index)
             yield result
         finally:
-            for process in result.workers:
+            for process in [*result.workers, *result.restarted]:
                 stop_group(process)
 
 

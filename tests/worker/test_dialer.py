@@ -256,3 +256,70 @@ def test_a_finished_attempt_is_not_redialed(
     start_attempt(db, campaign.job_ids[0], "CA" + "f" * 32)
     _dispatch(stub_broker, stub_worker, campaign.business_id, times=3)
     assert sim.ledger()["calls"] == []
+
+
+def test_the_call_id_is_stored_through_a_database_outage(
+    db: Database,
+    sim: Simulator,
+    stub_broker: StubBroker,
+    stub_worker: Worker,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The provider created the call; storing its id fails twice (PostgreSQL restarting). The
+    # id exists only in the worker: it must be stored once the database answers again.
+    from sqlalchemy.exc import OperationalError
+
+    from services.worker.dialer import placer
+
+    store = placer._store_sid_once
+    failures = [OperationalError("SELECT", {}, ConnectionError("server closed")) for _ in "xx"]
+
+    def flaky_store(*args: object) -> None:
+        if failures:
+            raise failures.pop()
+        store(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(placer, "_store_sid_once", flaky_store)
+    campaign = make_campaign(db, 1)
+    _dispatch(stub_broker, stub_worker, campaign.business_id)
+    [call] = sim.ledger()["calls"]
+    [job] = _jobs(db, campaign.run_id)
+    assert not failures and job.provider_call_sid == call["sid"]
+
+
+def test_reconciler_asks_the_provider_about_a_call_failed_as_never_created(
+    db: Database, sim: Simulator, stub_broker: StubBroker, stub_worker: Worker
+) -> None:
+    # Failed by the reconciler as never created, then its id turned up (a late callback) but
+    # not its final status: the provider is asked, and its answer replaces the guess.
+    import time
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from libs.common.campaigns.call_state import NO_PROVIDER_CALL_ID
+    from libs.common.models import utcnow
+
+    sim.scenario(default={"ring_s": 0.05, "talk_s": 0.05})
+    campaign = make_campaign(db, 1)
+    _dispatch(stub_broker, stub_worker, campaign.business_id)
+    time.sleep(0.5)  # the simulated call ends; its callbacks are lost (nothing listens)
+    with db.session() as session:
+        session.execute(
+            update(Call).values(
+                status="failed",
+                error_code=NO_PROVIDER_CALL_ID,
+                created_at=utcnow() - timedelta(days=1),
+            )
+        )
+        session.execute(update(CallJob).values(status=CallJobStatus.FAILED,
+                                               error_code=NO_PROVIDER_CALL_ID))  # fmt: skip
+        session.commit()
+    MAINTENANCE_RECONCILE.send(stub_broker, period_start=0)
+    stub_broker.join("maintenance", fail_fast=True)
+    stub_worker.join()
+    [job] = _jobs(db, campaign.run_id)
+    with db.session() as session:
+        [call] = session.scalars(select(Call)).all()
+    assert (call.status, call.error_code) == ("completed", None)
+    assert job.status is CallJobStatus.COMPLETED and job.error_code is None

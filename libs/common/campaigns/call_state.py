@@ -35,6 +35,10 @@ _FINAL_JOB_STATUS = {
 }
 #: Outcomes that try again after the run's retry delay while attempts remain.
 _RETRIED = frozenset({"busy", "no-answer"})
+#: The reconciler's failure of an attempt whose call id never came in time. It is an inference
+#: ("no call was created"), not the provider's word: the call may exist, its id held up by a
+#: database outage or by callbacks that arrived late.
+NO_PROVIDER_CALL_ID = "no_provider_call_id"
 
 for _status in STATUS_RANK:  # exported at zero from the start
     metrics.CALL_STATUSES.labels(_status)
@@ -63,8 +67,29 @@ def apply_status(session: Session, call: Call, update: StatusUpdate, now: dateti
     """Move ``call`` (locked by the caller) forward to ``update.status``; never backwards."""
     if update.status not in STATUS_RANK:
         raise ValueError(f"unknown call status {update.status!r}")
+    final = update.status in FINAL_CALL_STATUSES
+    if final and _inferred_failure(call):
+        return _correct_inferred_failure(session, call, update, now)
     if STATUS_RANK[update.status] <= STATUS_RANK.get(call.status, 0):
         return Applied(moved=False, business_id=call.business_id)
+    _move_call(session, call, update, now)
+    if call.job_id is None:
+        return Applied(moved=True, business_id=call.business_id)
+    job = session.get(CallJob, call.job_id, with_for_update=True)
+    # A job only follows the call of its current attempt, and only while that call is active.
+    if job is None or job.attempt != call.attempt or job.status not in OPEN_JOB_STATUSES:
+        return Applied(moved=True, business_id=call.business_id)
+    if call.provider_call_sid and not job.provider_call_sid:
+        job.provider_call_sid = call.provider_call_sid
+    if not final:
+        if update.status == "in-progress":
+            job.status = CallJobStatus.IN_CALL
+        return Applied(moved=True, business_id=call.business_id)
+    retry_at = _finish_job(session, job, call, update, now)
+    return Applied(moved=True, slot_freed=True, retry_at=retry_at, business_id=call.business_id)
+
+
+def _move_call(session: Session, call: Call, update: StatusUpdate, now: datetime) -> None:
     call.status = update.status
     if update.answered_by:
         call.answered_by = update.answered_by
@@ -83,20 +108,32 @@ def apply_status(session: Session, call: Call, update: StatusUpdate, now: dateti
         if lead is not None:
             lead.last_call_status = update.status
             lead.last_called_at = now
-    if call.job_id is None:
-        return Applied(moved=True, business_id=call.business_id)
-    job = session.get(CallJob, call.job_id, with_for_update=True)
-    # A job only follows the call of its current attempt, and only while that call is active.
-    if job is None or job.attempt != call.attempt or job.status not in OPEN_JOB_STATUSES:
-        return Applied(moved=True, business_id=call.business_id)
-    if call.provider_call_sid and not job.provider_call_sid:
-        job.provider_call_sid = call.provider_call_sid
-    if not final:
-        if update.status == "in-progress":
-            job.status = CallJobStatus.IN_CALL
-        return Applied(moved=True, business_id=call.business_id)
-    retry_at = _finish_job(session, job, call, update, now)
-    return Applied(moved=True, slot_freed=True, retry_at=retry_at, business_id=call.business_id)
+
+
+def _inferred_failure(call: Call) -> bool:
+    return call.status == "failed" and call.error_code == NO_PROVIDER_CALL_ID
+
+
+def _correct_inferred_failure(
+    session: Session, call: Call, update: StatusUpdate, now: datetime
+) -> Applied:
+    """The provider's final status for a call the reconciler failed as never created: the
+    provider's word replaces the guess, on the call and on its job, so the call log matches
+    what happened. Nothing is retried or reopened: the job was already counted as finished and
+    its slot given back; a busy or no-answer here is final."""
+    call.error_code = call.error_message = None
+    _move_call(session, call, update, now)
+    job = session.get(CallJob, call.job_id, with_for_update=True) if call.job_id else None
+    if (
+        job is not None
+        and job.attempt == call.attempt
+        and job.status is CallJobStatus.FAILED
+        and job.error_code == NO_PROVIDER_CALL_ID
+    ):
+        job.status = _FINAL_JOB_STATUS[update.status]
+        job.error_code, job.error_message = update.error_code, update.error_message
+        job.provider_call_sid = job.provider_call_sid or call.provider_call_sid
+    return Applied(moved=True, business_id=call.business_id)
 
 
 def _finish_job(

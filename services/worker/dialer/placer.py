@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 
 import requests
 from sqlalchemy import delete, update
+from sqlalchemy.exc import InterfaceError, OperationalError
 from twilio.base.exceptions import TwilioException, TwilioRestException
 
 from libs.common import metrics
@@ -25,6 +26,9 @@ logger = logging.getLogger(__name__)
 RETRIES = 4
 #: After the in-place retries, the attempt is given back and the job waits this long.
 REQUEUE_AFTER_S = 10
+#: The provider's answer (the call id) exists only in this worker until it is stored: through a
+#: database outage it is kept and stored again for up to this long (within the actor's limit).
+STORE_SID_RETRY_S = 60.0
 
 for _outcome in ("created", "requeued", "refused", "unknown"):
     metrics.CALLS_CREATED.labels(_outcome)
@@ -76,6 +80,29 @@ def place_call(ctx: WorkerContext, claim: Claim) -> str:
 
 
 def _store_sid(ctx: WorkerContext, claim: Claim, sid: str) -> None:
+    # Dropping the id on a database error would leave the job "dialing" with no call id, for
+    # the reconciler to fail while the call rings; callbacks might attach it, but only if they
+    # are delivered after the database is back. Storing it is idempotent, so it is retried.
+    deadline = time.monotonic() + STORE_SID_RETRY_S
+    delay, first = 0.1, True
+    while True:
+        try:
+            _store_sid_once(ctx, claim, sid)
+            return
+        except (OperationalError, InterfaceError) as exc:
+            if time.monotonic() + delay > deadline:
+                raise
+            if first:
+                logger.warning(
+                    "job %s attempt %s: call id %s not stored yet (%s); retrying",
+                    claim.job_id, claim.attempt, sid, type(exc.orig).__name__,
+                )  # fmt: skip
+                first = False
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
+
+
+def _store_sid_once(ctx: WorkerContext, claim: Claim, sid: str) -> None:
     with ctx.database.session() as session:
         # Locked in the same order as the status webhook (call, then job); guarded because a
         # callback may have attached the sid first, or moved the job on.
