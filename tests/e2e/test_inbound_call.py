@@ -9,6 +9,7 @@ import json
 import secrets
 import time
 import xml.etree.ElementTree as ET
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -158,23 +159,31 @@ def test_the_same_caller_twice_is_one_lead(calls_service: CallsService, db: Data
         assert len(session.scalars(select(Lead).where(Lead.phone_e164 == caller)).all()) == 1
 
 
-def test_garbage_frames_are_survived(calls_service: CallsService, db: Database) -> None:
+def test_garbage_frames_are_survived_and_other_streams_unaffected(
+    calls_service: CallsService, db: Database
+) -> None:
     garbage: list[str | bytes] = [
         "not json", "[]", '{"event": 3}', '{"event": "dance"}', '{"event": "media"}',
         json.dumps({"event": "media", "media": {"payload": "%%%"}}),
         json.dumps({"event": "dtmf", "dtmf": {"digit": "x"}}),
         json.dumps({"event": "start", "start": {}}), "x" * 20_000, b"\xff\xfe",
     ]  # fmt: skip
-    call_sid, _ = _call(calls_service, "+14155550144", media=10, garbage=garbage)
-    call = _wait(
-        db,
-        lambda s: s.scalar(
-            select(Call).where(
-                Call.provider_call_sid == call_sid, Call.recording_sha256.is_not(None)
-            )
-        ),
-    )
-    assert call.recording_duration_ms == 200  # the 10 good frames, nothing from the garbage
+    # The garbage stream runs alongside three clean calls: none of them may notice it.
+    with ThreadPoolExecutor(4) as pool:
+        dirty = pool.submit(_call, calls_service, "+14155550144", 10, "", garbage)
+        clean = [pool.submit(_call, calls_service, f"+1415555015{i}", 30) for i in range(3)]
+        expected = {dirty.result()[0]: 200} | {f.result()[0]: 600 for f in clean}
+    for call_sid, duration_ms in expected.items():
+        call = _wait(
+            db,
+            lambda s, sid=call_sid: s.scalar(
+                select(Call).where(
+                    Call.provider_call_sid == sid, Call.recording_sha256.is_not(None)
+                )
+            ),
+        )
+        # Exactly the good frames each call sent (10 or 30 x 20 ms), nothing from the garbage.
+        assert call.recording_duration_ms == duration_ms, call_sid
 
 
 def test_bad_signatures_are_refused_and_store_nothing(
