@@ -7,12 +7,12 @@ import hashlib
 from collections.abc import Iterable
 from typing import Any
 
-from libs.common.receipts.extract import AttachmentRef, Extracted
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from libs.common.db import insert_ignoring_conflicts
 from libs.common.models import Receipt, ReceiptAttachment
+from libs.common.receipts.extract import AttachmentRef, Extracted
 
 CHUNK = 500
 

@@ -20,7 +20,6 @@ from typing import Any
 
 import redis
 from googleapiclient.errors import HttpError
-from libs.common.receipts.extract import AttachmentRef, extract
 
 from libs.common import metrics
 from libs.common.crypto import secret_box
@@ -28,6 +27,7 @@ from libs.common.gmail.client import gmail_service
 from libs.common.gmail.quota import GmailQuota
 from libs.common.middleware.worker_context import WorkerContext
 from libs.common.models import BackgroundJob, GmailConnection, JobStatus, utcnow
+from libs.common.receipts.extract import AttachmentRef, extract
 from services.worker.receipts.gmail_calls import GmailCalls, NeedsReauth
 from services.worker.receipts.store import already_stored, store_receipt
 from services.worker.registry import MissingRow
