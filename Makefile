@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint typecheck pytest clean bench bench-dialer bench-schedules bench-media bench-receipts soak
+.PHONY: help run test lint typecheck pytest clean bench bench-dialer bench-schedules bench-media bench-receipts bench-queue bench-webhook bench-latency bench-report soak
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -35,19 +35,38 @@ pytest: $(STAMP) ## The pytest suite (real PostgreSQL and Redis when reachable; 
 clean: ## Remove the virtualenv and local data
 	rm -rf $(VENV) var
 
+# Benchmarks flush a Redis database of their own, never the tests' (9); PostgreSQL databases
+# are created and dropped per run. Each writes bench/results/<name>.json.
+BENCH_REDIS_URL ?= redis://127.0.0.1:6379/12
+BENCH := BENCH_REDIS_URL=$(BENCH_REDIS_URL) TEST_REDIS_URL=$(BENCH_REDIS_URL) $(BIN)/python -m
+
 bench-dialer: $(STAMP) ## Dialer benchmark: 50 businesses x 3 slots x 20 leads, 1-s calls (PostgreSQL + Redis)
-	$(BIN)/python -m bench.dialer
+	$(BENCH) bench.dialer
 
 bench-schedules: $(STAMP) ## Schedule tick on 100k vs 1M schedules with 1,000 due (PostgreSQL)
-	$(BIN)/python -m bench.schedules
+	$(BENCH) bench.schedules
 
 bench-media: $(STAMP) ## Media streams at 50 frames/s: most sustained with p99 < 20 ms vs a bare echo WebSocket
-	$(BIN)/python -m bench.media_streams
+	$(BENCH) bench.media_streams
 
 bench-receipts: $(STAMP) ## Gmail full-sync throughput vs the quota limit; incremental sync API calls per new message
-	$(BIN)/python -m bench.receipts
+	$(BENCH) bench.receipts
+
+bench-queue: $(STAMP) ## Queue throughput: Switchboard's worker stack vs bare Dramatiq vs RQ (no-op and row-writing messages)
+	$(BENCH) bench.queue_throughput
+
+bench-webhook: $(STAMP) ## Signed Twilio status callbacks through nginx: the calls service vs a bare Flask endpoint
+	$(BENCH) bench.webhook_ingest
+
+bench-latency: $(STAMP) ## HTTP request to actor start, p50/p99 at light and heavy load
+	$(BENCH) bench.enqueue_latency
+
+bench-report: $(STAMP) ## Regenerate docs/benchmarks.md (tables, targets, plots) from bench/results/*.json
+	$(BENCH) bench.report
 
 soak: $(STAMP) ## 15 minutes of mixed load; fails if a process's memory or descriptors keep growing
 	$(BIN)/python -m bench.soak --minutes 15
 
-bench: bench-dialer bench-schedules bench-media bench-receipts ## Every benchmark
+# One after another (each measures a machine the others leave idle), then the report.
+bench: bench-queue bench-webhook bench-latency bench-dialer bench-schedules bench-media bench-receipts ## Every benchmark, then docs/benchmarks.md (under 15 minutes on 2 cores)
+	$(BENCH) bench.report

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import argparse
 import heapq
-import json
 import math
+import os
 import statistics
 import tempfile
 import time
@@ -29,6 +29,7 @@ import redis
 import requests
 from sqlalchemy import func, select
 
+from bench.support import table, write_result
 from libs.common import migrate
 from libs.common.db import Database
 from libs.common.models import CallJob, Run, RunStatus
@@ -41,7 +42,6 @@ from tests.support.services import (
 from tests.support.stack import Stack, campaign_stack, make_business
 from tests.support.twilio_sim import peak_concurrency
 
-RESULTS = Path(__file__).resolve().parent / "results"
 COMMAND = "make bench-dialer"
 
 
@@ -175,7 +175,75 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             k: round((cpu_after[k] - cpu_before[k]) * 1000 / max(calls, 1), 2) for k in cpu_after
         },
         "duplicate_attempts": calls - len({(c["job"], c["attempt"]) for c in ledger}),
+        "cores": os.cpu_count(),
     }
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """The docs/benchmarks.md section, figures from ``result`` (bench/results/dialer.json)."""
+    c, cpu = result["config"], result["cpu_ms_per_call_by_process"]
+    talk = max(c["call_s"] - c["ring_s"], 0.05)
+    rounds = math.ceil(c["leads"] / c["slots"])
+    workers = sum(v for k, v in cpu.items() if k.startswith("worker"))
+    needed = result["calls"] / result["ideal_makespan_s"]
+    saturates = (result.get("cores") or 2) * 1000 / result["cpu_ms_per_call"]
+    row = [
+        f"{c['businesses']} businesses x {c['slots']} slots x {c['leads']} leads "
+        f"(`{result['command']}`)",
+        result["calls"], f"{result['ideal_makespan_s']} s", f"{result['actual_makespan_s']} s",
+        f"**{result['slot_utilization']:.2f}**",
+        f"{result['dispatch_gap_p50_ms']:.0f} ms / {result['dispatch_gap_p99_ms']:.0f} ms",
+        f"{result['peak_concurrency_per_business_max']} (max), "
+        f"{result['peak_concurrency_per_business_min']} (min)",
+        f"{result['cpu_ms_per_call']} ms", result["duplicate_attempts"],
+    ]  # fmt: skip
+    # Measured once while building the dialer; make bench runs the 50-business case only.
+    small = ["10 businesses x 3 slots x 20 leads (`python -m bench.dialer --businesses 10`, "
+             "measured once, not rerun by `make bench`)", 200, "7.0 s", "8.8 s", "**0.79**",
+             "101 ms / 296 ms", "3 (max), 3 (min)", "56.0 ms", 0]  # fmt: skip
+    header = ["configuration", "calls", "ideal makespan", "actual",
+              "slot utilization (ideal/actual)", "dispatch gap p50 / p99",
+              "peak concurrency per business", "CPU per call (all processes)",
+              "duplicate creates"]  # fmt: skip
+    history = table(
+        ["change", "slot utilization", "dispatch gap p50"],
+        [["first run (Dramatiq's default 1 s idle poll; benchmark polling 50 runs through the "
+          "API)", "0.12", "7488 ms"],
+         ["worker idle poll 100 ms (`WORKER_POLL_MS`), benchmark polls the database once a "
+          "second, lead written only on the final status", "0.20", "3847 ms"],
+         ["no `initiated` callback (ringing attaches the call id), event marked applied without "
+          "a reload", "0.23", "3284 ms"]],
+    )  # fmt: skip
+    return f"""## Dialer
+
+`{result["command"]}` (= `.venv/bin/python -m bench.dialer`): the real stack (api, calls, two
+worker processes with 4 threads each, scheduler, Twilio simulator) on PostgreSQL and Redis. Every
+business has {c["slots"]} slots and {c["leads"]} leads; each simulated call rings {c["ring_s"]:g} s
+and talks {talk:g} s; the account CPS limit is {c["cps"]:g} so the slots, not CPS, are the
+constraint. The baseline is the **ideal makespan**: every slot busy all the time, calls back to
+back (`ceil({c["leads"]}/{c["slots"]}) x {c["call_s"]:g} s = {rounds * c["call_s"]:g} s`).
+Results are written to `bench/results/dialer.json`.
+
+{table(header, [row, small])}
+
+CPU per call by process at {c["businesses"]} businesses: calls service {cpu["calls"]} ms (3
+status callbacks per call), workers {workers:.1f} ms (dispatch, claim, provider request, storing
+the call id), simulator {cpu["simulator"]} ms, api {cpu["api"]} ms.
+
+**Reading them.** At 10 businesses (30 concurrent calls) the slots stay busy: a freed slot is
+refilled in about 100 ms. At {c["businesses"]} businesses ({c["businesses"] * c["slots"]}
+concurrent calls, ~{needed:.0f} calls/s needed to reach the ideal) the whole stack, PostgreSQL
+and the simulator share the machine's cores: at {result["cpu_ms_per_call"]} ms of CPU per call
+they saturate around {saturates:.0f} calls/s, so callbacks queue in front of the calls service
+and the gap grows to seconds. The limit is CPU on this machine, not a dispatch stall: the `high`
+queue stays empty while callbacks wait (sampled while building it). Correctness holds at both
+scales: never more than {c["slots"]} concurrent calls per business and no job attempt created
+twice.
+
+What changed the figures while building it (same command, 50 businesses, measured then):
+
+{history}
+"""
 
 
 def main() -> None:
@@ -192,8 +260,7 @@ def main() -> None:
     if not POSTGRES_ADMIN_URL or not REDIS_TEST_URL:
         raise SystemExit("PostgreSQL and Redis are needed (TEST_POSTGRES_URL, TEST_REDIS_URL)")
     result = run(args)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "dialer.json").write_text(json.dumps(result, indent=2) + "\n")
+    write_result("dialer", result)
     width = max(len(k) for k in result)
     for key, value in result.items():
         print(f"{key:<{width}}  {value}")

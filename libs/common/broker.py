@@ -22,6 +22,7 @@ from dramatiq.middleware import (
 )
 
 from libs.common.contracts import QUEUES
+from libs.common.middleware import prometheus
 from libs.common.middleware.heartbeat import HeartbeatMiddleware
 from libs.common.middleware.queue_stats import QueueStatsMiddleware
 from libs.common.middleware.request_context import RequestContextMiddleware
@@ -72,27 +73,9 @@ def _prometheus_middleware(settings: Settings) -> Any:
     for name, value in worker_metrics_env(settings).items():
         os.environ.setdefault(name, value)
     os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
-    # Imported here: the module reads its database path from the environment at import.
-    from dramatiq.middleware.prometheus import Prometheus
-
-    class PrometheusWithZeros(Prometheus):
-        """Dramatiq's metrics, with every actor's series exported at zero from boot, so
-        dashboards and error-rate alerts see them before the first message or error."""
-
-        def after_process_boot(self, broker: Any) -> None:
-            super().after_process_boot(broker)  # type: ignore[no-untyped-call]
-            for actor in broker.actors.values():
-                labels = (actor.queue_name, actor.actor_name)
-                for metric in (
-                    self.total_messages,
-                    self.total_errored_messages,
-                    self.total_retried_messages,
-                    self.total_rejected_messages,
-                    self.message_durations,
-                ):
-                    metric.labels(*labels)
-
-    return PrometheusWithZeros()
+    # Dramatiq's Prometheus module reads its database path from the environment at import,
+    # which `build` does only now.
+    return prometheus.build()
 
 
 def build_broker(settings: Settings, *, worker: bool, stub: bool = False) -> dramatiq.Broker:

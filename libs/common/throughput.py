@@ -38,10 +38,15 @@ def record(pipe: Any, queue: str, *, failed: bool, now: float) -> None:
 
     ``processed`` counts every attempt that ran to an end, ``failed`` those that raised.
     """
-    key = bucket_key(queue, minute_of(now))
-    pipe.hincrby(key, "processed", 1)
+    add(pipe, queue, minute_of(now), processed=1, failed=int(failed))
+
+
+def add(pipe: Any, queue: str, minute: int, *, processed: int, failed: int) -> None:
+    """Queue the commands adding counts to one queue's bucket for ``minute`` on ``pipe``."""
+    key = bucket_key(queue, minute)
+    pipe.hincrby(key, "processed", processed)
     if failed:
-        pipe.hincrby(key, "failed", 1)
+        pipe.hincrby(key, "failed", failed)
     pipe.expire(key, BUCKET_TTL_S)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import dramatiq
 import redis
@@ -72,3 +73,52 @@ def test_windows_slide_over_minute_buckets(redis_client: redis.Redis) -> None:
     assert report["default"]["failed"] == {"1m": 1, "5m": 1, "15m": 1 + 5}
     assert report["low"]["processed"] == {"1m": 0, "5m": 0, "15m": 0}
     assert 0 < redis_client.ttl(throughput.bucket_key("default", minute)) <= 20 * 60
+
+
+def _counting_worker(redis_url: str, flush_every_s: float) -> tuple[Any, Worker, Any]:
+    stats = QueueStatsMiddleware(redis_url, flush_every_s=flush_every_s)
+    broker = StubBroker(middleware=[Retries(max_retries=0), stats])
+    broker.declare_queue("default")
+
+    @dramatiq.actor(broker=broker, actor_name="tests.count")
+    def count(value: int) -> None:
+        if value < 0:
+            raise ValueError("negative")
+
+    return broker, Worker(broker, worker_timeout=50, worker_threads=2), count
+
+
+def _processed(client: redis.Redis) -> dict[str, int]:
+    report = throughput.read(client, ["default"])["default"]
+    return {"processed": report["processed"]["1m"], "failed": report["failed"]["1m"]}
+
+
+def test_a_running_worker_writes_counts_in_batches_not_per_message(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    # A flush interval longer than the test: nothing may reach Redis while messages run.
+    broker, worker, count = _counting_worker(redis_url, flush_every_s=3600)
+    worker.start()
+    try:
+        for value in (1, 2, 3, -1):
+            count.send(value)
+        broker.join("default", timeout=10_000, fail_fast=False)
+        worker.join()
+        assert redis_client.keys("switchboard:throughput:*") == []
+    finally:
+        worker.stop()  # shutdown writes what was gathered
+    assert _processed(redis_client) == {"processed": 4, "failed": 1}
+
+
+def test_a_running_worker_flushes_on_its_own(redis_url: str, redis_client: redis.Redis) -> None:
+    broker, worker, count = _counting_worker(redis_url, flush_every_s=0.1)
+    worker.start()
+    try:
+        count.send(1)
+        broker.join("default", timeout=10_000)
+        deadline = time.monotonic() + 5
+        while not redis_client.keys("switchboard:throughput:*") and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert _processed(redis_client) == {"processed": 1, "failed": 0}
+    finally:
+        worker.stop()

@@ -20,10 +20,16 @@ from libs.common.telephony.rate_limit import CallRateLimiter
 
 
 class WorkerContext:
-    def __init__(self, settings: Settings, broker: dramatiq.Broker) -> None:
+    def __init__(
+        self, settings: Settings, broker: dramatiq.Broker, *, threads: int | None = None
+    ) -> None:
         self.settings = settings
         self.broker = broker
-        self.database = Database(settings.database_url)
+        # One pooled connection per worker thread: with fewer, every burst closed the surplus
+        # connections on return and opened new ones (a PostgreSQL backend each) for the next
+        # messages. The overflow stays for an actor that needs a second connection.
+        pool = {"pool_size": max(threads, 5)} if threads else {}
+        self.database = Database(settings.database_url, **pool)
 
     @functools.cached_property
     def redis(self) -> redis.Redis:
@@ -61,7 +67,8 @@ class WorkerContextMiddleware(Middleware):
     def before_worker_boot(self, broker: Any, worker: Any) -> None:
         global _context
         if _context is None:
-            _context = WorkerContext(self.settings, broker)
+            threads = getattr(worker, "worker_threads", None)
+            _context = WorkerContext(self.settings, broker, threads=threads)
 
     def after_worker_shutdown(self, broker: Any, worker: Any) -> None:
         global _context
