@@ -11,8 +11,6 @@ enforced on both sides (15,000 units a minute per user):
 from __future__ import annotations
 
 import argparse
-import subprocess
-import sys
 import tempfile
 import time
 from contextlib import ExitStack
@@ -29,30 +27,13 @@ from libs.common import migrate
 from libs.common.crypto import generate_key, secret_box
 from libs.common.middleware.worker_context import WorkerContext
 from libs.common.models import BackgroundJob, Business, GmailConnection, Receipt
-from libs.common.settings import ROOT, Settings
+from libs.common.settings import Settings
 from services.worker.receipts import sync
-from tests.support.gmail_sim import CLIENT_ID, CLIENT_SECRET, GmailSimulator
-from tests.support.processes import wait_for_http
-from tests.support.services import REDIS_TEST_URL, free_port, temporary_postgres_database
+from tests.support.gmail_sim import CLIENT_ID, CLIENT_SECRET, gmail_simulator_process
+from tests.support.services import REDIS_TEST_URL, temporary_postgres_database
 
 COMMAND = "make bench-receipts"
 NEW_MESSAGE_STEPS = (0, 1, 10, 50, 100, 250)
-
-
-def _simulator(stack: ExitStack, workdir: Path) -> GmailSimulator:
-    port = free_port()
-    log = (workdir / "gmail-sim.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "simulators.gmail", "--port", str(port), "--demo-messages", "0"],
-        env={"GOOGLE_CLIENT_ID": CLIENT_ID, "GOOGLE_CLIENT_SECRET": CLIENT_SECRET,
-             "PATH": "/usr/bin:/bin"},
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    stack.callback(process.wait, 10)
-    stack.callback(process.terminate)
-    url = f"http://127.0.0.1:{port}"
-    wait_for_http(f"{url}/_sim/healthz", process, workdir / "gmail-sim.log")
-    return GmailSimulator(url)
 
 
 def _job(ctx: WorkerContext, connection_id: int) -> int:
@@ -81,7 +62,7 @@ def run(messages: int, quota: int) -> dict[str, Any]:
         database_url = stack.enter_context(temporary_postgres_database())
         migrate.upgrade(database_url)
         redis.Redis.from_url(REDIS_TEST_URL).flushdb()
-        gsim = _simulator(stack, workdir)
+        gsim = stack.enter_context(gmail_simulator_process(workdir))
         gsim.scenario(quota_units_per_minute=quota)
         settings = Settings(
             service_role="worker", database_url=database_url, redis_url=REDIS_TEST_URL,

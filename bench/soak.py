@@ -17,7 +17,6 @@ import argparse
 import asyncio
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -34,11 +33,15 @@ from libs.common import migrate
 from libs.common.crypto import generate_key, secret_box
 from libs.common.db import Database
 from libs.common.models import GmailConnection, PhoneNumber
-from libs.common.settings import ROOT, Settings
+from libs.common.settings import Settings
 from simulators.twilio.media_client import Target, run_streams
-from tests.support.gmail_sim import CLIENT_ID, CLIENT_SECRET, GmailSimulator
-from tests.support.processes import wait_for_http
-from tests.support.services import REDIS_TEST_URL, free_port, temporary_postgres_database
+from tests.support.gmail_sim import (
+    CLIENT_ID,
+    CLIENT_SECRET,
+    GmailSimulator,
+    gmail_simulator_process,
+)
+from tests.support.services import REDIS_TEST_URL, temporary_postgres_database
 from tests.support.stack import Business, Stack, campaign_stack, make_business
 from tests.support.twilio_sim import AUTH_TOKEN
 
@@ -129,28 +132,13 @@ class Load:
         return sync_receipts
 
 
-def _gmail_simulator(stack: ExitStack, workdir: Path) -> GmailSimulator:
-    port = free_port()
-    log = (workdir / "gmail-sim.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "simulators.gmail", "--port", str(port), "--demo-messages", "0"],
-        env={"GOOGLE_CLIENT_ID": CLIENT_ID, "GOOGLE_CLIENT_SECRET": CLIENT_SECRET,
-             "PATH": "/usr/bin:/bin"},
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    stack.callback(process.wait, 10)
-    stack.callback(process.terminate)
-    wait_for_http(f"http://127.0.0.1:{port}/_sim/healthz", process, workdir / "gmail-sim.log")
-    return GmailSimulator(f"http://127.0.0.1:{port}")
-
-
 def soak(minutes: float) -> dict[str, Any]:
     with ExitStack() as stack:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="soak-")))
         database_url = stack.enter_context(temporary_postgres_database())
         migrate.upgrade(database_url)
         redis.Redis.from_url(REDIS_TEST_URL).flushdb()
-        gsim = _gmail_simulator(stack, workdir)
+        gsim = stack.enter_context(gmail_simulator_process(workdir))
         key = generate_key()
         google = {"GOOGLE_CLIENT_ID": CLIENT_ID, "GOOGLE_CLIENT_SECRET": CLIENT_SECRET,
                   "GOOGLE_AUTH_URI": gsim.auth_uri, "GOOGLE_TOKEN_URI": gsim.token_uri,

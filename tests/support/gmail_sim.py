@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import requests
@@ -15,6 +17,7 @@ from werkzeug.serving import make_server
 
 from simulators.gmail.app import create_app
 from tests.support import secret_scan
+from tests.support.processes import running, service_env
 from tests.support.services import free_port
 
 CLIENT_ID = "test-client.apps.googleusercontent.com"
@@ -131,3 +134,15 @@ def gmail_simulator_thread() -> Iterator[GmailSimulator]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@contextmanager
+def gmail_simulator_process(log_dir: Path) -> Iterator[GmailSimulator]:
+    """The simulator in its own process, as benchmarks need it: its work must not share the
+    measuring process's GIL."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    argv = [sys.executable, "-m", "simulators.gmail", "--port", str(port), "--demo-messages", "0"]
+    env = service_env(GOOGLE_CLIENT_ID=CLIENT_ID, GOOGLE_CLIENT_SECRET=CLIENT_SECRET)
+    with running(argv, env, log_dir / "gmail-sim.log", f"{url}/_sim/healthz"):
+        yield GmailSimulator(url)
