@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -13,29 +11,16 @@ import psutil
 import pytest
 import requests
 
-from libs.common.settings import ROOT
-from tests.support import secret_scan
-from tests.support.processes import service_env, wait_for_http
-from tests.support.services import free_port
+from tests.support.processes import service_env, start_switchboard_run, wait_for_http
 
 pytestmark = pytest.mark.e2e
 
 
 def test_run_serves_both_services_and_ctrl_c_leaves_no_orphans(tmp_path: Path) -> None:
-    ports = [free_port() for _ in range(7)]
     env = service_env(SWITCHBOARD_VAR_DIR=str(tmp_path))
     env.pop("APP_ENV")
     log_path = tmp_path / "run.log"
-    argv = [
-        sys.executable, "-m", "libs.common.cli", "run",
-        "--api-port", str(ports[0]), "--calls-port", str(ports[1]),
-        "--worker-metrics-port", str(ports[2]), "--scheduler-metrics-port", str(ports[3]),
-        "--simulator-port", str(ports[4]), "--gmail-simulator-port", str(ports[5]),
-        "--console-port", str(ports[6]),
-    ]  # fmt: skip
-    secret_scan.watch(log_path)
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    process, ports = start_switchboard_run(env, log_path)
     try:
         for port in ports[:2]:
             wait_for_http(f"http://127.0.0.1:{port}/readyz", process, log_path, timeout_s=90)

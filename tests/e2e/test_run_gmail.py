@@ -6,17 +6,18 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import requests
 
-from libs.common.settings import ROOT
-from tests.support import secret_scan
-from tests.support.processes import service_env, switchboard_argv, wait_for_http
-from tests.support.services import free_port
+from tests.support.processes import (
+    service_env,
+    start_switchboard_run,
+    switchboard_argv,
+    wait_for_http,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -29,22 +30,12 @@ def _switchboard(env: dict[str, str], *args: str) -> str:
 
 
 def test_connect_and_sync_against_the_embedded_gmail_simulator(tmp_path: Path) -> None:
-    ports = [free_port() for _ in range(7)]
     env = service_env(SWITCHBOARD_VAR_DIR=str(tmp_path))
     env.pop("APP_ENV")
     for name in ("GOOGLE_CLIENT_ID", "GOOGLE_CLIENT_SECRET", "PUBLIC_BASE_URL"):
         env.pop(name, None)
     log_path = tmp_path / "run.log"
-    argv = [
-        sys.executable, "-m", "libs.common.cli", "run",
-        "--api-port", str(ports[0]), "--calls-port", str(ports[1]),
-        "--worker-metrics-port", str(ports[2]), "--scheduler-metrics-port", str(ports[3]),
-        "--simulator-port", str(ports[4]), "--gmail-simulator-port", str(ports[5]),
-        "--console-port", str(ports[6]),
-    ]  # fmt: skip
-    secret_scan.watch(log_path)
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    process, ports = start_switchboard_run(env, log_path)
     try:
         site = f"http://127.0.0.1:{ports[0]}"
         # The SPA's origin, passing /api/ on (nginx in production): Google sends the browser

@@ -15,6 +15,7 @@ import requests
 
 from libs.common.settings import ROOT
 from tests.support import secret_scan
+from tests.support.services import free_port
 
 
 def service_env(**overrides: str) -> dict[str, str]:
@@ -81,3 +82,26 @@ def gunicorn_argv(service: str) -> list[str]:
 
 def switchboard_argv(*args: str) -> list[str]:
     return [sys.executable, "-m", "libs.common.cli", *args]
+
+
+#: The ports `switchboard run` is given, in the order start_switchboard_run returns them.
+RUN_PORT_OPTIONS = ("--api-port", "--calls-port", "--worker-metrics-port",
+                    "--scheduler-metrics-port", "--simulator-port", "--gmail-simulator-port",
+                    "--console-port")  # fmt: skip
+
+
+def start_switchboard_run(
+    env: Mapping[str, str], log_path: Path
+) -> tuple[subprocess.Popen[bytes], list[int]]:
+    """`switchboard run` (the embedded stack) on free ports, its output to ``log_path``; the
+    caller stops it (SIGINT, as Ctrl-C). Ports in RUN_PORT_OPTIONS order."""
+    ports = [free_port() for _ in RUN_PORT_OPTIONS]
+    argv = [*switchboard_argv("run")]
+    for option, port in zip(RUN_PORT_OPTIONS, ports, strict=True):
+        argv += [option, str(port)]
+    secret_scan.watch(log_path)
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            argv, env=dict(env), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
+        )
+    return process, ports
