@@ -5,6 +5,8 @@
 - ``record``/``by_package`` sample a process tree with py-spy (only threads holding the GIL,
   so the shares are of Python CPU time) and group the samples by the package of the innermost
   frame: "sqlalchemy 31 %, psycopg 12 %, ...".
+- ``by_step`` groups the same samples by the step of a request they were taken in (the
+  innermost frame naming one of the given functions): "lock the call 18 %, ...".
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from sqlalchemy import Engine, text
 from bench.support import tree_cpu_seconds
 
 _FRAME = re.compile(r"\((?P<file>[^:()]+):\d+\)$")
+_FUNCTION = re.compile(r"^(?P<function>[^ ]+) \((?P<file>[^:()]+):\d+\)$")
 
 
 def postgres_backends(engine: Engine) -> list[int]:
@@ -133,3 +136,33 @@ def by_package(raw: Path, top: int = 10) -> list[tuple[str, float]]:
         if total
         else []
     )
+
+
+def by_step(raw: Path, steps: dict[str, tuple[str, str]]) -> list[tuple[str, float]]:
+    """Shares of the samples by step: ``steps`` maps a label to (function name, a part of its
+    file's path); a sample counts for the innermost frame that matches one, else "other"
+    (the server, the framework, idle threads holding the GIL). In the order of ``steps``."""
+    counts: Counter[str] = Counter()
+    if not raw.exists():
+        return []
+    for line in raw.read_text().splitlines():
+        stack, _, n = line.rpartition(" ")
+        if not n.isdigit() or not stack:
+            continue
+        counts[_step_of(stack.split(";"), steps)] += int(n)
+    total = sum(counts.values())
+    if not total:
+        return []
+    return [(label, round(counts[label] / total, 3)) for label in [*steps, "other"]]
+
+
+def _step_of(frames: list[str], steps: dict[str, tuple[str, str]]) -> str:
+    for frame in reversed(frames):
+        match = _FUNCTION.match(frame.strip())
+        if match is None:
+            continue
+        for label, (function, path) in steps.items():
+            # py-spy names frames by qualified name ("Session.commit"); steps by function.
+            if match["function"].rsplit(".", 1)[-1] == function and path in match["file"]:
+                return label
+    return "other"

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, Table, bindparam, create_engine, event, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -95,8 +96,41 @@ def dialect_insert(session: Session) -> Any:
     return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
 
 
+# Building a statement costs about as much CPU as executing it (0.25 ms of 0.55 ms for a
+# one-row UPDATE, measured): the statements of hot paths are built once per shape, with bound
+# parameters, and reused. Parameters are named "new_<column>" because SQLAlchemy reserves the
+# column names themselves in a SET or VALUES clause. They run on the session's connection
+# directly: Core statements skip the ORM's execution path (and its autoflush) either way.
+
+
+@functools.lru_cache(maxsize=256)
+def _insert_ignoring_conflicts(dialect: str, table: Table, columns: tuple[str, ...]) -> Any:
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    values = {name: bindparam(f"new_{name}", type_=table.c[name].type) for name in columns}
+    return insert(table).values(values).on_conflict_do_nothing().returning(table.c.id)
+
+
 def insert_ignoring_conflicts(session: Session, table: Any, values: dict[str, Any]) -> Any | None:
     """INSERT … ON CONFLICT DO NOTHING; the new row's id, or None when it already existed."""
-    insert = dialect_insert(session)
-    statement = insert(table).values(**values).on_conflict_do_nothing().returning(table.c.id)
-    return session.execute(statement).scalar_one_or_none()
+    dialect = session.get_bind().dialect.name
+    statement = _insert_ignoring_conflicts(dialect, table, tuple(values))
+    params = {f"new_{name}": value for name, value in values.items()}
+    return session.connection().execute(statement, params).scalar_one_or_none()
+
+
+@functools.lru_cache(maxsize=256)
+def _update_by_id(table: Table, columns: tuple[str, ...]) -> Any:
+    values = {name: bindparam(f"new_{name}", type_=table.c[name].type) for name in columns}
+    return update(table).where(table.c.id == bindparam("row_id")).values(values)
+
+
+def update_by_id(session: Session, table: Table, row_id: int, values: dict[str, Any]) -> None:
+    """UPDATE ``table`` SET ``values`` WHERE id = ``row_id`` (nothing when ``values`` is empty),
+    from a statement built once per set of columns. Core, not the ORM: the caller expires
+    any loaded object it still reads."""
+    if not values:
+        return
+    params = {f"new_{name}": value for name, value in values.items()}
+    session.connection().execute(_update_by_id(table, tuple(values)), {"row_id": row_id, **params})

@@ -17,6 +17,7 @@ from libs.common.campaigns.call_state import (
     apply_status,
     complete_run_if_done,
     fail_job,
+    lock_call,
 )
 from libs.common.contracts import (
     DIALER_DISPATCH,
@@ -158,7 +159,7 @@ def check_calls_without_final_status(ctx: WorkerContext, now: datetime) -> int:
             answered_by=remote.answered_by,
         )
         with ctx.database.session() as session:
-            call = session.get(Call, call_id, with_for_update=True)
+            call = lock_call(session, call_id=call_id)
             if call is None or update_.status not in FINAL_CALL_STATUSES:
                 continue
             applied = apply_status(session, call, update_, now)

@@ -4,7 +4,7 @@ import json
 
 import pytest
 import redis
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from libs.common.broker import build_broker
 from libs.common.db import Database
@@ -184,7 +184,7 @@ def test_unknown_call_is_recorded_and_acknowledged(db: Database, post_status: Po
 def test_callbacks_before_the_call_id_is_known_are_applied_when_it_is(
     db: Database, post_status: Post
 ) -> None:
-    from libs.common.campaigns.call_state import apply_pending_events
+    from libs.common.campaigns.call_state import CALLS, apply_pending_events, lock_call
     from libs.common.models import utcnow
 
     campaign = make_campaign(db, 1)
@@ -195,8 +195,10 @@ def test_callbacks_before_the_call_id_is_known_are_applied_when_it_is(
     post_status(callback(sid, "completed", 3, CallDuration="9"))
     assert _call(db, call_id).status == "queued"
     with db.session() as session:
-        call = session.get_one(Call, call_id)
+        call = lock_call(session, call_id=call_id)
+        assert call is not None
         call.provider_call_sid = sid
+        session.execute(update(CALLS).where(CALLS.c.id == call_id).values(provider_call_sid=sid))
         applied = apply_pending_events(session, call, utcnow())
         session.commit()
     assert [a.moved for a in applied] == [True, True]

@@ -1,22 +1,33 @@
 """Applying a call status: forward-only, and the job and run follow from it.
 
-Used for Twilio's status callbacks and for the reconciler's answers from the provider, so a
-status has the same effect whichever way it arrives.
+Used for Twilio's status callbacks, for callbacks kept until the call's id was known, and for
+the reconciler's answers from the provider, so a status has the same effect whichever way it
+arrives.
+
+Written with SQL expressions on the tables rather than ORM objects: this runs once per status
+callback, the calls service's hottest path, and the ORM's identity map and unit of work cost
+several times the statements themselves (docs/benchmarks.md, webhook ingest). Each step is one
+statement: lock the call, move it, touch the lead, lock the job with its run, move the job,
+complete the run when nothing is left open.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, Table, bindparam, case, exists, literal, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.util import identity_key
 
 from libs.common import metrics
+from libs.common.db import update_by_id
 from libs.common.models import (
     OPEN_JOB_STATUSES,
     STATUS_RANK,
     Call,
+    CallEvent,
     CallJob,
     CallJobStatus,
     Lead,
@@ -24,6 +35,12 @@ from libs.common.models import (
     RunStatus,
 )
 from libs.common.models.call import FINAL_CALL_STATUSES
+
+CALLS = cast(Table, Call.__table__)
+JOBS = cast(Table, CallJob.__table__)
+RUNS = cast(Table, Run.__table__)
+LEADS = cast(Table, Lead.__table__)
+EVENTS = cast(Table, CallEvent.__table__)
 
 #: Final call status → job status when no retry follows.
 _FINAL_JOB_STATUS = {
@@ -53,6 +70,29 @@ class StatusUpdate:
     error_message: str | None = None
 
 
+@dataclass
+class LockedCall:
+    """What applying a status reads of a call, taken under the call's row lock; kept up to
+    date as statuses are applied to it."""
+
+    id: int
+    business_id: int
+    job_id: int | None
+    lead_id: int | None
+    attempt: int
+    direction: str
+    status: str
+    error_code: str | None
+    provider_call_sid: str | None
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL_CALL_STATUSES
+
+
+_LOCKED_CALL_COLUMNS = [CALLS.c[name] for name in LockedCall.__dataclass_fields__]
+
+
 @dataclass(frozen=True)
 class Applied:
     """What applying a status changed: whether to dispatch again, and when."""
@@ -63,125 +103,219 @@ class Applied:
     business_id: int | None = None
 
 
-def apply_status(session: Session, call: Call, update: StatusUpdate, now: datetime) -> Applied:
-    """Move ``call`` (locked by the caller) forward to ``update.status``; never backwards."""
-    if update.status not in STATUS_RANK:
-        raise ValueError(f"unknown call status {update.status!r}")
-    final = update.status in FINAL_CALL_STATUSES
-    if final and _inferred_failure(call):
-        return _correct_inferred_failure(session, call, update, now)
-    if STATUS_RANK[update.status] <= STATUS_RANK.get(call.status, 0):
+def _lock_call_where(*where: ColumnElement[bool]) -> Any:
+    return select(*_LOCKED_CALL_COLUMNS).where(*where).with_for_update()
+
+
+_LOCK_CALL_BY_ID = _lock_call_where(CALLS.c.id == bindparam("call_id"))
+_LOCK_CALL_BY_SID = _lock_call_where(CALLS.c.provider_call_sid == bindparam("sid"))
+_LOCK_CALL_BY_ATTEMPT = _lock_call_where(
+    CALLS.c.job_id == bindparam("job_id"), CALLS.c.attempt == bindparam("attempt")
+)
+
+
+def lock_call(
+    session: Session,
+    *,
+    call_id: int | None = None,
+    sid: str | None = None,
+    job_attempt: tuple[int, int] | None = None,
+) -> LockedCall | None:
+    """The call with this id, provider call id, or (job, attempt), locked (FOR UPDATE) until
+    the transaction ends. Every writer of a call's status takes this lock before the job's."""
+    if call_id is not None:
+        result = session.connection().execute(_LOCK_CALL_BY_ID, {"call_id": call_id})
+    elif sid is not None:
+        result = session.connection().execute(_LOCK_CALL_BY_SID, {"sid": sid})
+    elif job_attempt is not None:
+        job_id, attempt = job_attempt
+        result = session.connection().execute(
+            _LOCK_CALL_BY_ATTEMPT, {"job_id": job_id, "attempt": attempt}
+        )
+    else:
+        raise TypeError("lock_call needs call_id, sid or job_attempt")
+    row = result.first()
+    return LockedCall(*row) if row is not None else None
+
+
+def moves(call: LockedCall, new: StatusUpdate) -> bool:
+    """Whether applying ``new`` changes ``call``: only forward, or the provider's final word
+    replacing the reconciler's guess."""
+    if new.status in FINAL_CALL_STATUSES and _inferred_failure(call):
+        return True
+    return STATUS_RANK[new.status] > STATUS_RANK.get(call.status, 0)
+
+
+def apply_status(session: Session, call: LockedCall, new: StatusUpdate, now: datetime) -> Applied:
+    """Move ``call`` (locked by the caller) forward to ``new.status``; never backwards."""
+    if new.status not in STATUS_RANK:
+        raise ValueError(f"unknown call status {new.status!r}")
+    if not moves(call, new):
         return Applied(moved=False, business_id=call.business_id)
-    _move_call(session, call, update, now)
+    final = new.status in FINAL_CALL_STATUSES
+    if final and _inferred_failure(call):
+        return _correct_inferred_failure(session, call, new, now)
+    _move_call(session, call, new, now)
     if call.job_id is None:
         return Applied(moved=True, business_id=call.business_id)
-    job = session.get(CallJob, call.job_id, with_for_update=True)
+    job = _lock_job(session, call.job_id)
     # A job only follows the call of its current attempt, and only while that call is active.
     if job is None or job.attempt != call.attempt or job.status not in OPEN_JOB_STATUSES:
         return Applied(moved=True, business_id=call.business_id)
+    changes: dict[str, Any] = {}
     if call.provider_call_sid and not job.provider_call_sid:
-        job.provider_call_sid = call.provider_call_sid
+        changes["provider_call_sid"] = call.provider_call_sid
     if not final:
-        if update.status == "in-progress":
-            job.status = CallJobStatus.IN_CALL
+        if new.status == "in-progress":
+            changes["status"] = CallJobStatus.IN_CALL
+        update_by_id(session, JOBS, job.id, changes)
         return Applied(moved=True, business_id=call.business_id)
-    retry_at = _finish_job(session, job, call, update, now)
+    retry_at = _finish_job(session, job, new, now, changes)
     return Applied(moved=True, slot_freed=True, retry_at=retry_at, business_id=call.business_id)
 
 
-def _move_call(session: Session, call: Call, update: StatusUpdate, now: datetime) -> None:
-    call.status = update.status
-    if update.answered_by:
-        call.answered_by = update.answered_by
-    if update.duration_s is not None:
-        call.duration_s = update.duration_s
-    final = update.status in FINAL_CALL_STATUSES
+def _move_call(
+    session: Session, call: LockedCall, new: StatusUpdate, now: datetime, **extra: Any
+) -> None:
+    changes: dict[str, Any] = {"status": new.status, **extra}
+    if new.answered_by:
+        changes["answered_by"] = new.answered_by
+    if new.duration_s is not None:
+        changes["duration_s"] = new.duration_s
+    final = new.status in FINAL_CALL_STATUSES
     if final:
-        call.ended_at = now
-        if update.error_code:
-            call.error_code = update.error_code
-            call.error_message = update.error_message
-    metrics.CALL_STATUSES.labels(update.status).inc()
+        changes["ended_at"] = now
+        if new.error_code:
+            changes["error_code"] = new.error_code
+            changes["error_message"] = new.error_message
+    update_by_id(session, CALLS, call.id, changes)
+    call.status = new.status
+    call.error_code = changes.get("error_code", call.error_code)
+    metrics.CALL_STATUSES.labels(new.status).inc()
     if final and call.lead_id is not None:
         # Only the outcome matters on the lead; intermediate statuses would be three more writes.
-        lead = session.get(Lead, call.lead_id)
-        if lead is not None:
-            lead.last_call_status = update.status
-            lead.last_called_at = now
+        update_by_id(
+            session, LEADS, call.lead_id, {"last_call_status": new.status, "last_called_at": now}
+        )
 
 
-def _inferred_failure(call: Call) -> bool:
+@dataclass(frozen=True)
+class _LockedJob:
+    id: int
+    status: CallJobStatus
+    attempt: int
+    run_id: int
+    provider_call_sid: str | None
+    run_status: RunStatus
+    max_attempts: int
+    retry_delay_s: int
+
+
+_LOCK_JOB = (
+    select(
+        JOBS.c.id,
+        JOBS.c.status,
+        JOBS.c.attempt,
+        JOBS.c.run_id,
+        JOBS.c.provider_call_sid,
+        RUNS.c.status,
+        RUNS.c.max_attempts,
+        RUNS.c.retry_delay_s,
+    )
+    .join_from(JOBS, RUNS, JOBS.c.run_id == RUNS.c.id)
+    .where(JOBS.c.id == bindparam("job_id"))
+    .with_for_update(of=JOBS)
+)
+
+
+def _lock_job(session: Session, job_id: int) -> _LockedJob | None:
+    """The job (locked) with what its run says about retries (the run is not locked: cancel
+    locks the run before its jobs)."""
+    row = session.connection().execute(_LOCK_JOB, {"job_id": job_id}).first()
+    return _LockedJob(*row) if row is not None else None
+
+
+def _inferred_failure(call: LockedCall) -> bool:
     return call.status == "failed" and call.error_code == NO_PROVIDER_CALL_ID
 
 
 def _correct_inferred_failure(
-    session: Session, call: Call, update: StatusUpdate, now: datetime
+    session: Session, call: LockedCall, new: StatusUpdate, now: datetime
 ) -> Applied:
     """The provider's final status for a call the reconciler failed as never created: the
     provider's word replaces the guess, on the call and on its job, so the call log matches
     what happened. Nothing is retried or reopened: the job was already counted as finished and
     its slot given back; a busy or no-answer here is final."""
-    call.error_code = call.error_message = None
-    _move_call(session, call, update, now)
-    job = session.get(CallJob, call.job_id, with_for_update=True) if call.job_id else None
-    if (
-        job is not None
-        and job.attempt == call.attempt
-        and job.status is CallJobStatus.FAILED
-        and job.error_code == NO_PROVIDER_CALL_ID
-    ):
-        job.status = _FINAL_JOB_STATUS[update.status]
-        job.error_code, job.error_message = update.error_code, update.error_message
-        job.provider_call_sid = job.provider_call_sid or call.provider_call_sid
+    call.error_code = None
+    _move_call(session, call, new, now, error_code=None, error_message=None)
+    if call.job_id is not None:
+        session.execute(
+            update(JOBS)
+            .where(
+                JOBS.c.id == call.job_id,
+                JOBS.c.attempt == call.attempt,
+                JOBS.c.status == CallJobStatus.FAILED,
+                JOBS.c.error_code == NO_PROVIDER_CALL_ID,
+            )
+            .values(
+                status=_FINAL_JOB_STATUS[new.status],
+                error_code=new.error_code,
+                error_message=new.error_message,
+                provider_call_sid=case(
+                    (JOBS.c.provider_call_sid.is_(None), call.provider_call_sid),
+                    else_=JOBS.c.provider_call_sid,
+                ),
+            )
+        )
     return Applied(moved=True, business_id=call.business_id)
 
 
 def _finish_job(
-    session: Session, job: CallJob, call: Call, update: StatusUpdate, now: datetime
+    session: Session, job: _LockedJob, new: StatusUpdate, now: datetime, changes: dict[str, Any]
 ) -> datetime | None:
-    run = session.get(Run, job.run_id)
     retrying = (
-        run is not None
-        and run.status in (RunStatus.RUNNING, RunStatus.PAUSED)
-        and update.status in _RETRIED
-        and job.attempt < run.max_attempts
+        job.run_status in (RunStatus.RUNNING, RunStatus.PAUSED)
+        and new.status in _RETRIED
+        and job.attempt < job.max_attempts
     )
-    if retrying and run is not None:
-        job.status = CallJobStatus.QUEUED
-        job.next_attempt_at = now + timedelta(seconds=run.retry_delay_s)
-        job.provider_call_sid = None
-        return job.next_attempt_at
-    job.status = _FINAL_JOB_STATUS[update.status]
-    if update.error_code:
-        job.error_code = update.error_code
-        job.error_message = update.error_message
+    if retrying:
+        retry_at = now + timedelta(seconds=job.retry_delay_s)
+        changes.update(
+            status=CallJobStatus.QUEUED, next_attempt_at=retry_at, provider_call_sid=None
+        )
+        update_by_id(session, JOBS, job.id, changes)
+        return retry_at
+    changes["status"] = _FINAL_JOB_STATUS[new.status]
+    if new.error_code:
+        changes.update(error_code=new.error_code, error_message=new.error_message)
+    update_by_id(session, JOBS, job.id, changes)
     complete_run_if_done(session, job.run_id, now)
     return None
 
 
-def apply_pending_events(session: Session, call: Call, now: datetime) -> list[Applied]:
+def apply_pending_events(session: Session, call: LockedCall, now: datetime) -> list[Applied]:
     """Apply callbacks that arrived before the call's id was known, in status order."""
-    from libs.common.models import CallEvent
-
     if not call.provider_call_sid:
         return []
-    events = session.scalars(
-        select(CallEvent)
-        .where(CallEvent.provider_call_sid == call.provider_call_sid, CallEvent.applied.is_(False))
+    events = session.execute(
+        select(EVENTS.c.id, EVENTS.c.status, EVENTS.c.params)
+        .where(EVENTS.c.provider_call_sid == call.provider_call_sid, EVENTS.c.applied.is_(False))
         .with_for_update()
     ).all()
     results = []
-    for event in sorted(events, key=lambda e: STATUS_RANK.get(e.status, 0)):
-        params = event.params or {}
+    for event_id, status, params in sorted(events, key=lambda e: STATUS_RANK.get(e.status, 0)):
+        params = params or {}
         duration = str(params.get("CallDuration", ""))
-        update = StatusUpdate(
-            status=event.status,
+        update_ = StatusUpdate(
+            status=status,
             duration_s=int(duration) if duration.isdigit() else None,
             answered_by=params.get("AnsweredBy") or None,
             error_code=params.get("ErrorCode") or None,
+            error_message=(params.get("ErrorMessage") or None) and params["ErrorMessage"][:500],
         )
-        applied = apply_status(session, call, update, now)
-        event.applied = applied.moved
+        applied = apply_status(session, call, update_, now)
+        if applied.moved:
+            update_by_id(session, EVENTS, event_id, {"applied": True})
         results.append(applied)
     return results
 
@@ -200,25 +334,42 @@ def fail_job(
     complete_run_if_done(session, job.run_id, now)
 
 
-def complete_run_if_done(session: Session, run_id: int, now: datetime) -> bool:
-    """A running (or canceled) run with no open job left is finished."""
-    # Not locked: callers hold job rows, and cancel locks the run before the jobs; taking the
-    # run here would order the locks both ways. The rare daily run completed while a new job
-    # was being added is reopened by the reconciler.
-    run = session.get(Run, run_id)
-    if run is None or run.status not in (RunStatus.RUNNING, RunStatus.CANCELED):
-        return False
-    if run.finished_at is not None:
-        return False
-    open_jobs = session.scalar(
-        select(func.count())
-        .select_from(CallJob)
-        .where(CallJob.run_id == run_id, CallJob.status.in_(OPEN_JOB_STATUSES))
+_COMPLETE_RUN = (
+    update(RUNS)
+    .where(
+        RUNS.c.id == bindparam("run_id"),
+        RUNS.c.status.in_((RunStatus.RUNNING, RunStatus.CANCELED)),
+        RUNS.c.finished_at.is_(None),
+        ~exists().where(JOBS.c.run_id == bindparam("run_id"), JOBS.c.status.in_(OPEN_JOB_STATUSES)),
     )
-    if open_jobs:
+    .values(
+        status=case(
+            (RUNS.c.status == RunStatus.RUNNING, literal(RunStatus.COMPLETED, RUNS.c.status.type)),
+            else_=RUNS.c.status,
+        ),
+        finished_at=bindparam("now", type_=RUNS.c.finished_at.type),
+    )
+    .returning(RUNS.c.status)
+)
+
+
+def complete_run_if_done(session: Session, run_id: int, now: datetime) -> bool:
+    """A running (or canceled) run with no open job left is finished.
+
+    One conditional UPDATE, so the run row is locked only when the run is found finished.
+    Callers hold job rows, and cancel locks the run before the jobs: locking the run here
+    first would order the locks both ways. The rare daily run completed while a new job was
+    being added is reopened by the reconciler."""
+    session.flush()  # jobs the caller changed through the ORM must count
+    finished = (
+        session.connection()
+        .execute(_COMPLETE_RUN, {"run_id": run_id, "now": now})
+        .scalar_one_or_none()
+    )
+    if finished is None:
         return False
-    if run.status is RunStatus.RUNNING:
-        run.status = RunStatus.COMPLETED
-    run.finished_at = now
-    metrics.RUNS_FINISHED.labels(run.status.value).inc()
+    loaded = session.identity_map.get(identity_key(Run, run_id))
+    if loaded is not None:  # a caller holding the Run reads what was just written
+        session.expire(loaded)
+    metrics.RUNS_FINISHED.labels(RunStatus(finished).value).inc()
     return True

@@ -13,8 +13,9 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from twilio.base.exceptions import TwilioException, TwilioRestException
 
 from libs.common import metrics
-from libs.common.campaigns.call_state import apply_pending_events, fail_job
+from libs.common.campaigns.call_state import CALLS, apply_pending_events, fail_job, lock_call
 from libs.common.contracts import DIALER_DISPATCH
+from libs.common.db import update_by_id
 from libs.common.middleware.worker_context import WorkerContext
 from libs.common.models import Call, CallJob, CallJobStatus, utcnow
 from libs.common.telephony.twilio_provider import ProviderError, provider_error
@@ -106,10 +107,11 @@ def _store_sid_once(ctx: WorkerContext, claim: Claim, sid: str) -> None:
     with ctx.database.session() as session:
         # Locked in the same order as the status webhook (call, then job); guarded because a
         # callback may have attached the sid first, or moved the job on.
-        call = session.get(Call, claim.call_id, with_for_update=True)
+        call = lock_call(session, call_id=claim.call_id)
         if call is None:
             return
         if call.provider_call_sid is None:
+            update_by_id(session, CALLS, call.id, {"provider_call_sid": sid})
             call.provider_call_sid = sid
         session.execute(
             update(CallJob)
