@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint typecheck pytest clean bench bench-dialer bench-schedules bench-media bench-receipts bench-queue bench-webhook bench-latency bench-report soak
+.PHONY: help run test lint typecheck pytest clean bench bench-dialer bench-schedules bench-media bench-receipts bench-queue bench-queue-variants bench-webhook bench-latency bench-report soak
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -54,6 +54,9 @@ bench-receipts: $(STAMP) ## Gmail full-sync throughput vs the quota limit; incre
 
 bench-queue: $(STAMP) ## Queue throughput: Switchboard's worker stack vs bare Dramatiq vs RQ (no-op and row-writing messages)
 	$(BENCH) bench.queue_throughput
+
+bench-queue-variants: $(STAMP) ## What idle consumers cost: Switchboard's worker three ways vs bare Dramatiq (not in `make bench`)
+	$(BENCH) bench.queue_throughput --variants
 
 bench-webhook: $(STAMP) ## Signed Twilio status callbacks through nginx: the calls service vs a bare Flask endpoint
 	$(BENCH) bench.webhook_ingest

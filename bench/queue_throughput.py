@@ -19,6 +19,7 @@ alternate within each round (the order rotates), several rounds, medians.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -48,6 +49,7 @@ from bench.queue_workloads import (
 )
 from bench.support import (
     BENCH_REDIS_URL,
+    RESULTS,
     Check,
     exit_cleanly_on_sigterm,
     median,
@@ -66,6 +68,7 @@ from tests.support.services import free_port, temporary_postgres_database
 
 NAME = "queue_throughput"
 COMMAND = "make bench-queue"
+VARIANTS_COMMAND = "make bench-queue-variants"
 STACKS = ("switchboard", "dramatiq", "rq")
 WORKLOADS = ("noop", "write_row")
 #: Where a backlog waits while the workers boot.
@@ -83,6 +86,8 @@ class Config:
     sizes: dict[str, dict[str, int]]
     #: Queues Switchboard's worker consumes (empty: all of them, as in production).
     switchboard_queues: tuple[str, ...] = ()
+    #: The stacks compared (``--variants``: Switchboard's against itself configured otherwise).
+    stacks: tuple[str, ...] = ("switchboard", "dramatiq", "rq")
 
 
 @dataclass
@@ -235,6 +240,27 @@ class SwitchboardTarget(DramatiqTarget):
         return contract.message(n=n)
 
 
+class AllFastPollTarget(SwitchboardTarget):
+    """Switchboard's worker as it was before background and delay queues polled slowly: every
+    idle consumer polls at WORKER_POLL_MS."""
+
+    name = "switchboard_all_fast"
+
+    def _env(self) -> dict[str, str]:
+        fast = os.environ.get("WORKER_POLL_MS", "100")
+        return super()._env() | {"WORKER_BACKGROUND_POLL_MS": fast}
+
+
+class DrainedQueueOnlyTarget(SwitchboardTarget):
+    """Switchboard's worker consuming only the drained queue (and its delay queue), as bare
+    Dramatiq does: no idle consumers of other queues at all."""
+
+    name = "switchboard_one_queue"
+
+    def _argv(self) -> list[str]:
+        return [*DramatiqTarget._argv(self), "--queues", QUEUE]
+
+
 class BareDramatiqTarget(DramatiqTarget):
     name = "dramatiq"
     module = "bench.queue_bare"
@@ -298,7 +324,12 @@ TARGETS: dict[str, type[Target]] = {
     "switchboard": SwitchboardTarget,
     "dramatiq": BareDramatiqTarget,
     "rq": RQTarget,
+    "switchboard_all_fast": AllFastPollTarget,
+    "switchboard_one_queue": DrainedQueueOnlyTarget,
 }
+#: ``--variants``: what Switchboard's idle consumers cost, side by side with bare Dramatiq.
+VARIANTS_NAME = "queue_variants"
+VARIANT_STACKS = ("switchboard", "dramatiq", "switchboard_all_fast", "switchboard_one_queue")
 
 
 def _wait(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
@@ -409,18 +440,19 @@ def row_path_costs(database_url: str, rows: int = 400) -> dict[str, float]:
 def run(config: Config) -> dict[str, Any]:
     rows: list[Measurement] = []
     with _database() as (database_url, db), tempfile.TemporaryDirectory(prefix="bq-") as tmp:
+        stacks = config.stacks
         targets = {
-            name: cls(BENCH_REDIS_URL, database_url, Path(tmp), config)
-            for name, cls in TARGETS.items()
+            name: TARGETS[name](BENCH_REDIS_URL, database_url, Path(tmp), config) for name in stacks
         }
         for round_no in range(config.rounds):
-            order = STACKS[round_no % 3 :] + STACKS[: round_no % 3]  # rotate who goes first
+            first = round_no % len(stacks)
+            order = stacks[first:] + stacks[:first]  # rotate who goes first
             for workload in WORKLOADS:
                 for name in order:
                     m = measure(targets[name], workload, config.sizes[workload][name], db)
                     rows.append(m)
                     print(
-                        f"round {round_no + 1}  {workload:<9} {name:<11} {m.messages:>6} msgs "
+                        f"round {round_no + 1}  {workload:<9} {name:<21} {m.messages:>6} msgs "
                         f"{m.seconds:>7.2f} s  {m.per_s:>8.1f}/s  worker cpu "
                         f"{m.worker_cpu_ms_per_message:.3f} ms/msg  (enqueue "
                         f"{m.enqueue_per_s:.0f}/s)",
@@ -435,7 +467,7 @@ def summarize(rows: list[Measurement], config: Config) -> dict[str, Any]:
     medians: dict[str, dict[str, dict[str, float]]] = {}
     for workload in WORKLOADS:
         medians[workload] = {}
-        for stack in STACKS:
+        for stack in config.stacks:
             mine = [r for r in rows if r.workload == workload and r.stack == stack]
             medians[workload][stack] = {
                 "per_s": round(median([r.per_s for r in mine]), 1),
@@ -445,14 +477,20 @@ def summarize(rows: list[Measurement], config: Config) -> dict[str, Any]:
                 "enqueue_per_s": round(median([r.enqueue_per_s for r in mine]), 1),
                 "messages": mine[0].messages,
             }
-        sb = medians[workload]["switchboard"]["per_s"]
+        rates = {stack: medians[workload][stack]["per_s"] for stack in config.stacks}
         medians[workload]["ratios"] = {
-            "switchboard_vs_dramatiq": round(sb / medians[workload]["dramatiq"]["per_s"], 3),
-            "switchboard_vs_rq": round(sb / medians[workload]["rq"]["per_s"], 2),
+            f"{stack}_vs_dramatiq": round(rate / rates["dramatiq"], 3)
+            for stack, rate in rates.items()
+            if stack.startswith("switchboard")
         }
+        if "rq" in rates:
+            medians[workload]["ratios"]["switchboard_vs_rq"] = round(
+                rates["switchboard"] / rates["rq"], 2
+            )
+    variants = config.stacks == VARIANT_STACKS
     return {
-        "benchmark": NAME,
-        "command": COMMAND,
+        "benchmark": VARIANTS_NAME if variants else NAME,
+        "command": VARIANTS_COMMAND if variants else COMMAND,
         "config": asdict(config),
         "switchboard_middleware": switchboard_middleware(),
         "medians": medians,
@@ -460,6 +498,70 @@ def summarize(rows: list[Measurement], config: Config) -> dict[str, Any]:
         "measurements": [asdict(r) for r in rows],
         "cores": os.cpu_count(),
     }
+
+
+VARIANT_LABELS = {
+    "switchboard": "Switchboard as configured (background and delay queues poll every "
+    "`WORKER_BACKGROUND_POLL_MS`, 1 s)",
+    "dramatiq": "bare Dramatiq",
+    "switchboard_all_fast": "Switchboard with every idle consumer polling every 100 ms "
+    "(before; `WORKER_BACKGROUND_POLL_MS=100`)",
+    "switchboard_one_queue": "Switchboard consuming only the drained queue, as bare Dramatiq "
+    "does (`--queues default`)",
+}
+
+
+def _variants_text() -> str:
+    """The variants' table, from their own run (``make bench-queue-variants``), if any."""
+    path = RESULTS / f"{VARIANTS_NAME}.json"
+    if not path.exists():
+        return f"(`{VARIANTS_COMMAND}` has not been run: no variants to show.)"
+    result = json.loads(path.read_text())
+    m = result["medians"]
+    rows = [
+        [
+            VARIANT_LABELS[stack],
+            *(
+                f"{num(m[w][stack]['per_s'], 0)} ({m[w][stack]['worker_cpu_ms_per_message']:.3f})"
+                for w in WORKLOADS
+            ),
+            *(
+                f"**{m[w]['ratios'][f'{stack}_vs_dramatiq']:.2f}x**" if stack != "dramatiq" else ""
+                for w in WORKLOADS
+            ),
+        ]
+        for stack in result["config"]["stacks"]
+    ]
+    c = result["config"]
+    return f"""What Switchboard's idle consumers cost: `{VARIANTS_COMMAND}` (= `python -m
+bench.queue_throughput --variants`, measured {result["measured_at"]}) runs Switchboard's
+worker three ways beside bare Dramatiq, alternating, {c["rounds"]} rounds, medians; messages/s
+(worker CPU ms per message):
+
+{
+        table(
+            [
+                "stack",
+                "no-op /s (CPU ms)",
+                "one row /s (CPU ms)",
+                "no-op ÷ Dramatiq",
+                "one row ÷ Dramatiq",
+            ],
+            rows,
+            "lrrrr",
+        )
+    }
+
+Dramatiq gives every consumer thread the same idle poll, and a worker process has one per
+queue and one per delay queue: 12 here against bare Dramatiq's 2. At 100 ms each idle one
+makes 10 to 20 Lua calls a second, and on 2 cores that CPU is taken from the messages (most
+visibly from row-writing ones, which leave the machine busier). Switchboard's broker
+(`SwitchboardRedisBroker` in `libs/common/broker.py`) keeps the 100 ms poll for the urgent
+queues (`high`, `default`) and gives the background queues and every delay queue
+`WORKER_BACKGROUND_POLL_MS` (1 s): a delay queue's consumer takes a message as soon as it sees
+it and holds it until it is due, so only messages due within a second of being sent wait
+longer, and background work starts within a second. What is left between Switchboard and bare
+Dramatiq with one queue consumed is the middleware and the session (above)."""
 
 
 def switchboard_middleware() -> list[str]:
@@ -498,19 +600,6 @@ HISTORY = [
         "16",
     ],
 ]
-
-
-#: No-op reruns right after the `make bench` of 2026-11-23 (15:11-15:17 UTC), the machine then
-#: less loaded by other work (load average ~2 instead of ~5), 3 rounds each, short row and RQ
-#: parts (`--write-row 200 --rq 50`): command, Switchboard /s, Dramatiq /s, ratio, CPU ms/msg.
-RERUNS = [
-    ["`python -m bench.queue_throughput --write-row 200 --rq 50` (as in production)",
-     "3,652", "4,288", "0.85", "0.395 / 0.296"],
-    ["the same with `--switchboard-queues default` (only the drained queue consumed)",
-     "3,527", "4,090", "0.86", "0.415 / 0.319"],
-    ["the same with `WORKER_POLL_MS=1000` (idle consumers poll a tenth as often)",
-     "3,600", "4,273", "0.84", "0.359 / 0.294"],
-]  # fmt: skip
 
 
 def checks(result: dict[str, Any]) -> list[Check]:
@@ -584,17 +673,7 @@ def markdown(result: dict[str, Any]) -> str:
         if only
         else "every queue consumed (6 queues and their delay queues, as in production)"
     )
-    reruns = table(
-        [
-            "command",
-            "Switchboard /s",
-            "Dramatiq /s",
-            "ratio",
-            "CPU ms/msg (Switchboard / Dramatiq)",
-        ],
-        RERUNS,
-        "lrrrr",
-    )
+    reruns = _variants_text()
     history = table(
         ["change", "no-op: Switchboard ÷ Dramatiq", "rows: new PostgreSQL sessions per 2,000"],
         HISTORY,
@@ -685,7 +764,8 @@ more than bare Dramatiq's ({noop["switchboard"]["worker_cpu_ms_per_message"]:.3f
 round trips (the fetch, and the acknowledgement: a Lua script call per message); what
 Switchboard adds is its middleware (six more, each called for every signal of every message:
 Dramatiq's Prometheus metrics, the request id carried into logs, `CurrentMessage`, the worker
-context, heartbeats, queue statistics) and the consumer threads of its five other queues.
+context, heartbeats, queue statistics) and the idle consumers of its five other queues and
+their delay queues (ten more threads per process, each polling Redis; see the variants below).
 A row costs Switchboard's worker {row_extra:.3f} ms of CPU more than bare Dramatiq's
 ({rows_["switchboard"]["worker_cpu_ms_per_message"]:.3f} against
 {rows_["dramatiq"]["worker_cpu_ms_per_message"]:.3f}): measured in one process, writing a row
@@ -697,15 +777,7 @@ survive a PostgreSQL restart without failing the next message) and the session a
 purpose. RQ's rate is set by its fork per job, and with rows by a new PostgreSQL connection in
 every forked horse.
 
-How much of this is the machine: the run above shared it with other work (load average ~5);
-reruns right after, on a quieter machine, and two variants that take away the idle queues'
-polling, which turned out not to be the cost:
-
 {reruns}
-
-On a quiet machine Switchboard's stack drains no-op messages at 0.85x bare Dramatiq whatever its
-other queues do; under load its workers (12 consumer threads and 8 worker threads per process,
-against 2 and 8) lose more to contention, which is what the main table shows.
 
 What changed the figures while building it (medians of 3 rounds each, measured then on the
 same shared machine; a blank was not measured):
@@ -731,18 +803,25 @@ def main() -> None:
         default="",
         help="comma-separated queues for Switchboard's worker (default: all, as in production)",
     )
+    parser.add_argument(
+        "--variants",
+        action="store_true",
+        help="Switchboard as configured, with every idle consumer polling fast, and consuming "
+        f"only the drained queue, against bare Dramatiq (writes {VARIANTS_NAME}.json)",
+    )
     parser.add_argument("--quick", action="store_true", help="1 round, a tenth of the messages")
     args = parser.parse_args()
     exit_cleanly_on_sigterm()
     if args.quick:
         args.rounds, args.noop, args.write_row = 1, args.noop // 10, args.write_row // 10
         args.rq //= 5
+    stacks = VARIANT_STACKS if args.variants else STACKS
     sizes = {
-        workload: {"switchboard": count, "dramatiq": count, "rq": min(args.rq, count)}
+        workload: {stack: min(args.rq, count) if stack == "rq" else count for stack in stacks}
         for workload, count in (("noop", args.noop), ("write_row", args.write_row))
     }
     queues = tuple(q for q in args.switchboard_queues.split(",") if q)
-    config = Config(args.processes, args.threads, args.rounds, sizes, queues)
+    config = Config(args.processes, args.threads, args.rounds, sizes, queues, stacks)
     print(
         f"queue throughput, {args.processes} processes x {args.threads} threads, "
         f"{args.rounds} rounds, {os.cpu_count()} cores ({COMMAND})",
@@ -751,13 +830,10 @@ def main() -> None:
     result = run(config)
     for workload in WORKLOADS:
         m = result["medians"][workload]
-        print(
-            f"{workload}: switchboard {m['switchboard']['per_s']}/s, dramatiq "
-            f"{m['dramatiq']['per_s']}/s, rq {m['rq']['per_s']}/s; switchboard/dramatiq "
-            f"{m['ratios']['switchboard_vs_dramatiq']}, switchboard/rq "
-            f"{m['ratios']['switchboard_vs_rq']}"
-        )
-    write_result(NAME, result)
+        rates = ", ".join(f"{stack} {m[stack]['per_s']}/s" for stack in stacks)
+        ratios = ", ".join(f"{name} {value}" for name, value in m["ratios"].items())
+        print(f"{workload}: {rates}; {ratios}")
+    write_result(result["benchmark"], result)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from dramatiq.middleware import (
     TimeLimit,
 )
 
-from libs.common.contracts import QUEUES
+from libs.common.contracts import QUEUES, URGENT_QUEUES
 from libs.common.middleware import prometheus
 from libs.common.middleware.heartbeat import HeartbeatMiddleware
 from libs.common.middleware.queue_stats import QueueStatsMiddleware
@@ -32,6 +32,28 @@ from libs.common.settings import Settings
 
 #: A killed worker's unacked messages come back after this long without its heartbeat.
 HEARTBEAT_TIMEOUT_MS = 60_000
+
+
+class SwitchboardRedisBroker(RedisBroker):
+    """A RedisBroker whose idle consumers of background queues poll less often.
+
+    Dramatiq gives every consumer (each queue and its delay queue, in every worker process)
+    the same idle poll; at 100 ms, ten idle consumers per process cost about a quarter of the
+    throughput of a row-writing actor on 2 cores (docs/benchmarks.md, "Queue throughput").
+    Only the urgent queues need it. A delay queue's consumer fetches a message as soon as it
+    sees it and holds it until it is due, so its slower poll delays only messages due sooner
+    than the poll; background work (imports, syncs, recordings, maintenance) starts within a
+    second.
+    """
+
+    def __init__(self, *, background_poll_ms: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)  # type: ignore[no-untyped-call]
+        self.background_poll_ms = background_poll_ms
+
+    def consume(self, queue_name: str, prefetch: int = 1, timeout: int = 5000) -> Any:
+        if queue_name not in URGENT_QUEUES:  # delay queues are "<queue>.DQ"
+            timeout = max(timeout, self.background_poll_ms)
+        return super().consume(queue_name, prefetch, timeout)
 
 
 def worker_metrics_env(settings: Settings) -> dict[str, str]:
@@ -93,7 +115,8 @@ def build_broker(settings: Settings, *, worker: bool, stub: bool = False) -> dra
             raise RuntimeError("REDIS_URL is not set; `switchboard run` provides an embedded one")
         # Dramatiq ignores socket options when given a URL, so it gets a client with bounded
         # timeouts: a producer must not hang on a Redis that went away mid-request.
-        broker = RedisBroker(  # type: ignore[no-untyped-call]
+        broker = SwitchboardRedisBroker(
+            background_poll_ms=settings.worker_background_poll_ms,
             client=redis_from_url(settings.redis_url, timeout_s=10, retries=1),
             middleware=middleware,
             heartbeat_timeout=HEARTBEAT_TIMEOUT_MS,

@@ -58,6 +58,8 @@ class Settings:
     #: Upper bound of the broker reachability check done before anything is written.
     broker_check_timeout_s: float = 0.5
     worker_heartbeat_interval_s: float = 5.0
+    #: Longest idle wait between polls of a background or delay queue (milliseconds).
+    worker_background_poll_ms: int = 1000
     worker_heartbeat_ttl_s: float = 20.0
     scheduler_tick_s: float = 15.0
     scheduler_lock_ttl_s: float = 10.0
@@ -138,6 +140,9 @@ class Settings:
             metrics_dir=Path(reader.text("METRICS_DIR") or str(var_dir / "metrics")),
             broker_check_timeout_s=reader.number("BROKER_CHECK_TIMEOUT_S", 0.5, 0.05, 1.0),
             worker_heartbeat_interval_s=reader.number("WORKER_HEARTBEAT_INTERVAL_S", 5, 0.1, 300),
+            worker_background_poll_ms=int(
+                reader.number("WORKER_BACKGROUND_POLL_MS", 1000, 10, 60_000)
+            ),
             worker_heartbeat_ttl_s=reader.number("WORKER_HEARTBEAT_TTL_S", 20, 0.5, 3600),
             scheduler_tick_s=reader.number("SCHEDULER_TICK_S", 15, 0.1, 3600),
             scheduler_lock_ttl_s=reader.number("SCHEDULER_LOCK_TTL_S", 10, 0.5, 600),

@@ -69,6 +69,7 @@ def test_a_production_start_without_an_encryption_key_names_it() -> None:
         ("LOG_LEVEL", "loud", "LOG_LEVEL='LOUD' is not one of"),
         ("SCHEDULER_TICK_S", "soon", "SCHEDULER_TICK_S='soon' is not a number"),
         ("BROKER_CHECK_TIMEOUT_S", "5", "BROKER_CHECK_TIMEOUT_S=5 must be between"),
+        ("WORKER_BACKGROUND_POLL_MS", "0", "WORKER_BACKGROUND_POLL_MS=0 must be between"),
         ("PUBLIC_BASE_URL", "example.test", "PUBLIC_BASE_URL must start with"),
     ],
 )

@@ -26,7 +26,8 @@ def worker(
     env = dict(os.environ, SERVICE_ROLE="worker", **worker_metrics_env(settings))
     env["dramatiq_prom_port"] = str(metrics_port)
     # An idle Dramatiq consumer backs off up to this long between polls (its default is 1 s,
-    # which would sit between a slot freeing and the next call). Polling costs Redis little.
+    # which would sit between a slot freeing and the next call). Only the urgent queues use it:
+    # background and delay queues get WORKER_BACKGROUND_POLL_MS (libs/common/broker.py).
     env.setdefault("dramatiq_worker_timeout", os.environ.get("WORKER_POLL_MS", "100"))
     # Files from a previous run would be summed into this run's metrics.
     reset_multiprocess_dir(settings.metrics_dir / "worker")

@@ -2,6 +2,7 @@
 
 from libs.common.contracts.base import (
     QUEUES,
+    URGENT_QUEUES,
     ActorContract,
     ContractError,
     check_arguments,
@@ -49,6 +50,7 @@ __all__ = [
     "SCHEDULES_PLACE_CALL",
     "SCHEDULES_TICK",
     "SYSTEM_PING",
+    "URGENT_QUEUES",
     "ActorContract",
     "ContractError",
     "check_arguments",

@@ -18,6 +18,9 @@ from libs.common.request_context import get_request_id
 
 #: The queues the worker consumes, from most to least urgent.
 QUEUES = ("high", "default", "low", "receipts", "recordings", "maintenance")
+#: Queues whose idle consumers poll at WORKER_POLL_MS (a freed slot's next call, a lead from a
+#: call, a ping); the others, and every delay queue, at WORKER_BACKGROUND_POLL_MS.
+URGENT_QUEUES = ("high", "default")
 
 #: Longest string argument: messages carry ids and small values, never serialized rows.
 MAX_STRING_ARGUMENT = 2048
