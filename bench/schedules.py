@@ -32,13 +32,15 @@ INSERT INTO leads (business_id, name, phone_e164, source, callback_requested)
 SELECT :business, 'Lead ' || g, '+1' || (2000000000 + g)::text, 'api', false
 FROM generate_series(1, :total) AS g
 """
-# The first ``due`` leads' schedules are due 30 s ago; the rest spread over the next day.
+# The first ``due`` leads' schedules are due 30 s ago; the rest spread over the day after the
+# next hour (populating a million rows and the trials take minutes on a slow machine: none of
+# them may fall due meanwhile).
 _SCHEDULES = """
 INSERT INTO schedules (business_id, lead_id, enabled, local_time, timezone, days_mask,
                        next_due_at)
 SELECT :business, l.id, true, '09:00', 'UTC', 127,
        CASE WHEN l.id < :first + :due THEN CAST(:now AS timestamptz) - interval '30 seconds'
-            ELSE CAST(:now AS timestamptz) + interval '1 minute' + random() * interval '1 day'
+            ELSE CAST(:now AS timestamptz) + interval '1 hour' + random() * interval '1 day'
        END
 FROM leads AS l
 """
