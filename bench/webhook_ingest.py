@@ -584,8 +584,9 @@ The same measurement at other times (medians of 3 rounds each; the half-load pha
 then, at least {HALF_LOAD_MIN_REQUESTS:,} requests now). The machine is shared and its speed moves
 (the bare endpoint from 867 to 2,067 requests/s): the ratios hold, absolute rates and the p99
 follow the machine. Switchboard's p99 at half load met the 25 ms target in every run made while
-the bare endpoint reached about 1,450/s or more, and missed it in the runs below 1,000/s, when
-the bare endpoint's own p99 at half load doubled as well:
+the bare endpoint reached about 1,450/s or more, and missed it in those where it reached
+1,100/s or less (this report's run among them), when the bare endpoint's own p99 at half load
+doubled as well:
 
 {
         table(
