@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -121,15 +122,9 @@ def package_of(path: str) -> str:
 def by_package(raw: Path, top: int = 10) -> list[tuple[str, float]]:
     """Shares of the samples by the package of their innermost frame, largest first."""
     counts: Counter[str] = Counter()
-    if not raw.exists():
-        return []
-    for line in raw.read_text().splitlines():
-        stack, _, n = line.rpartition(" ")
-        if not n.isdigit() or not stack:
-            continue
-        leaf = stack.rsplit(";", 1)[-1]
-        match = _FRAME.search(leaf)
-        counts[package_of(match["file"]) if match else "other"] += int(n)
+    for stack, n in _samples(raw):
+        match = _FRAME.search(stack[-1])
+        counts[package_of(match["file"]) if match else "other"] += n
     total = sum(counts.values())
     return (
         [(name, round(count / total, 3)) for name, count in counts.most_common(top)]
@@ -143,13 +138,8 @@ def by_step(raw: Path, steps: dict[str, tuple[str, str]]) -> list[tuple[str, flo
     file's path); a sample counts for the innermost frame that matches one, else "other"
     (the server, the framework, idle threads holding the GIL). In the order of ``steps``."""
     counts: Counter[str] = Counter()
-    if not raw.exists():
-        return []
-    for line in raw.read_text().splitlines():
-        stack, _, n = line.rpartition(" ")
-        if not n.isdigit() or not stack:
-            continue
-        counts[_step_of(stack.split(";"), steps)] += int(n)
+    for stack, n in _samples(raw):
+        counts[_step_of(stack, steps)] += n
     total = sum(counts.values())
     if not total:
         return []
@@ -166,3 +156,14 @@ def _step_of(frames: list[str], steps: dict[str, tuple[str, str]]) -> str:
             if match["function"].rsplit(".", 1)[-1] == function and path in match["file"]:
                 return label
     return "other"
+
+
+def _samples(raw: Path) -> Iterator[tuple[list[str], int]]:
+    """py-spy's raw output: each line a stack (frames outermost first, ';'-separated) and how
+    many samples it had. Nothing when the file is missing (py-spy did not run)."""
+    if not raw.exists():
+        return
+    for line in raw.read_text().splitlines():
+        stack, _, n = line.rpartition(" ")
+        if n.isdigit() and stack:
+            yield stack.split(";"), int(n)
