@@ -591,8 +591,8 @@ follow the machine. Switchboard's p99 at half load was under the 25 ms target in
 endpoint reached about 1,450/s or more; measured over at least 1,000 requests it is 31-33 ms on
 the machine as it is now. **The p99 target is missed.** What would bring it down is fewer round
 trips per callback, each of which waits for a core shared with nginx, PostgreSQL and the load
-generator: of its ten to PostgreSQL, the pool's ping on checkout and psycopg's separate `BEGIN` carry no
-work of the callback's own.
+generator: of its ten to PostgreSQL, the pool's ping on checkout and psycopg's separate
+`BEGIN` carry no work of the callback's own.
 
 {
         table(
