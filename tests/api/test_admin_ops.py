@@ -123,12 +123,15 @@ def failed_items(client: FlaskClient, headers: dict[str, str], **query: Any) -> 
 def dead_letter(
     broker: Any, client: FlaskClient, headers: dict[str, str], message: dramatiq.Message[Any]
 ) -> dict[str, Any]:
-    """Send ``message`` to the (broken) worker; its FailedMessage once it is dead-lettered."""
+    """Send ``message`` to the (broken) worker; its FailedMessage once it is dead-lettered and
+    its final error recorded (the worker writes it just after Dramatiq moves the message)."""
     broker.enqueue(message)
 
     def listed() -> Any:
         items = failed_items(client, headers)
-        return next((i for i in items if i["message_id"] == message.message_id), None)
+        return next(
+            (i for i in items if i["message_id"] == message.message_id and i["error"]), None
+        )
 
     found: dict[str, Any] = wait_for(listed)
     return found
