@@ -46,7 +46,11 @@ def post_status(calls_client: FlaskClient) -> Post:
         path = "/webhook/twilio/status" + (f"?{query}" if query else "")
         if signature is None:
             signature = sign(AUTH_TOKEN, PUBLIC + path, params)
-        return calls_client.post(path, data=params, headers={"X-Twilio-Signature": signature})
+        # buffered: the response is closed, as a WSGI server closes it after writing it (the
+        # route sends its follow-up messages then).
+        return calls_client.post(
+            path, data=params, headers={"X-Twilio-Signature": signature}, buffered=True
+        )
 
     return post
 

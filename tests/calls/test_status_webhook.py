@@ -4,6 +4,7 @@ import json
 
 import pytest
 import redis
+from flask.testing import FlaskClient
 from sqlalchemy import func, select, update
 
 from libs.common.broker import build_broker
@@ -57,6 +58,47 @@ def test_completed_frees_the_slot_and_dispatches(
     [message] = _dispatches(redis_client)
     assert message["actor_name"] == "dialer.dispatch"
     assert message["kwargs"] == {"business_id": campaign.business_id}
+
+
+def test_the_dispatch_leaves_once_the_answer_is_written(
+    db: Database, calls_client: FlaskClient, redis_client: redis.Redis
+) -> None:
+    # Not buffered: the test client leaves the response open, as a server does until it has
+    # written it; the state is committed by then, the dispatch not yet sent.
+    campaign = make_campaign(db, 1)
+    sid = new_sid()
+    start_attempt(db, campaign.job_ids[0], sid)
+    path, params = "/webhook/twilio/status", callback(sid, "completed", 3)
+    signature = sign(AUTH_TOKEN, PUBLIC + path, params)
+    response = calls_client.post(path, data=params, headers={"X-Twilio-Signature": signature})
+    assert response.status_code == 204
+    assert _job(db, campaign.job_ids[0]).status is CallJobStatus.COMPLETED
+    assert _dispatches(redis_client) == []
+    response.close()
+    [message] = _dispatches(redis_client)
+    assert message["kwargs"] == {"business_id": campaign.business_id}
+
+
+def test_a_job_canceled_during_the_call_stays_canceled(
+    db: Database, post_status: Post, redis_client: redis.Redis
+) -> None:
+    campaign = make_campaign(db, 2)
+    sid = new_sid()
+    call_id = start_attempt(db, campaign.job_ids[0], sid)
+    with db.session() as session:  # what canceling the run does to its open jobs
+        session.execute(
+            update(CallJob)
+            .where(CallJob.id == campaign.job_ids[0])
+            .values(status=CallJobStatus.CANCELED)
+        )
+        session.commit()
+    assert post_status(callback(sid, "completed", 3)).status_code == 204
+    assert _call(db, call_id).status == "completed"
+    job = _job(db, campaign.job_ids[0])
+    assert job.status is CallJobStatus.CANCELED
+    assert _dispatches(redis_client) == [], "a canceled job's slot was already given back"
+    with db.session() as session:  # the other job is still queued: the run goes on
+        assert session.get_one(Run, campaign.run_id).status is RunStatus.RUNNING
 
 
 def test_duplicates_are_stored_once(db: Database, post_status: Post) -> None:

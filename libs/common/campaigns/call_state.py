@@ -7,8 +7,8 @@ arrives.
 Written with SQL expressions on the tables rather than ORM objects: this runs once per status
 callback, the calls service's hottest path, and the ORM's identity map and unit of work cost
 several times the statements themselves (docs/benchmarks.md, webhook ingest). Each step is one
-statement: lock the call, move it, touch the lead, lock the job with its run, move the job,
-complete the run when nothing is left open.
+statement: lock the call (reading its job's run with it), move it, touch the lead, move the
+job if it still follows this call, complete the run when nothing is left open.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Table, bindparam, case, exists, literal, select, update
+from sqlalchemy import ColumnElement, Table, bindparam, case, exists, func, literal, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
@@ -84,13 +84,27 @@ class LockedCall:
     status: str
     error_code: str | None
     provider_call_sid: str | None
+    #: The run of the call's job, and what it says about retries; read with the call, not
+    #: locked (cancel locks a run before its jobs). None without a job.
+    run_id: int | None = None
+    run_status: str | None = None
+    max_attempts: int | None = None
+    retry_delay_s: int | None = None
 
     @property
     def is_final(self) -> bool:
         return self.status in FINAL_CALL_STATUSES
 
 
-_LOCKED_CALL_COLUMNS = [CALLS.c[name] for name in LockedCall.__dataclass_fields__]
+_CALL_FIELDS = ("id", "business_id", "job_id", "lead_id", "attempt", "direction", "status",
+                "error_code", "provider_call_sid")  # fmt: skip
+_LOCKED_CALL_COLUMNS = [
+    *(CALLS.c[name] for name in _CALL_FIELDS),
+    JOBS.c.run_id,
+    RUNS.c.status,
+    RUNS.c.max_attempts,
+    RUNS.c.retry_delay_s,
+]
 
 
 @dataclass(frozen=True)
@@ -104,7 +118,18 @@ class Applied:
 
 
 def _lock_call_where(*where: ColumnElement[bool]) -> Any:
-    return select(*_LOCKED_CALL_COLUMNS).where(*where).with_for_update()
+    # Only the call is locked: the job is locked by the UPDATE that moves it, whose WHERE
+    # re-checks, on the job's latest version, that it still follows this call.
+    return (
+        select(*_LOCKED_CALL_COLUMNS)
+        .select_from(
+            CALLS.outerjoin(JOBS, JOBS.c.id == CALLS.c.job_id).outerjoin(
+                RUNS, RUNS.c.id == JOBS.c.run_id
+            )
+        )
+        .where(*where)
+        .with_for_update(of=CALLS)
+    )
 
 
 _LOCK_CALL_BY_ID = _lock_call_where(CALLS.c.id == bindparam("call_id"))
@@ -156,22 +181,13 @@ def apply_status(session: Session, call: LockedCall, new: StatusUpdate, now: dat
     if final and _inferred_failure(call):
         return _correct_inferred_failure(session, call, new, now)
     _move_call(session, call, new, now)
-    if call.job_id is None:
+    if call.job_id is None or call.run_id is None:
         return Applied(moved=True, business_id=call.business_id)
-    job = _lock_job(session, call.job_id)
-    # A job only follows the call of its current attempt, and only while that call is active.
-    if job is None or job.attempt != call.attempt or job.status not in OPEN_JOB_STATUSES:
-        return Applied(moved=True, business_id=call.business_id)
-    changes: dict[str, Any] = {}
-    if call.provider_call_sid and not job.provider_call_sid:
-        changes["provider_call_sid"] = call.provider_call_sid
     if not final:
-        if new.status == "in-progress":
-            changes["status"] = CallJobStatus.IN_CALL
-        update_by_id(session, JOBS, job.id, changes)
+        _follow_on_job(session, call, new)
         return Applied(moved=True, business_id=call.business_id)
-    retry_at = _finish_job(session, job, new, now, changes)
-    return Applied(moved=True, slot_freed=True, retry_at=retry_at, business_id=call.business_id)
+    followed, retry_at = _finish_job(session, call, new, now)
+    return Applied(moved=True, slot_freed=followed, retry_at=retry_at, business_id=call.business_id)
 
 
 def _move_call(
@@ -199,40 +215,60 @@ def _move_call(
         )
 
 
-@dataclass(frozen=True)
-class _LockedJob:
-    id: int
-    status: CallJobStatus
-    attempt: int
-    run_id: int
-    provider_call_sid: str | None
-    run_status: RunStatus
-    max_attempts: int
-    retry_delay_s: int
-
-
-_LOCK_JOB = (
-    select(
-        JOBS.c.id,
-        JOBS.c.status,
-        JOBS.c.attempt,
-        JOBS.c.run_id,
-        JOBS.c.provider_call_sid,
-        RUNS.c.status,
-        RUNS.c.max_attempts,
-        RUNS.c.retry_delay_s,
+# A job follows the call of its current attempt, and only while the job is open. The WHERE
+# says so, and the UPDATE's row lock makes it true of the job's latest version: a job canceled
+# or moved on to its next attempt while the call's lock was awaited is left alone.
+_JOB_FOLLOWS_CALL = (
+    JOBS.c.id == bindparam("call_job_id"),
+    JOBS.c.attempt == bindparam("call_attempt"),
+    JOBS.c.status.in_(OPEN_JOB_STATUSES),
+)
+#: The call's provider id, on a job that does not have it yet (a callback may have attached it
+#: to the call before the worker stored it).
+_JOB_SID = func.coalesce(
+    JOBS.c.provider_call_sid, bindparam("call_sid", type_=JOBS.c.provider_call_sid.type)
+)
+_JOB_TAKES_SID = (
+    update(JOBS)
+    .where(*_JOB_FOLLOWS_CALL, JOBS.c.provider_call_sid.is_(None))
+    .values(provider_call_sid=bindparam("call_sid", type_=JOBS.c.provider_call_sid.type))
+)
+_JOB_IN_CALL = (
+    update(JOBS)
+    .where(*_JOB_FOLLOWS_CALL)
+    .values(status=literal(CallJobStatus.IN_CALL, JOBS.c.status.type), provider_call_sid=_JOB_SID)
+)
+_JOB_RETRIES = (
+    update(JOBS)
+    .where(*_JOB_FOLLOWS_CALL)
+    .values(
+        status=literal(CallJobStatus.QUEUED, JOBS.c.status.type),
+        next_attempt_at=bindparam("new_next_attempt_at", type_=JOBS.c.next_attempt_at.type),
+        provider_call_sid=None,
     )
-    .join_from(JOBS, RUNS, JOBS.c.run_id == RUNS.c.id)
-    .where(JOBS.c.id == bindparam("job_id"))
-    .with_for_update(of=JOBS)
+)
+_JOB_FINISHES = (
+    update(JOBS)
+    .where(*_JOB_FOLLOWS_CALL)
+    .values(status=bindparam("new_status", type_=JOBS.c.status.type), provider_call_sid=_JOB_SID)
+)
+_JOB_FINISHES_WITH_ERROR = _JOB_FINISHES.values(
+    error_code=bindparam("new_error_code", type_=JOBS.c.error_code.type),
+    error_message=bindparam("new_error_message", type_=JOBS.c.error_message.type),
 )
 
 
-def _lock_job(session: Session, job_id: int) -> _LockedJob | None:
-    """The job (locked) with what its run says about retries (the run is not locked: cancel
-    locks the run before its jobs)."""
-    row = session.connection().execute(_LOCK_JOB, {"job_id": job_id}).first()
-    return _LockedJob(*row) if row is not None else None
+def _job_params(call: LockedCall, **extra: Any) -> dict[str, Any]:
+    params = {"call_job_id": call.job_id, "call_attempt": call.attempt}
+    return params | {"call_sid": call.provider_call_sid} | extra
+
+
+def _follow_on_job(session: Session, call: LockedCall, new: StatusUpdate) -> None:
+    """A non-final status: the job is in a call once it is answered, and learns the call id."""
+    if new.status == "in-progress":
+        session.connection().execute(_JOB_IN_CALL, _job_params(call))
+    elif call.provider_call_sid:
+        session.connection().execute(_JOB_TAKES_SID, _job_params(call))
 
 
 def _inferred_failure(call: LockedCall) -> bool:
@@ -271,26 +307,36 @@ def _correct_inferred_failure(
 
 
 def _finish_job(
-    session: Session, job: _LockedJob, new: StatusUpdate, now: datetime, changes: dict[str, Any]
-) -> datetime | None:
+    session: Session, call: LockedCall, new: StatusUpdate, now: datetime
+) -> tuple[bool, datetime | None]:
+    """The job of a call that ended, queued again after the run's retry delay or final:
+    whether the job still followed this call (its slot is free), and when a retry is due."""
     retrying = (
-        job.run_status in (RunStatus.RUNNING, RunStatus.PAUSED)
+        call.run_status in (RunStatus.RUNNING, RunStatus.PAUSED)
         and new.status in _RETRIED
-        and job.attempt < job.max_attempts
+        and call.attempt < (call.max_attempts or 0)
     )
+    connection = session.connection()
     if retrying:
-        retry_at = now + timedelta(seconds=job.retry_delay_s)
-        changes.update(
-            status=CallJobStatus.QUEUED, next_attempt_at=retry_at, provider_call_sid=None
-        )
-        update_by_id(session, JOBS, job.id, changes)
-        return retry_at
-    changes["status"] = _FINAL_JOB_STATUS[new.status]
+        retry_at = now + timedelta(seconds=call.retry_delay_s or 0)
+        result = connection.execute(_JOB_RETRIES, _job_params(call, new_next_attempt_at=retry_at))
+        return (True, retry_at) if result.rowcount else (False, None)
+    final = _FINAL_JOB_STATUS[new.status]
     if new.error_code:
-        changes.update(error_code=new.error_code, error_message=new.error_message)
-    update_by_id(session, JOBS, job.id, changes)
-    complete_run_if_done(session, job.run_id, now)
-    return None
+        params = _job_params(
+            call,
+            new_status=final,
+            new_error_code=new.error_code,
+            new_error_message=new.error_message,
+        )
+        result = connection.execute(_JOB_FINISHES_WITH_ERROR, params)
+    else:
+        result = connection.execute(_JOB_FINISHES, _job_params(call, new_status=final))
+    if not result.rowcount:
+        return False, None
+    assert call.run_id is not None  # apply_status moves jobs of calls with a run only
+    complete_run_if_done(session, call.run_id, now)
+    return True, None
 
 
 def apply_pending_events(session: Session, call: LockedCall, now: datetime) -> list[Applied]:

@@ -2,7 +2,7 @@
 
 Each (CallSid, CallStatus) is stored once; a status moves the call only forward; the job,
 lead and run follow in the same transaction, so the slot is free the moment this commits.
-Only the next dispatch is left to the worker.
+Only the next dispatch is left to the worker: its message is sent once Twilio has its answer.
 """
 
 from __future__ import annotations
@@ -10,7 +10,9 @@ from __future__ import annotations
 import logging
 import re
 from datetime import UTC, datetime
+from typing import Any
 
+import dramatiq
 from flask import Blueprint, Response, request
 from sqlalchemy.orm import Session
 
@@ -27,8 +29,6 @@ from libs.common.campaigns.call_state import (
 from libs.common.contracts import DIALER_DISPATCH, LEADS_CREATE_FROM_CALL
 from libs.common.db import insert_ignoring_conflicts, update_by_id
 from libs.common.models import STATUS_RANK
-from libs.common.outbox import enqueue_after_commit
-from libs.common.queue_health import QueueUnavailable
 from libs.common.web.db import get_session
 from libs.common.web.errors import ApiError
 from services.calls.webhooks.signature import twilio_signed
@@ -121,21 +121,37 @@ def status_callback() -> Response:
         return Response(status=204)
     now = datetime.now(UTC)
     applied = apply_status(session, call, status_update, now)
+    follow_ups: list[tuple[dramatiq.Message[Any], int | None]] = []
     if applied.slot_freed and applied.business_id is not None:
-        enqueue_after_commit(session, DIALER_DISPATCH.message(business_id=applied.business_id))
+        follow_ups.append((DIALER_DISPATCH.message(business_id=applied.business_id), None))
     if applied.moved and call.direction == "inbound" and call.is_final:
         # A caller who hung up before the stream connected is a lead too; when the stream did
         # run, this is the same idempotent message its stop already sent.
-        enqueue_after_commit(session, LEADS_CREATE_FROM_CALL.message(call_sid=sid))
-    try:
-        session.commit()
-    except QueueUnavailable:
-        # The state change is committed; the reconciler re-dispatches. Twilio must not retry.
-        logger.warning("dispatch after %s not enqueued: broker unreachable", sid)
+        follow_ups.append((LEADS_CREATE_FROM_CALL.message(call_sid=sid), None))
     if applied.retry_at is not None and applied.business_id is not None:
-        _dispatch_later(applied.business_id, (applied.retry_at - now).total_seconds())
+        delay_s = (applied.retry_at - now).total_seconds()
+        if delay_s <= MAX_DELAYED_DISPATCH_S:
+            message = DIALER_DISPATCH.message(business_id=applied.business_id)
+            follow_ups.append((message, int(max(delay_s, 0) * 1000)))
+    session.commit()
     metrics.CALL_EVENTS.labels(status_update.status, "applied" if applied.moved else "late").inc()
-    return Response(status=204)
+    response = Response(status=204)
+    if follow_ups:
+        # Built now (they carry this request's id), sent after the answer: once the state is
+        # committed Twilio is done, and its answer need not wait for a Redis round trip. The
+        # WSGI server closes the response after writing it. A message lost here (a broker
+        # outage, a crash) is what the reconciler's re-dispatch repairs, as before.
+        response.call_on_close(lambda: _send(follow_ups))
+    return response
+
+
+def _send(follow_ups: list[tuple[dramatiq.Message[Any], int | None]]) -> None:
+    broker = dramatiq.get_broker()
+    for message, delay_ms in follow_ups:
+        try:
+            broker.enqueue(message, delay=delay_ms)
+        except Exception as exc:  # the reconciler dispatches due work anyway
+            logger.warning("%s not enqueued: %s", message.actor_name, type(exc).__name__)
 
 
 def _find_call(
@@ -159,16 +175,3 @@ def _find_call(
                        attempt, call.provider_call_sid)  # fmt: skip
         return None
     return call
-
-
-def _dispatch_later(business_id: int, delay_s: float) -> None:
-    if delay_s > MAX_DELAYED_DISPATCH_S:
-        return
-    import dramatiq
-
-    try:
-        dramatiq.get_broker().enqueue(
-            DIALER_DISPATCH.message(business_id=business_id), delay=int(max(delay_s, 0) * 1000)
-        )
-    except Exception as exc:  # the reconciler dispatches due retries anyway
-        logger.warning("delayed dispatch not enqueued: %s", type(exc).__name__)
