@@ -38,7 +38,6 @@ from tests.support.chaos import (
     row_for,
     runs_finished,
     start_campaign,
-    wait_until,
     wait_until_placed,
     write_reliability,
 )
@@ -52,6 +51,7 @@ from tests.support.dedicated import (
 )
 from tests.support.services import IN_CI, missing_service
 from tests.support.stack import Stack, campaign_stack
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 

@@ -11,7 +11,7 @@ import os
 import subprocess
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,6 +26,7 @@ from libs.common.models import OPEN_JOB_STATUSES, Call, CallJob, Run
 from libs.common.settings import ROOT
 from simulators.twilio.engine import CALLBACK_RETRY_WINDOW_S, FINAL
 from tests.support.stack import Business, Stack, make_business
+from tests.support.waiting import wait_until
 
 
 @dataclass
@@ -84,15 +85,6 @@ def calls_placed(db: Database, campaign: Campaign) -> int | None:
         return int(count or 0)
     except SQLAlchemyError:
         return None
-
-
-def wait_until(predicate: Callable[[], bool], timeout_s: float, every_s: float = 0.2) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(every_s)
-    return False
 
 
 def wait_until_placed(db: Database, campaign: Campaign, n: int, timeout_s: float = 120) -> None:
