@@ -24,6 +24,7 @@ import argparse
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import ExitStack, contextmanager
@@ -74,7 +75,8 @@ STEPS = {
     "lock the call": ("_find_call", "services/calls/webhooks/status.py"),
     "store the callback": ("insert_ignoring_conflicts", "libs/common/db.py"),
     "move call, lead, job, run": ("apply_status", "libs/common/campaigns/call_state.py"),
-    "commit + enqueue": ("commit", "sqlalchemy/orm/session.py"),
+    "commit": ("commit", "sqlalchemy/orm/session.py"),
+    "enqueue (after the answer)": ("_send", "services/calls/webhooks/status.py"),
 }
 TARGET_RATIO = 0.5
 HALF_LOAD_MIN_REQUESTS = 1000
@@ -246,7 +248,7 @@ def measure(
         s: sat.statuses.get(s, 0) + half.statuses.get(s, 0)
         for s in sat.statuses.keys() | half.statuses.keys()
     }
-    enqueued = int(client.hlen("dramatiq:high.msgs"))
+    enqueued = _settled_count(client, "dramatiq:high.msgs")
     return {
         "side": side.name,
         "saturation_per_s": round(sat.per_s, 1),
@@ -266,6 +268,19 @@ def measure(
             k: round(v * 1000 / max(sat.completed, 1), 3) for k, v in cpu.items()
         },
     }
+
+
+def _settled_count(client: redis.Redis, key: str) -> int:
+    """The messages enqueued, once the last answers' follow-ups are sent (the calls service
+    sends them just after writing the answer)."""
+    count, deadline = -1, time.monotonic() + 2.0
+    while time.monotonic() < deadline:
+        now = int(client.hlen(key))
+        if now == count:
+            break
+        count = now
+        time.sleep(0.1)
+    return count
 
 
 @contextmanager
@@ -426,6 +441,12 @@ HISTORY = [
     ["2026-11-23 17:38", "the same, half load over 1,000+ requests", "1,113", "390", "130",
      "0.12x", "33.2 ms"],
     ["2026-11-23 18:11", "the same", "1,252", "426", "169", "0.13x", "30.8 ms"],
+    ["2026-11-23, later", "the same (d5ffade)", "1,722", "456", "141", "0.08x", "22.3 ms"],
+    ["2026-11-23, later", "cdaf1f8 (idle ping, job locked by its UPDATE, dispatch after the "
+     "answer)", "1,354", "388", "159", "0.12x", "17.6 ms"],
+    ["2026-11-23, later", "the same", "1,770", "486", "178", "0.10x", "12.4 ms"],
+    ["2026-11-23, later", "the same, in `make bench`", "1,611", "427", "142", "0.09x",
+     "14.8 ms"],
 ]  # fmt: skip
 
 LABELS = {
@@ -512,7 +533,8 @@ threads), three sides, each behind its own identical nginx:
   in-progress call ({c["calls"]:,} prepared, over {c["businesses"]} businesses with a running
   campaign each): signature checked against `PUBLIC_BASE_URL`, parameters validated, the
   callback stored once, the call, job, lead and run moved forward in one transaction, the next
-  `dialer.dispatch` enqueued after commit. This run: {result["callbacks_answered_204"]:,}
+  `dialer.dispatch` enqueued once the answer is written. This run: {
+        result["callbacks_answered_204"]:,}
   answered 204, {result["callbacks_stored"]:,} stored, {result["dispatches_enqueued"]:,}
   dispatches enqueued.
 - **floor** (`bench/floor_webhook.py`): the least a correct endpoint can do before answering:
@@ -564,10 +586,10 @@ and one Redis enqueue cost several times what nginx, gunicorn and Flask cost to 
 200 (answering before storing would lose callbacks when the process dies, which is what the
 store-once design exists to prevent). Switchboard reaches {result["switchboard_vs_floor"]:.2f}x
 of the floor: its service spends {sb_app:.2f} ms of CPU per request against the floor's
-{floor_app:.2f} ms, for what the floor leaves out, in one transaction: lock the call, store the
-callback, update the call and the lead, lock the job with its run, update the job, complete the
-run if nothing is left open (seven statements and the commit, each a round trip with its own
-database CPU). {profile_text}
+{floor_app:.2f} ms, for what the floor leaves out, in one transaction: lock the call (reading its
+job's run with it), store the callback, update the call and the lead, update the job if it still
+follows the call, complete the run if nothing is left open (six statements and the commit, each
+a round trip with its own database CPU). {profile_text}
 
 What was done about it: the first measurement (commit b9027a2) found 112 requests/s and
 12.2 ms of CPU per request in the calls service, 57 % of it inside SQLAlchemy's ORM (identity
@@ -577,22 +599,30 @@ SQLAlchemy Core statements built once with bound parameters (`libs/common/campai
 cost as much CPU as executing it. Locking the call before storing the callback lets the insert
 record whether it moved the call (one statement fewer), and the run's completion is one
 conditional `UPDATE … WHERE NOT EXISTS (open jobs)`. Same locks, same order, same tests.
-What is left is the statements themselves. Closing more of the gap to the floor would mean
+Then, for the p99 (commits bdc13a9, cdaf1f8), three round trips left the path of the answer.
+The pool pinged every connection on checkout; it now pings one that sat idle for 0.5 s or
+more (as HikariCP does), and a connection that died in use fails its statement, which
+invalidates the pool just as a failed ping did (`tests/common/test_db_pool.py`; the chaos
+suite's PostgreSQL restart still loses no callback). The job is no longer locked by a
+`SELECT … FOR UPDATE` of its own: the call's lock reads the job's run with the call, and the
+job is locked by the `UPDATE` that moves it, whose `WHERE` re-checks on the job's latest
+version that it still follows this call (same attempt, still open). And the `dialer.dispatch`
+message is built in the request but sent once the answer is written (the response's close,
+which the WSGI server calls after writing it): Twilio needs the status committed, not the
+next dispatch queued, and a message lost there is what the reconciler's re-dispatch already
+repairs. What is left is the statements themselves. Closing more of the gap to the floor would mean
 answering after storing the callback and the call's status only, and moving the job, lead and
 run to a worker message: the slot would then be freed one queue hop later and a lost message
 would need a repair of its own, which is not worth it at this rate (a campaign at Twilio's
 default 1 call per second makes at most a few callbacks per second).
 
 The same measurement at other times (medians of 3 rounds each; the half-load phase was 5 s
-then, at least {HALF_LOAD_MIN_REQUESTS:,} requests now). The machine is shared and its speed moves
-(the bare endpoint from 867 to 2,067 requests/s): the ratios hold, absolute rates and the p99
-follow the machine. Switchboard's p99 at half load was under the 25 ms target in the runs with
-5 s half-load phases (about 300 requests, so the p99 was the third-slowest) made while the bare
-endpoint reached about 1,450/s or more; measured over at least 1,000 requests it is 31-33 ms on
-the machine as it is now. **The p99 target is missed.** What would bring it down is fewer round
-trips per callback, each of which waits for a core shared with nginx, PostgreSQL and the load
-generator: of its ten to PostgreSQL, the pool's ping on checkout and psycopg's separate
-`BEGIN` carry no work of the callback's own.
+until 2026-11-23 17:38, at least {HALF_LOAD_MIN_REQUESTS:,} requests since). The machine is
+shared and its speed moves (the bare endpoint from 867 to 2,067 requests/s): the ratios hold,
+absolute rates and the p99 follow the machine. Before the three changes above, Switchboard's
+p99 at half load over 1,000 or more requests was 30.8-33.2 ms while the bare endpoint reached
+1,100-1,250/s, and 22.3 ms at 1,722/s; after them it is 17.6 ms at 1,354/s and 12.4 ms at
+1,770/s, 14.8 ms at 1,611/s in `make bench`: under the 25 ms target in every run since.
 
 {
         table(
