@@ -92,6 +92,7 @@ class Config:
 
 @dataclass
 class Measurement:
+    round: int
     stack: str
     workload: str
     messages: int
@@ -340,7 +341,7 @@ def _wait(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
         time.sleep(0.01)
 
 
-def measure(target: Target, workload: str, count: int, db: Database) -> Measurement:
+def measure(target: Target, workload: str, count: int, db: Database, round_no: int) -> Measurement:
     client = target.client
     client.flushdb()
     with db.engine.begin() as conn:
@@ -370,6 +371,7 @@ def measure(target: Target, workload: str, count: int, db: Database) -> Measurem
         if rows != count - failed:
             raise AssertionError(f"{target.name}: {rows} rows written for {count} messages")
     return Measurement(
+        round=round_no,
         stack=target.name,
         workload=workload,
         messages=count,
@@ -449,7 +451,9 @@ def run(config: Config) -> dict[str, Any]:
             order = stacks[first:] + stacks[:first]  # rotate who goes first
             for workload in WORKLOADS:
                 for name in order:
-                    m = measure(targets[name], workload, config.sizes[workload][name], db)
+                    m = measure(
+                        targets[name], workload, config.sizes[workload][name], db, round_no + 1
+                    )
                     rows.append(m)
                     print(
                         f"round {round_no + 1}  {workload:<9} {name:<21} {m.messages:>6} msgs "
@@ -461,6 +465,20 @@ def run(config: Config) -> dict[str, Any]:
         redis.Redis.from_url(BENCH_REDIS_URL).flushdb()
         row_costs = row_path_costs(database_url)
     return summarize(rows, config) | {"row_cpu_ms_in_process": row_costs}
+
+
+def paired_ratios(
+    rows: list[Measurement], workload: str, a: str, b: str, rounds: int
+) -> list[float]:
+    """Stack ``a``'s rate over ``b``'s, one ratio per round.
+
+    The two sides of a round ran within a minute of each other, so they met the same load of
+    a shared machine; rounds minutes apart did not (the same stack's rate moved by a third
+    between rounds of one run). The ratio of each round, then their median, keeps that pairing;
+    a ratio of the two medians would pair a fast round of one side with a slow one of the other.
+    """
+    rate = {(r.round, r.stack): r.per_s for r in rows if r.workload == workload}
+    return [rate[(n, a)] / rate[(n, b)] for n in range(1, rounds + 1)]
 
 
 def summarize(rows: list[Measurement], config: Config) -> dict[str, Any]:
@@ -477,16 +495,18 @@ def summarize(rows: list[Measurement], config: Config) -> dict[str, Any]:
                 "enqueue_per_s": round(median([r.enqueue_per_s for r in mine]), 1),
                 "messages": mine[0].messages,
             }
-        rates = {stack: medians[workload][stack]["per_s"] for stack in config.stacks}
-        medians[workload]["ratios"] = {
-            f"{stack}_vs_dramatiq": round(rate / rates["dramatiq"], 3)
-            for stack, rate in rates.items()
-            if stack.startswith("switchboard")
+        pairs = [(stack, "dramatiq") for stack in config.stacks if stack.startswith("switchboard")]
+        if "rq" in config.stacks:
+            pairs.append(("switchboard", "rq"))
+        per_round = {
+            f"{a}_vs_{b}": paired_ratios(rows, workload, a, b, config.rounds) for a, b in pairs
         }
-        if "rq" in rates:
-            medians[workload]["ratios"]["switchboard_vs_rq"] = round(
-                rates["switchboard"] / rates["rq"], 2
-            )
+        medians[workload]["ratios"] = {
+            key: round(median(values), 3) for key, values in per_round.items()
+        }
+        medians[workload]["ratios_per_round"] = {
+            key: [round(v, 3) for v in values] for key, values in per_round.items()
+        }
     variants = config.stacks == VARIANT_STACKS
     return {
         "benchmark": VARIANTS_NAME if variants else NAME,
@@ -620,6 +640,14 @@ HISTORY = [
         "0.92",
         "",
     ],
+    [
+        "(the harness) a ratio taken in each round, then their median, instead of the ratio "
+        "of the two medians: the `make bench` run on 3aa1f68 measured rounds of 0.78, 1.03 "
+        "and 0.86 and reported 0.79 (a slow round of Switchboard against a fast one of "
+        "Dramatiq); paired, 0.86",
+        "0.86",
+        "",
+    ],
 ]
 
 
@@ -678,6 +706,16 @@ def markdown(result: dict[str, Any]) -> str:
                 *(num(x["per_s"], 0) for x in mine),
             ]
         )
+    for workload in WORKLOADS:
+        paired = m[workload].get("ratios_per_round", {})
+        if "switchboard_vs_dramatiq" in paired:
+            per_round.append(
+                [
+                    labels[workload],
+                    "Switchboard ÷ bare Dramatiq",
+                    *(f"{r:.2f}x" for r in paired["switchboard_vs_dramatiq"]),
+                ]
+            )
     rounds = max(len(r) - 2 for r in per_round)
     checks_table = table(
         ["target", "wanted", "measured", ""],
@@ -726,11 +764,13 @@ clock runs from that release to the last message acknowledged (Dramatiq: its mes
 empty; RQ: every job in the finished registry), so neither enqueueing nor worker start-up is
 in the figure. Both Dramatiq stacks idle-poll every 100 ms at most (Switchboard's
 `WORKER_POLL_MS`), so the release is seen equally soon. The stacks alternate in each round, the
-first one rotating; {rounds} rounds; medians. RQ drains {m["noop"]["rq"]["messages"]:,}
-jobs of each workload instead of {m["noop"]["switchboard"]["messages"]:,} and
-{m["write_row"]["switchboard"]["messages"]:,}: each job costs it a fork whatever the backlog, so
-its rate does not depend on the count, and the full counts would take most of the 15 minutes
-`make bench` may use.
+first one rotating; {rounds} rounds. Rates are medians over the rounds; a ratio is the median
+of the rounds' own ratios, since the two sides of a round met the same minute of a shared machine
+and rounds did not (a stack's rate moves by up to a third between rounds). RQ drains
+{m["noop"]["rq"]["messages"]:,} jobs of each workload instead of
+{m["noop"]["switchboard"]["messages"]:,} and {m["write_row"]["switchboard"]["messages"]:,}: each
+job costs it a fork whatever the backlog, so its rate does not depend on the count, and the full
+counts would take most of the 15 minutes `make bench` may use.
 
 {
         table(
@@ -769,7 +809,8 @@ reference, the producers' enqueue rate (one process, messages/s):
         )
     }
 
-Every round (messages/s), to show the spread on a machine shared with other work:
+Every round (messages/s), and the ratio of each, to show the spread on a machine shared with other
+work:
 
 {
         table(
