@@ -51,9 +51,11 @@ from bench.support import (
     BENCH_REDIS_URL,
     RESULTS,
     Check,
+    StealMeter,
     exit_cleanly_on_sigterm,
     median,
     num,
+    steal_text,
     table,
     tree_cpu_seconds,
     write_result,
@@ -101,6 +103,8 @@ class Measurement:
     enqueue_per_s: float
     worker_cpu_ms_per_message: float
     failed: int
+    #: The share of CPU time the host gave other virtual machines while the backlog drained.
+    steal: float | None = None
 
 
 class Target:
@@ -355,6 +359,7 @@ def measure(target: Target, workload: str, count: int, db: Database, round_no: i
         _wait(target.ready, 60, f"{target.name} workers not ready")
         time.sleep(0.5)  # every consumer thread past its first poll
         cpu_before = sum(tree_cpu_seconds(pid) for pid in pids)
+        steal = StealMeter().start()
         released = time.perf_counter()
         client.rename(HOLD_KEY, target.queue_key)
         _wait(
@@ -363,6 +368,7 @@ def measure(target: Target, workload: str, count: int, db: Database, round_no: i
             f"{target.name} {workload} not drained",
         )
         seconds = time.perf_counter() - released
+        steal_share = steal.stop()
         cpu = sum(tree_cpu_seconds(pid) for pid in pids) - cpu_before
         failed = target.failed()
     if workload == "write_row":
@@ -380,6 +386,7 @@ def measure(target: Target, workload: str, count: int, db: Database, round_no: i
         enqueue_per_s=round(count / enqueue_s, 1),
         worker_cpu_ms_per_message=round(cpu * 1000 / count, 3),
         failed=failed,
+        steal=steal_share,
     )
 
 
@@ -459,7 +466,7 @@ def run(config: Config) -> dict[str, Any]:
                         f"round {round_no + 1}  {workload:<9} {name:<21} {m.messages:>6} msgs "
                         f"{m.seconds:>7.2f} s  {m.per_s:>8.1f}/s  worker cpu "
                         f"{m.worker_cpu_ms_per_message:.3f} ms/msg  (enqueue "
-                        f"{m.enqueue_per_s:.0f}/s)",
+                        f"{m.enqueue_per_s:.0f}/s)  steal {steal_text(m.steal)}",
                         flush=True,
                     )
         redis.Redis.from_url(BENCH_REDIS_URL).flushdb()
@@ -671,6 +678,16 @@ def checks(result: dict[str, Any]) -> list[Check]:
     return out
 
 
+def _steal_per_round(measurements: list[dict[str, Any]], workload: str) -> list[str]:
+    """Per round, the most steal any stack's measurement of ``workload`` met (results from
+    before steal was recorded: none)."""
+    by_round: dict[int, list[float]] = {}
+    for x in measurements:
+        if x["workload"] == workload and x.get("steal") is not None and "round" in x:
+            by_round.setdefault(x["round"], []).append(x["steal"])
+    return [steal_text(max(by_round[n])) for n in sorted(by_round)]
+
+
 def markdown(result: dict[str, Any]) -> str:
     """The docs/benchmarks.md section, figures from ``result`` (queue_throughput.json)."""
     c, m = result["config"], result["medians"]
@@ -695,27 +712,21 @@ def markdown(result: dict[str, Any]) -> str:
         for w in WORKLOADS
     ]
     per_round = []
-    for workload, stack in ((w, st) for w in WORKLOADS for st in STACKS):
-        mine = [
-            x for x in result["measurements"] if x["workload"] == workload and x["stack"] == stack
-        ]
-        per_round.append(
-            [
-                labels[mine[0]["workload"]],
-                names[mine[0]["stack"]],
-                *(num(x["per_s"], 0) for x in mine),
-            ]
-        )
     for workload in WORKLOADS:
-        paired = m[workload].get("ratios_per_round", {})
-        if "switchboard_vs_dramatiq" in paired:
-            per_round.append(
-                [
-                    labels[workload],
-                    "Switchboard ÷ bare Dramatiq",
-                    *(f"{r:.2f}x" for r in paired["switchboard_vs_dramatiq"]),
-                ]
-            )
+        label = labels[workload]
+        for stack in STACKS:
+            rates = [
+                num(x["per_s"], 0)
+                for x in result["measurements"]
+                if x["workload"] == workload and x["stack"] == stack
+            ]
+            per_round.append([label, names[stack], *rates])
+        paired = m[workload].get("ratios_per_round", {}).get("switchboard_vs_dramatiq")
+        if paired:
+            per_round.append([label, "Switchboard ÷ bare Dramatiq", *(f"{r:.2f}x" for r in paired)])
+        steals = _steal_per_round(result["measurements"], workload)
+        if steals:
+            per_round.append([label, "steal (most of the round's stacks)", *steals])
     rounds = max(len(r) - 2 for r in per_round)
     checks_table = table(
         ["target", "wanted", "measured", ""],
@@ -809,8 +820,8 @@ reference, the producers' enqueue rate (one process, messages/s):
         )
     }
 
-Every round (messages/s), and the ratio of each, to show the spread on a machine shared with other
-work:
+Every round (messages/s), its ratio, and the share of the machine's CPU time its host gave other
+virtual machines while a backlog drained (steal), to show the spread on a shared machine:
 
 {
         table(

@@ -195,7 +195,9 @@ def render(results: dict[str, dict[str, Any]], host: dict[str, Any]) -> str:
         f"{host['generated_at']}. PostgreSQL, Redis, the load generators and every process being "
         "measured share this one machine, which other work may share too: every comparison "
         "alternates its sides within each round and takes medians, so both sides meet the same "
-        "conditions. Each figure is reproduced by the command shown in its section; `make "
+        "conditions, and the queue and webhook benchmarks show the CPU time the virtual "
+        "machine's host took for other guests during each measurement (steal). Each figure is "
+        "reproduced by the command shown in its section; `make "
         "bench` runs them all and then this report (`make bench-report`). Every result is in "
         "`bench/results/<name>.json`, and all of them with this machine description in "
         "`bench/results/latest.json`.",

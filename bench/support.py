@@ -1,5 +1,6 @@
 """Helpers the comparison benchmarks share: where results go, which Redis they use, percentiles,
-and the CPU a process tree used (to show a load generator is not the bottleneck)."""
+the CPU a process tree used (to show a load generator is not the bottleneck), and the CPU the
+virtual machine's host took from this one (steal)."""
 
 from __future__ import annotations
 
@@ -67,6 +68,46 @@ def tree_cpu_seconds(pid: int) -> float:
         except psutil.Error:
             pass
     return total
+
+
+PROC_STAT = Path("/proc/stat")
+
+
+def _cpu_jiffies(stat: Path) -> tuple[int, int] | None:
+    """(steal, total) CPU time of every core since boot, from /proc/stat; None off Linux."""
+    try:
+        fields = stat.read_text().split("\n", 1)[0].split()
+    except OSError:
+        return None
+    # cpu user nice system idle iowait irq softirq steal [guest guest_nice: inside user/nice]
+    times = [int(v) for v in fields[1:9]]
+    return (times[7], sum(times)) if len(times) == 8 else None
+
+
+class StealMeter:
+    """The share of CPU time the hypervisor gave to other guests between ``start`` and
+    ``stop``: on a shared virtual machine a phase with steal ran on less machine than its
+    figures suggest, and its tail latencies show it first."""
+
+    def __init__(self, stat: Path = PROC_STAT) -> None:
+        self.stat = stat
+        self._at_start: tuple[int, int] | None = None
+
+    def start(self) -> StealMeter:
+        self._at_start = _cpu_jiffies(self.stat)
+        return self
+
+    def stop(self) -> float | None:
+        """Steal as a fraction of all CPU time (0..1); None where it cannot be read."""
+        now = _cpu_jiffies(self.stat)
+        if self._at_start is None or now is None:
+            return None
+        steal, total = now[0] - self._at_start[0], now[1] - self._at_start[1]
+        return round(steal / total, 3) if total > 0 else 0.0
+
+
+def steal_text(share: float | None) -> str:
+    return "-" if share is None else f"{share * 100:.0f} %"
 
 
 @dataclass(frozen=True)
