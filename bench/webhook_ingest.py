@@ -635,7 +635,7 @@ default 1 call per second makes at most a few callbacks per second).
 
 The same measurement at other times (medians of 3 rounds each; the half-load phase was 5 s
 until 2026-11-23 17:38, at least {HALF_LOAD_MIN_REQUESTS:,} requests since). The machine is
-shared and its speed moves (the bare endpoint from 867 to 2,067 requests/s): the ratios hold,
+shared and its speed moves (the bare endpoint from 867 to 2,114 requests/s): the ratios hold,
 absolute rates and the p99 follow the machine. Before the three changes above, Switchboard's
 p99 at half load over 1,000 or more requests was 30.8-33.2 ms while the bare endpoint reached
 1,100-1,250/s, and 22.3 ms at 1,722/s; after them it is 12.4-17.6 ms with the bare endpoint at
