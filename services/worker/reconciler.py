@@ -12,6 +12,7 @@ from twilio.base.exceptions import TwilioException
 
 from libs.common import metrics
 from libs.common.campaigns.call_state import (
+    NEEDS_LEAD,
     NO_PROVIDER_CALL_ID,
     StatusUpdate,
     apply_status,
@@ -232,9 +233,7 @@ def resend_inbound_followups(ctx: WorkerContext, now: datetime) -> int:
         leadless = session.scalars(
             select(Call.provider_call_sid)
             .where(
-                Call.direction == "inbound",
-                Call.lead_id.is_(None),
-                Call.from_number.is_not(None),
+                NEEDS_LEAD,
                 Call.ended_at < now - timedelta(seconds=OCCURRENCE_REQUEUE_AFTER_S),
                 Call.ended_at > now - timedelta(days=1),
             )

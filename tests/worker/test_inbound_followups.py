@@ -6,7 +6,7 @@ import hashlib
 import secrets
 from datetime import timedelta
 
-from dramatiq import Worker
+from dramatiq import Message, Worker
 from dramatiq.brokers.stub import StubBroker
 from sqlalchemy import select
 
@@ -91,3 +91,32 @@ def test_the_reconciler_makes_the_lead_of_a_call_whose_message_was_lost(
         lead = session.scalars(select(Lead)).one()
         call = session.scalars(select(Call)).one()
     assert lead.phone_e164 == "+14155550199" and call.lead_id == lead.id
+
+
+def test_the_reconciler_resends_nothing_for_a_withheld_caller(
+    db: Database, stub_broker: StubBroker
+) -> None:
+    """A withheld caller is stored as "" and never makes a lead, so it never "lacks" one: the
+    reconciler must not re-send its create_from_call on every pass (it once did, for 24 hours)."""
+    withheld = _inbound_call(db, "", callback=False)
+    known = _inbound_call(db, "+14155550166", callback=False)
+    with db.session() as session:
+        for call in session.scalars(select(Call)):
+            call.recording_path = None
+            call.ended_at = utcnow() - timedelta(minutes=10)
+        session.commit()
+    # Only the reconcile runs, so what it sent stays in the queue to be read.
+    worker = Worker(stub_broker, queues={"maintenance"}, worker_timeout=50, worker_threads=1)
+    worker.start()
+    try:
+        for period in (0, 1):  # two passes: the known caller is re-sent each time, until served
+            MAINTENANCE_RECONCILE.send(stub_broker, period_start=period)
+            stub_broker.join("maintenance", fail_fast=True)
+            worker.join()
+    finally:
+        worker.stop()
+    sent = [Message.decode(raw) for raw in list(stub_broker.queues["default"].queue)]
+    assert [(m.actor_name, m.kwargs["call_sid"]) for m in sent] == [
+        (LEADS_CREATE_FROM_CALL.name, known)
+    ] * 2
+    assert withheld not in {m.kwargs["call_sid"] for m in sent}

@@ -17,7 +17,18 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Table, bindparam, case, exists, func, literal, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Table,
+    and_,
+    bindparam,
+    case,
+    exists,
+    func,
+    literal,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
@@ -56,6 +67,10 @@ _RETRIED = frozenset({"busy", "no-answer"})
 #: ("no call was created"), not the provider's word: the call may exist, its id held up by a
 #: database outage or by callbacks that arrived late.
 NO_PROVIDER_CALL_ID = "no_provider_call_id"
+#: An inbound call that should have made a lead and has none: the one definition that
+#: ``leads.create_from_call`` acts on and the reconciler repairs by (a withheld caller never
+#: makes one, so it is never "missing" one).
+NEEDS_LEAD = and_(Call.direction == "inbound", Call.lead_id.is_(None), Call.caller_known)
 
 for _status in STATUS_RANK:  # exported at zero from the start
     metrics.CALL_STATUSES.labels(_status)

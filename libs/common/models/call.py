@@ -6,7 +6,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.sql import ColumnElement
 
 from libs.common.models.base import Base, BigId, TimestampMixin, UTCDateTime, utcnow
 
@@ -64,6 +66,17 @@ class Call(TimestampMixin, Base):
     @property
     def is_final(self) -> bool:
         return self.status in FINAL_CALL_STATUSES
+
+    @hybrid_property
+    def caller_known(self) -> bool:
+        """Whether the caller's number is known. A withheld caller is stored as "" (the column
+        is NOT NULL), so "unknown" is the empty string in Python and in SQL alike."""
+        return self.from_number != ""
+
+    @caller_known.inplace.expression
+    @classmethod
+    def _caller_known_expression(cls) -> ColumnElement[bool]:
+        return cls.from_number != ""
 
 
 class CallEvent(Base):

@@ -34,7 +34,7 @@ def _call(session: Session, call_sid: str) -> Call:
 def create_from_call(call_sid: str) -> None:
     with worker_context().database.session() as session:
         call = _call(session, call_sid)
-        if not call.from_number:
+        if not call.caller_known:
             logger.info("call %s: caller id withheld, no lead", call_sid)
             return
         # One lead per caller number per business: the unique key makes this an upsert.
