@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint typecheck pytest clean bench bench-dialer bench-schedules bench-media bench-receipts bench-queue bench-queue-variants bench-webhook bench-latency bench-report soak
+.PHONY: help run test lint typecheck pytest clean bench bench-dialer bench-schedules bench-media bench-receipts bench-queue bench-queue-variants bench-webhook bench-latency bench-report soak reliability-report
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -66,6 +66,9 @@ bench-latency: $(STAMP) ## HTTP request to actor start, p50/p99 at light and hea
 
 bench-report: $(STAMP) ## Regenerate docs/benchmarks.md (tables, targets, plots) from bench/results/*.json
 	$(BENCH) bench.report
+
+reliability-report: $(STAMP) ## Render the last chaos run (var/test-results/chaos.json) into docs/reliability.md
+	$(BIN)/python -m tests.support.chaos
 
 soak: $(STAMP) ## 15 minutes of mixed load; fails if a process's memory or descriptors keep growing
 	$(BIN)/python -m bench.soak --minutes 15

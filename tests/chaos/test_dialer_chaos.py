@@ -4,7 +4,8 @@ PostgreSQL restarted, the calls service killed while callbacks keep coming.
 Every scenario checks the promises (no duplicate provider call, no job lost or left
 non-final, no callback lost, the limit held; during an outage `/readyz` says so and producers
 answer 503; the system resumes by itself) and records what it measured. After the module the
-rows are written to ``docs/reliability.md``.
+rows are saved to ``var/test-results/chaos.json`` (ignored); ``make reliability-report`` renders
+them into ``docs/reliability.md``, so a test run leaves the work tree as it found it.
 
 The module runs its own Redis server and PostgreSQL cluster (tests/support/dedicated.py): the
 shared ones serve the rest of the suite and must never be stopped.
@@ -26,8 +27,8 @@ from sqlalchemy import func, select
 from libs.common import migrate
 from libs.common.db import Database
 from libs.common.models import BackgroundJob, Run, RunStatus
-from libs.common.settings import ROOT
 from tests.support.chaos import (
+    RESULTS,
     Campaign,
     ChaosRow,
     Measured,
@@ -37,9 +38,9 @@ from tests.support.chaos import (
     ready,
     row_for,
     runs_finished,
+    save_results,
     start_campaign,
     wait_until_placed,
-    write_reliability,
 )
 from tests.support.dedicated import (
     DedicatedPostgres,
@@ -57,7 +58,6 @@ pytestmark = pytest.mark.e2e
 
 #: The random moments of the repeated kills; set CHAOS_SEED to replay a run.
 SEED = int(os.environ.get("CHAOS_SEED") or random.SystemRandom().randrange(1_000_000))
-REPORT = ROOT / "docs" / "reliability.md"
 #: The 500-call campaign: businesses dialing in parallel, each under its own limit.
 BUSINESSES, LEADS, SLOTS = 10, 50, 5
 #: The outage scenarios' campaigns (300 calls): what they measure does not grow with the
@@ -119,13 +119,13 @@ def report(request: pytest.FixtureRequest) -> Iterator[dict[str, ChaosRow]]:
     yield rows
     scenarios = [name for name in vars(request.module) if name.startswith("test_")]
     if set(scenarios) - set(rows):
-        print(f"\n{REPORT.name} not written: no row from {sorted(set(scenarios) - set(rows))}")
+        print(f"\n{RESULTS.name} not written: no row from {sorted(set(scenarios) - set(rows))}")
         return
     args = " ".join(request.config.invocation_params.args)
     command = f"{'CI=true ' if IN_CI else ''}pytest {args}".strip()
-    write_reliability(REPORT, [rows[name] for name in scenarios], command,
-                      time.monotonic() - started)  # fmt: skip
-    print(f"\nchaos report written to {REPORT}")
+    save_results(RESULTS, [rows[name] for name in scenarios], command,
+                 time.monotonic() - started)  # fmt: skip
+    print(f"\nchaos results written to {RESULTS} (make reliability-report renders them)")
 
 
 def _record(report: dict[str, ChaosRow], request: pytest.FixtureRequest, row: ChaosRow) -> None:

@@ -7,12 +7,13 @@ and every callback attempt, delivered or given up. The checks compare it with th
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -349,8 +350,9 @@ processes (api and calls under gunicorn, two Dramatiq worker processes, the sche
 simulator) against a Redis server and a PostgreSQL cluster started for the module alone, so they
 can be killed and restarted without touching anything else on the machine. Each campaign is
 several businesses dialing at once, each under its own concurrency limit; simulated calls ring
-0.1 s and talk 0.5 s. The file is rewritten by each complete run of the module; the test fails
-if a promised zero or yes is not one.
+0.1 s and talk 0.5 s. A complete run of the module saves its rows to
+`var/test-results/chaos.json` (a test run never changes the work tree) and `make
+reliability-report` renders them here; the test fails if a promised zero or yes is not one.
 
 ### Scenarios
 
@@ -422,7 +424,29 @@ The first runs of the PostgreSQL scenario failed; these changes made it pass:
 """
 
 
-def render_reliability(rows: list[ChaosRow], command: str, elapsed_s: float) -> str:
+#: Where a complete chaos run leaves its rows: an ignored folder, so a test run never changes
+#: the work tree. ``make reliability-report`` renders them into docs/reliability.md.
+RESULTS = ROOT / "var" / "test-results" / "chaos.json"
+REPORT = ROOT / "docs" / "reliability.md"
+
+
+def save_results(path: Path, rows: list[ChaosRow], command: str, elapsed_s: float) -> None:
+    """Write a complete run's rows with what the report's footer states about the run."""
+    run = {
+        "command": command,
+        "finished_at": f"{datetime.now(UTC):%Y-%m-%d %H:%M}",
+        "commit": _git_revision(),
+        "elapsed_s": elapsed_s,
+        "cores": os.cpu_count(),
+        "load": list(os.getloadavg()),
+        "rows": [asdict(row) for row in rows],
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(run, indent=1) + "\n")
+
+
+def render_reliability(run: dict[str, Any]) -> str:
+    rows = [ChaosRow(**row) for row in run["rows"]]
     header = (
         "| scenario | fault | jobs | provider calls | duplicate provider calls | jobs lost / "
         "non-final | callbacks (lost) | peak / limit | readyz down | producers 503 | "
@@ -438,18 +462,18 @@ def render_reliability(rows: list[ChaosRow], command: str, elapsed_s: float) -> 
             f"{r.duration_s:.1f} s |"
         )
     notes = [f"- **{r.scenario}**: {r.notes}" for r in rows]
-    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    load = ", ".join(f"{x:.1f}" for x in run["load"])
     footer = (
-        f"Produced by `{command}` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC at commit "
-        f"`{_git_revision()}`; the chaos module took {elapsed_s:.0f} s on {os.cpu_count()} "
+        f"Produced by `{run['command']}` on {run['finished_at']} UTC at commit "
+        f"`{run['commit']}`; the chaos module took {run['elapsed_s']:.0f} s on {run['cores']} "
         f"cores (load average {load} at the end)."
     )
     return "\n".join([INTRO, "### Results", "", *lines, "", footer, "", "Notes:", "", *notes])
 
 
-def write_reliability(path: Path, rows: list[ChaosRow], command: str, elapsed_s: float) -> None:
+def write_reliability(path: Path, run: dict[str, Any]) -> None:
     """Replace the chaos section of ``path`` (appended when it has none), keeping the rest."""
-    section = f"{BEGIN}\n{render_reliability(rows, command, elapsed_s)}\n{END}\n"
+    section = f"{BEGIN}\n{render_reliability(run)}\n{END}\n"
     current = path.read_text() if path.exists() else TITLE
     if BEGIN in current and END in current:
         before, rest = current.split(BEGIN, 1)
@@ -458,3 +482,17 @@ def write_reliability(path: Path, rows: list[ChaosRow], command: str, elapsed_s:
     else:
         text = current.rstrip("\n") + "\n\n" + section
     path.write_text(text)
+
+
+def main() -> int:
+    """``make reliability-report``: the last complete chaos run's rows into the report."""
+    if not RESULTS.exists():
+        print(f"no chaos results at {RESULTS}: run `pytest tests/chaos` first")
+        return 1
+    write_reliability(REPORT, json.loads(RESULTS.read_text()))
+    print(f"{REPORT} written from {RESULTS}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,31 @@
+"""The chaos report: a run's saved rows render into docs/reliability.md's chaos section only."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import fields
+from pathlib import Path
+
+from tests.support.chaos import BEGIN, END, ChaosRow, save_results, write_reliability
+
+
+def _row(scenario: str) -> ChaosRow:
+    values = {f.name: 0 for f in fields(ChaosRow)}
+    text = dict(scenario=scenario, fault="kill", readyz_down="n/a", producers_503="n/a")
+    values.update(text, resumed="yes", notes="seed 7", ready_after_s=None, duration_s=12.5)
+    return ChaosRow(**values)  # type: ignore[arg-type]
+
+
+def test_saved_rows_render_into_the_chaos_section_and_nothing_else(tmp_path: Path) -> None:
+    results, report = tmp_path / "chaos.json", tmp_path / "reliability.md"
+    save_results(results, [_row("worker SIGKILL"), _row("Redis FLUSHDB")], "pytest tests/chaos", 95)
+    report.write_text(f"# Reliability\n\n{BEGIN}\nold rows\n{END}\n\n## Soak\n\nkept\n")
+
+    write_reliability(report, json.loads(results.read_text()))
+
+    text = report.read_text()
+    assert "old rows" not in text and text.endswith("## Soak\n\nkept\n")
+    section = text.split(BEGIN, 1)[1].split(END, 1)[0]
+    assert "| worker SIGKILL | kill |" in section and "| Redis FLUSHDB | kill |" in section
+    assert "Produced by `pytest tests/chaos`" in section and "took 95 s" in section
+    assert "- **worker SIGKILL**: seed 7" in section
