@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import select
@@ -24,6 +24,8 @@ HEADER_ALIASES = {
     "notes": ("notes", "note", "comment"),
 }
 MAX_FIELD = {"name": 200, "email": 320, "notes": 5000}
+#: The longest IANA zone name is 32 characters; check_zone takes at most 64.
+MAX_TIMEZONE = 64
 
 
 class InvalidLead(ValueError):
@@ -56,6 +58,8 @@ def parse_lead(raw: Mapping[str, Any]) -> LeadInput:
             raise InvalidLead(f"{field} is longer than {limit} characters")
         values[field] = value
     zone = raw.get("timezone")
+    if isinstance(zone, str) and len(zone) > MAX_TIMEZONE:
+        raise InvalidLead(f"timezone is longer than {MAX_TIMEZONE} characters")
     if zone not in (None, ""):
         try:
             check_zone(zone)
@@ -68,6 +72,43 @@ def parse_lead(raw: Mapping[str, Any]) -> LeadInput:
         email=values["email"],
         notes=values["notes"],
     )
+
+
+#: The fields a later row for the same number can change (the phone is what makes it one).
+MERGED_FIELDS = ("name", "timezone", "email", "notes")
+
+
+def merge_duplicates(
+    rows: list[tuple[int, LeadInput]],
+) -> tuple[list[LeadInput], list[dict[str, Any]]]:
+    """One input per number, in first-seen order, and a report of each repeated row: its line,
+    the first line with the number, and per field the value kept and the one dropped. A later
+    row's non-empty fields replace the earlier ones; its empty cells keep them."""
+    first_line: dict[str, int] = {}
+    merged: dict[str, LeadInput] = {}
+    duplicates: list[dict[str, Any]] = []
+    for line, row in rows:
+        earlier = merged.get(row.phone_e164)
+        if earlier is None:
+            first_line[row.phone_e164], merged[row.phone_e164] = line, row
+            continue
+        changes = {
+            field: {"kept": getattr(row, field), "dropped": getattr(earlier, field) or None}
+            for field in MERGED_FIELDS
+            if getattr(row, field) and getattr(row, field) != getattr(earlier, field)
+        }
+        merged[row.phone_e164] = replace(
+            earlier, **{field: change["kept"] for field, change in changes.items()}
+        )
+        duplicates.append(
+            {
+                "line": line,
+                "duplicate_of": first_line[row.phone_e164],
+                "phone": row.phone_e164,
+                "changed": changes,
+            }
+        )
+    return list(merged.values()), duplicates
 
 
 def upsert_leads(

@@ -15,7 +15,13 @@ from libs.common.redis_client import shared_redis
 from libs.common.settings import Settings
 from libs.common.status import DRAMATIQ_NAMESPACE
 from libs.common.web.errors import ApiError, error_response
-from libs.common.web.validation import bad_request, json_object, query_choice, query_int
+from libs.common.web.validation import (
+    bad_request,
+    bounded_text,
+    json_object,
+    query_choice,
+    query_int,
+)
 from services.api.auth import current_principal
 
 blueprint = Blueprint("admin", __name__, url_prefix="/admin")
@@ -24,6 +30,8 @@ blueprint = Blueprint("admin", __name__, url_prefix="/admin")
 REDIS_TIMEOUT_S = 5.0
 #: At most this many skipped messages are itemized in a bulk retry's answer.
 MAX_SKIPPED_LISTED = 100
+#: Contract names are short (system.ping); a filter longer than this cannot match one.
+MAX_ACTOR_LENGTH = 200
 
 
 @blueprint.before_request
@@ -118,6 +126,8 @@ def workers() -> Response:
 def failed() -> Response:
     queue = query_choice("queue", set(QUEUES))
     actor = request.args.get("actor") or None
+    if actor is not None and len(actor) > MAX_ACTOR_LENGTH:
+        raise bad_request(f"query parameter actor is longer than {MAX_ACTOR_LENGTH} characters")
     limit = query_int("limit", 50, 1, 200) or 50
     after = _cursor(request.args.get("cursor"))
     entries, next_position = dead_letters.page(
@@ -196,8 +206,8 @@ def retry_many() -> Response:
     if unknown:
         raise bad_request(f"unknown fields: {', '.join(unknown)}; the filter takes actor, queue")
     actor, queue = body.get("actor"), body.get("queue")
-    if actor is not None and (not isinstance(actor, str) or not actor):
-        raise bad_request("actor must be a non-empty string, e.g. system.ping")
+    if actor is not None:
+        bounded_text(actor, "actor (a contract name, e.g. system.ping)", MAX_ACTOR_LENGTH, 1)
     if queue is not None and queue not in QUEUES:
         raise bad_request(f"queue must be one of: {', '.join(QUEUES)}")
     result = dead_letters.retry_matching(

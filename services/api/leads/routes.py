@@ -17,7 +17,13 @@ from libs.common.settings import Settings
 from libs.common.telephony.phones import InvalidPhone, to_e164
 from libs.common.web.db import get_session
 from libs.common.web.errors import ApiError
-from libs.common.web.validation import bad_request, json_object, pagination, query_choice
+from libs.common.web.validation import (
+    bad_request,
+    bounded_text,
+    json_object,
+    pagination,
+    query_choice,
+)
 from services.api.auth import current_business_id
 from services.api.leads.serializers import dnc_dict, lead_dict
 
@@ -25,6 +31,7 @@ blueprint = Blueprint("leads", __name__)
 
 MAX_BULK = 5000
 MAX_CSV_BYTES = 8 * 1024 * 1024
+MAX_DNC_REASON = 200
 
 
 def _lead_or_404(lead_id: int) -> Lead:
@@ -204,9 +211,7 @@ def add_dnc() -> tuple[Response, int]:
         phone = to_e164(body.get("phone"))
     except InvalidPhone as exc:
         raise bad_request(f"phone: {exc}") from None
-    reason = body.get("reason", "")
-    if not isinstance(reason, str) or len(reason) > 200:
-        raise bad_request("reason must be a string of at most 200 characters")
+    reason = bounded_text(body.get("reason", ""), "reason", MAX_DNC_REASON)
     session = get_session()
     existing = session.scalar(
         select(DncEntry).where(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from libs.common.contracts import QUEUES
+from services.api.admin.routes import MAX_ACTOR_LENGTH
 from services.api.openapi.helpers import (
     BAD_REQUEST,
     QUEUE_DOWN,
@@ -168,7 +169,10 @@ SCHEMAS: dict[str, Any] = {
     "FailedFilter": {
         "type": "object",
         "additionalProperties": False,
-        "properties": {"actor": {"type": "string", "minLength": 1}, "queue": _QUEUE},
+        "properties": {
+            "actor": {"type": "string", "minLength": 1, "maxLength": MAX_ACTOR_LENGTH},
+            "queue": _QUEUE,
+        },
         "description": "{} retries every dead-lettered message",
     },
     "FailedBulkRetried": {
@@ -223,7 +227,11 @@ PATHS: dict[str, dict[str, Any]] = {
             "summary": "Dead-lettered messages across queues, newest first",
             "parameters": [
                 query("queue", _QUEUE),
-                query("actor", {"type": "string"}, "a contract name, e.g. system.ping"),
+                query(
+                    "actor",
+                    {"type": "string", "maxLength": MAX_ACTOR_LENGTH},
+                    "a contract name, e.g. system.ping",
+                ),
                 query("limit", {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}),
                 query("cursor", {"type": "string"}, "next_cursor of the previous page"),
             ],

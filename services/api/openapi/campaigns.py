@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from libs.common.campaigns.leads import MAX_FIELD, MAX_TIMEZONE
+from services.api.leads.routes import MAX_DNC_REASON
 from services.api.openapi.helpers import (
     BAD_REQUEST,
     CONFLICT,
@@ -20,9 +22,13 @@ from services.api.openapi.helpers import (
     query,
     ref,
 )
+from services.api.runs.routes import MAX_FILTER_LENGTH, MAX_NAME_LENGTH
 
 _NULLABLE_STR = {"type": ["string", "null"]}
-_TIME = {"type": "string", "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$"}
+_TIME = {"type": "string", "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$", "maxLength": 5}
+#: Longer input is refused before it is parsed (libs.common.telephony.phones.to_e164).
+_PHONE_INPUT = {"type": "string", "description": "any format; stored as E.164", "maxLength": 40}
+_FILTER_TEXT = {"type": "string", "maxLength": MAX_FILTER_LENGTH}
 
 SCHEMAS: dict[str, Any] = {
     "Lead": {
@@ -46,11 +52,15 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "required": ["phone"],
         "properties": {
-            "phone": {"type": "string", "description": "any format; stored as E.164"},
-            "name": {"type": "string", "maxLength": 200},
-            "timezone": {"type": "string", "description": "IANA zone, e.g. America/Chicago"},
-            "email": {"type": "string"},
-            "notes": {"type": "string"},
+            "phone": _PHONE_INPUT,
+            "name": {"type": "string", "maxLength": MAX_FIELD["name"]},
+            "timezone": {
+                "type": "string",
+                "description": "IANA zone, e.g. America/Chicago",
+                "maxLength": MAX_TIMEZONE,
+            },
+            "email": {"type": "string", "maxLength": MAX_FIELD["email"]},
+            "notes": {"type": "string", "maxLength": MAX_FIELD["notes"]},
         },
     },
     "DncEntry": {
@@ -104,14 +114,14 @@ SCHEMAS: dict[str, Any] = {
         "required": ["name"],
         "description": "Exactly one of lead_ids or filter ({} selects every lead).",
         "properties": {
-            "name": {"type": "string"},
+            "name": {"type": "string", "maxLength": MAX_NAME_LENGTH},
             "lead_ids": {"type": "array", "items": {"type": "integer"}},
             "filter": {
                 "type": "object",
                 "properties": {
-                    "source": {"type": "string"},
-                    "last_call_status": {"type": "string"},
-                    "q": {"type": "string"},
+                    "source": _FILTER_TEXT,
+                    "last_call_status": _FILTER_TEXT,
+                    "q": _FILTER_TEXT,
                 },
             },
             "max_attempts": {"type": "integer", "minimum": 1, "maximum": 10, "default": 1},
@@ -296,7 +306,10 @@ PATHS: dict[str, dict[str, Any]] = {
                 {
                     "type": "object",
                     "required": ["phone"],
-                    "properties": {"phone": {"type": "string"}, "reason": {"type": "string"}},
+                    "properties": {
+                        "phone": _PHONE_INPUT,
+                        "reason": {"type": "string", "maxLength": MAX_DNC_REASON},
+                    },
                 }
             ),
             "responses": {

@@ -20,7 +20,12 @@ from services.api.openapi.helpers import (
     ref,
 )
 
-_TIME = {"type": "string", "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$", "example": "09:30"}
+_TIME = {
+    "type": "string",
+    "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$",
+    "maxLength": 5,
+    "example": "09:30",
+}
 _DAYS = {
     "type": "array",
     "minItems": 1,
@@ -64,6 +69,7 @@ SCHEMAS: dict[str, Any] = {
             "local_time": _TIME,
             "timezone": {
                 "type": ["string", "null"],
+                "maxLength": 64,
                 "description": "IANA zone; null goes back to the lead's zone, else the business's",
             },
             "days": _DAYS,

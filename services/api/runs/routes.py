@@ -18,6 +18,7 @@ from libs.common.web.errors import ApiError
 from libs.common.web.validation import (
     MAX_ROW_ID,
     bad_request,
+    bounded_text,
     json_object,
     optional_int,
     pagination,
@@ -28,6 +29,8 @@ from services.api.runs import service
 blueprint = Blueprint("runs", __name__)
 
 MAX_RETRY_DELAY_S = 7 * 86400
+MAX_NAME_LENGTH = 200
+MAX_FILTER_LENGTH = 100
 
 
 def run_dict(run: Run, progress: dict[str, Any]) -> dict[str, Any]:
@@ -76,8 +79,7 @@ def _selection(body: dict[str, Any]) -> service.LeadSelection:
     if unknown:
         raise bad_request(f"unknown filter fields: {', '.join(sorted(unknown))}")
     for key, value in filters.items():
-        if not isinstance(value, str) or len(value) > 100:
-            raise bad_request(f"filter.{key} must be a string")
+        bounded_text(value, f"filter.{key}", MAX_FILTER_LENGTH)
     return service.LeadSelection(**filters)
 
 
@@ -85,8 +87,8 @@ def _selection(body: dict[str, Any]) -> service.LeadSelection:
 def create_run() -> tuple[Response, int]:
     body = json_object()
     name = body.get("name")
-    if not isinstance(name, str) or not name.strip() or len(name) > 200:
-        raise bad_request("name is required (at most 200 characters)")
+    if not isinstance(name, str) or not name.strip() or len(name) > MAX_NAME_LENGTH:
+        raise bad_request(f"name is required (a string of at most {MAX_NAME_LENGTH} characters)")
     max_attempts = optional_int(body, "max_attempts", 1, 1, 10)
     retry_delay_s = optional_int(body, "retry_delay_s", 3600, 0, MAX_RETRY_DELAY_S)
     window = body.get("window", {"start": "08:00", "end": "21:00"})

@@ -215,14 +215,16 @@ def trigger() -> tuple[Response, int]:
     settings: Settings = current_app.config["SETTINGS"]
     principal = current_principal()
     body = optional_json_object()
+    business_id = body.get("business_id")
+    # Checked for both roles first: True == 1 in Python, so a business token's own-id
+    # comparison alone would take {"business_id": true} for business 1.
+    if business_id is not None:
+        row_id(business_id, "business_id")
     if principal.is_operator:
-        business_id = body.get("business_id")
-        if business_id is not None:
-            row_id(business_id, "business_id")
         if business_id is not None and get_session().get(Business, business_id) is None:
             raise bad_request(f"unknown business {business_id}")
     else:
-        if body.get("business_id") not in (None, principal.business_id):
+        if business_id not in (None, principal.business_id):
             raise ApiError(403, "forbidden", "a business token triggers its own business only")
         business_id = principal.business_id
     check_broker(settings.redis_url, settings.broker_check_timeout_s)

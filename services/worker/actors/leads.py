@@ -14,6 +14,7 @@ from libs.common.campaigns.leads import (
     LeadInput,
     csv_rows,
     decode_csv,
+    merge_duplicates,
     parse_lead,
     upsert_leads,
 )
@@ -25,7 +26,7 @@ from services.worker.registry import MissingRow, implements
 logger = logging.getLogger(__name__)
 
 CHUNK = 500
-#: Row errors kept in the job's result (the count is always complete).
+#: Row errors and duplicates itemized in the job's result (the counts are always complete).
 MAX_REPORTED_ERRORS = 100
 
 
@@ -51,36 +52,44 @@ def import_csv(background_job_id: int) -> None:
         job.status, job.started_at = JobStatus.RUNNING, job.started_at or utcnow()
         job.progress_total, job.progress_done = len(rows), 0
         session.commit()
-    created = updated = 0
+    parsed: list[tuple[int, LeadInput]] = []
     errors: list[dict[str, Any]] = []
     error_count = 0
+    for line, row in rows:
+        try:
+            parsed.append((line, parse_lead(row)))
+        except InvalidLead as exc:
+            error_count += 1
+            if len(errors) < MAX_REPORTED_ERRORS:
+                errors.append({"line": line, "error": str(exc)})
+    # Merged over the whole file before any upsert, so a number repeated across chunks is one
+    # created lead and one reported duplicate, never a silent "updated".
+    inputs, duplicates = merge_duplicates(parsed)
+    skipped = len(rows) - len(inputs)  # invalid and duplicate rows
+    created = updated = 0
     # Chunks commit separately so progress shows; upserts make a redelivered import harmless.
-    for start in range(0, len(rows), CHUNK):
-        chunk = rows[start : start + CHUNK]
-        inputs: list[LeadInput] = []
-        for line, row in chunk:
-            try:
-                inputs.append(parse_lead(row))
-            except InvalidLead as exc:
-                error_count += 1
-                if len(errors) < MAX_REPORTED_ERRORS:
-                    errors.append({"line": line, "error": str(exc)})
+    for start in range(0, len(inputs), CHUNK):
+        chunk = inputs[start : start + CHUNK]
         with db.session() as session:
-            c, u = upsert_leads(session, business_id, inputs, source="csv")
+            c, u = upsert_leads(session, business_id, chunk, source="csv")
             created, updated = created + c, updated + u
             job = session.get(BackgroundJob, background_job_id)
             assert job is not None
-            job.progress_done = start + len(chunk)
+            job.progress_done = skipped + start + len(chunk)
             session.commit()
     with db.session() as session:
         job = session.get(BackgroundJob, background_job_id)
         assert job is not None
+        job.progress_done = len(rows)
+        # rows = created + updated + invalid + duplicates.
         job.result = {
             "rows": len(rows),
             "created": created,
             "updated": updated,
             "invalid": error_count,
             "errors": errors,
+            "duplicates": len(duplicates),
+            "duplicate_rows": duplicates[:MAX_REPORTED_ERRORS],
         }
         _finish(session, job)
 
