@@ -141,6 +141,37 @@ RUNS_BY_STATUS = Gauge(
     multiprocess_mode="mostrecent",
 )
 
+EVENT_WEBHOOK_ATTEMPTS = Counter(
+    "switchboard_event_webhook_attempts_total",
+    "Event-webhook delivery attempts, by result (succeeded, http_error, timeout, "
+    "connection_error, refused, abandoned).",
+    ["result"],
+)
+EVENT_WEBHOOK_ATTEMPT_SECONDS = Histogram(
+    "switchboard_event_webhook_attempt_seconds",
+    "Time from sending an event-webhook request to its answer (or the error).",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20),
+)
+EVENT_WEBHOOK_DELIVERIES = Counter(
+    "switchboard_event_webhook_deliveries_total",
+    "Event-webhook deliveries that became final, by status (succeeded, failed).",
+    ["status"],
+)
+EVENT_WEBHOOK_ENDPOINTS_DISABLED = Counter(
+    "switchboard_event_webhook_endpoints_disabled_total",
+    "Event-webhook endpoints disabled because their deliveries kept failing.",
+)
+EVENT_WEBHOOK_DUE = Gauge(
+    "switchboard_event_webhook_due",
+    "Event-webhook deliveries due now and not sent yet (set by the sweep).",
+    multiprocess_mode="mostrecent",
+)
+EVENT_WEBHOOK_OLDEST_DUE_SECONDS = Gauge(
+    "switchboard_event_webhook_oldest_due_seconds",
+    "How long the oldest due event-webhook delivery has waited past its time (set by the sweep).",
+    multiprocess_mode="mostrecent",
+)
+
 
 def multiprocess_dir() -> str | None:
     return os.environ.get("PROMETHEUS_MULTIPROC_DIR")

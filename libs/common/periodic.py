@@ -8,7 +8,12 @@ from typing import Any
 
 import redis
 
-from libs.common.contracts import MAINTENANCE_RECONCILE, SCHEDULES_TICK, ActorContract
+from libs.common.contracts import (
+    MAINTENANCE_RECONCILE,
+    SCHEDULES_TICK,
+    WEBHOOKS_SWEEP,
+    ActorContract,
+)
 from libs.common.settings import Settings
 
 LEADER_KEY = "switchboard:scheduler:leader"
@@ -47,6 +52,7 @@ def periodic_jobs(settings: Settings) -> tuple[PeriodicJob, ...]:
             settings.schedule_tick_s,
             catch_up_s=settings.schedule_grace_s,
         ),
+        PeriodicJob("webhooks_sweep", WEBHOOKS_SWEEP, settings.webhook_sweep_s),
     )
 
 

@@ -106,10 +106,30 @@ class Settings:
     gmail_quota_units_per_minute: int = 15_000
     #: Fernet keys, comma-separated, newest first: the first encrypts, all decrypt.
     encryption_keys: str | None = field(default=None, repr=False)
+    #: Event webhooks to private, loopback, link-local, multicast or reserved addresses. None
+    #: means "not in production" (see ``webhooks_allow_private``): local receivers work in
+    #: development and tests, production refuses them unless this is set explicitly.
+    webhook_allow_private_urls: bool | None = None
+    #: Bound of one delivery's connect, and of each read of its answer (seconds).
+    webhook_timeout_s: float = 10.0
+    #: Delays before each retry of a failed delivery (seconds); then it is failed.
+    webhook_retry_schedule_s: tuple[float, ...] = (5, 300, 1800, 7200, 18000, 36000, 36000)
+    #: An endpoint whose attempts have failed without a success for this long is disabled.
+    webhook_disable_after_s: float = 5 * 86400.0
+    #: How often the sweep re-sends due deliveries whose message was lost.
+    webhook_sweep_s: float = 10.0
+    #: Events (with their deliveries and attempts) are deleted after this many days.
+    webhook_retention_days: int = 30
 
     @property
     def is_production(self) -> bool:
         return self.app_env == "production"
+
+    @property
+    def webhooks_allow_private(self) -> bool:
+        if self.webhook_allow_private_urls is not None:
+            return self.webhook_allow_private_urls
+        return not self.is_production
 
     @property
     def is_sqlite(self) -> bool:
@@ -173,6 +193,16 @@ class Settings:
                 reader.number("GMAIL_QUOTA_UNITS_PER_MINUTE", 15_000, 10, 1_000_000)
             ),
             encryption_keys=reader.text("ENCRYPTION_KEYS"),
+            webhook_allow_private_urls=reader.flag("WEBHOOK_ALLOW_PRIVATE_URLS"),
+            webhook_timeout_s=reader.number("WEBHOOK_TIMEOUT_S", 10, 0.1, 20),
+            webhook_retry_schedule_s=reader.numbers(
+                "WEBHOOK_RETRY_SCHEDULE_S", cls.webhook_retry_schedule_s, 0.01, 7 * 86400
+            ),
+            webhook_disable_after_s=reader.number(
+                "WEBHOOK_DISABLE_AFTER_S", 5 * 86400, 1, 90 * 86400
+            ),
+            webhook_sweep_s=reader.number("WEBHOOK_SWEEP_S", 10, 0.1, 3600),
+            webhook_retention_days=int(reader.number("WEBHOOK_RETENTION_DAYS", 30, 1, 3650)),
         )
         if not re.fullmatch(r"[\w.]+:\w+", settings.voice_agent):
             raise ConfigError("VOICE_AGENT must be a dotted module path and a class, module:Class")
@@ -210,6 +240,36 @@ class _Reader:
         if value not in allowed:
             raise ConfigError(f"{name}={value!r} is not one of: {', '.join(allowed)}")
         return value
+
+    def flag(self, name: str) -> bool | None:
+        value = self.text(name)
+        if value is None:
+            return None
+        if value.lower() in ("1", "true", "yes", "on"):
+            return True
+        if value.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{name}={value!r} is not a boolean (true or false)")
+
+    def numbers(
+        self, name: str, default: tuple[float, ...], low: float, high: float
+    ) -> tuple[float, ...]:
+        """A comma-separated list of numbers, each between ``low`` and ``high``."""
+        raw = self.text(name)
+        if raw is None:
+            return default
+        values = []
+        for part in raw.split(","):
+            try:
+                value = float(part)
+            except ValueError:
+                raise ConfigError(f"{name}: {part.strip()!r} is not a number") from None
+            if not low <= value <= high:
+                raise ConfigError(f"{name}: {part.strip()} must be between {low:g} and {high:g}")
+            values.append(value)
+        if not 1 <= len(values) <= 20:
+            raise ConfigError(f"{name} must list 1 to 20 delays")
+        return tuple(values)
 
     def number(self, name: str, default: float, low: float, high: float) -> float:
         raw = self.text(name)

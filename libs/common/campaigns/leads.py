@@ -8,12 +8,15 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+import dramatiq
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from libs.common.models import Lead
 from libs.common.telephony.calling_window import InvalidWindow, check_zone
 from libs.common.telephony.phones import InvalidPhone, to_e164
+from libs.common.webhooks.catalogue import lead_data
+from libs.common.webhooks.emit import emit_many
 
 #: CSV header aliases (lower-cased) for each lead field.
 HEADER_ALIASES = {
@@ -112,9 +115,14 @@ def merge_duplicates(
 
 
 def upsert_leads(
-    session: Session, business_id: int, inputs: list[LeadInput], source: str
+    session: Session,
+    business_id: int,
+    inputs: list[LeadInput],
+    source: str,
+    broker: dramatiq.Broker | None = None,
 ) -> tuple[int, int]:
-    """Create new leads and update existing ones (same number); returns (created, updated)."""
+    """Create new leads and update existing ones (same number); returns (created, updated).
+    Each new lead is a lead.created event (its deliveries through ``broker``)."""
     by_phone = {lead.phone_e164: lead for lead in inputs}  # the last row for a number wins
     existing = {
         lead.phone_e164: lead
@@ -122,11 +130,12 @@ def upsert_leads(
             select(Lead).where(Lead.business_id == business_id, Lead.phone_e164.in_(by_phone))
         )
     }
-    created = updated = 0
+    created: list[Lead] = []
+    updated = 0
     for phone, data in by_phone.items():
         lead = existing.get(phone)
         if lead is None:
-            session.add(
+            created.append(
                 Lead(
                     business_id=business_id,
                     phone_e164=phone,
@@ -137,15 +146,16 @@ def upsert_leads(
                     source=source,
                 )
             )
-            created += 1
         else:
             lead.name = data.name or lead.name
             lead.timezone = data.timezone or lead.timezone
             lead.email = data.email or lead.email
             lead.notes = data.notes or lead.notes
             updated += 1
+    session.add_all(created)
     session.flush()
-    return created, updated
+    emit_many(session, business_id, "lead.created", [lead_data(lead) for lead in created], broker)
+    return len(created), updated
 
 
 class InvalidCsv(ValueError):

@@ -18,6 +18,7 @@ from libs.common.contracts.schedules import (
     SCHEDULES_TICK,
 )
 from libs.common.contracts.system import MAINTENANCE_RECONCILE, SYSTEM_PING
+from libs.common.contracts.webhooks import WEBHOOKS_DELIVER, WEBHOOKS_SWEEP
 
 ALL_CONTRACTS: tuple[ActorContract, ...] = (
     SYSTEM_PING,
@@ -30,6 +31,8 @@ ALL_CONTRACTS: tuple[ActorContract, ...] = (
     LEADS_CREATE_FROM_CALL,
     RECORDINGS_PROCESS,
     RECEIPTS_SYNC,
+    WEBHOOKS_DELIVER,
+    WEBHOOKS_SWEEP,
 )
 
 BY_NAME: dict[str, ActorContract] = {c.name: c for c in ALL_CONTRACTS}
@@ -51,6 +54,8 @@ __all__ = [
     "SCHEDULES_TICK",
     "SYSTEM_PING",
     "URGENT_QUEUES",
+    "WEBHOOKS_DELIVER",
+    "WEBHOOKS_SWEEP",
     "ActorContract",
     "ContractError",
     "check_arguments",

@@ -17,7 +17,7 @@ import dramatiq
 from libs.common.request_context import get_request_id
 
 #: The queues the worker consumes, from most to least urgent.
-QUEUES = ("high", "default", "low", "receipts", "recordings", "maintenance")
+QUEUES = ("high", "default", "low", "receipts", "recordings", "webhooks", "maintenance")
 #: Queues whose idle consumers poll at WORKER_POLL_MS (a freed slot's next call, a lead from a
 #: call, a ping); the others, and every delay queue, at WORKER_BACKGROUND_POLL_MS.
 URGENT_QUEUES = ("high", "default")

@@ -23,6 +23,14 @@ from libs.common.models.schedule import (
     ScheduleOccurrence,
 )
 from libs.common.models.upload import Upload
+from libs.common.models.webhook import (
+    AttemptOutcome,
+    DeliveryStatus,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookEvent,
+)
 
 __all__ = [
     "ACTIVE_JOB_STATUSES",
@@ -31,6 +39,7 @@ __all__ = [
     "OPEN_JOB_STATUSES",
     "STATUS_RANK",
     "ApiToken",
+    "AttemptOutcome",
     "BackgroundJob",
     "Base",
     "Business",
@@ -38,6 +47,7 @@ __all__ = [
     "CallEvent",
     "CallJob",
     "CallJobStatus",
+    "DeliveryStatus",
     "DncEntry",
     "GmailConnection",
     "JobStatus",
@@ -52,5 +62,9 @@ __all__ = [
     "ScheduleOccurrence",
     "TokenRole",
     "Upload",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
+    "WebhookEvent",
     "utcnow",
 ]

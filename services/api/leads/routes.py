@@ -24,6 +24,8 @@ from libs.common.web.validation import (
     pagination,
     query_choice,
 )
+from libs.common.webhooks.catalogue import lead_data
+from libs.common.webhooks.emit import emit
 from services.api.auth import current_business_id
 from services.api.leads.serializers import dnc_dict, lead_dict
 
@@ -82,10 +84,12 @@ def create_lead() -> tuple[Response, int]:
     )
     session.add(lead)
     try:
-        session.commit()
+        session.flush()
     except IntegrityError:
         session.rollback()
         raise ApiError(409, "conflict", f"a lead with phone {data.phone_e164} exists") from None
+    emit(session, lead.business_id, "lead.created", lead_data(lead))
+    session.commit()
     return jsonify(lead_dict(lead)), 201
 
 

@@ -8,6 +8,16 @@ from services.worker.actors import (
     receipts,
     schedules,
     system,
+    webhooks,
 )
 
-__all__ = ["dialer", "inbound", "leads", "maintenance", "receipts", "schedules", "system"]
+__all__ = [
+    "dialer",
+    "inbound",
+    "leads",
+    "maintenance",
+    "receipts",
+    "schedules",
+    "system",
+    "webhooks",
+]

@@ -18,6 +18,8 @@ from libs.common.contracts import LEADS_CREATE_FROM_CALL, RECORDINGS_PROCESS
 from libs.common.db import insert_ignoring_conflicts
 from libs.common.middleware.worker_context import worker_context
 from libs.common.models import Call, Lead
+from libs.common.webhooks.catalogue import lead_data
+from libs.common.webhooks.emit import emit
 from services.worker.registry import MissingRow, implements
 
 logger = logging.getLogger(__name__)
@@ -32,13 +34,14 @@ def _call(session: Session, call_sid: str) -> Call:
 
 @implements(LEADS_CREATE_FROM_CALL)
 def create_from_call(call_sid: str) -> None:
-    with worker_context().database.session() as session:
+    ctx = worker_context()
+    with ctx.database.session() as session:
         call = _call(session, call_sid)
         if not call.caller_known:
             logger.info("call %s: caller id withheld, no lead", call_sid)
             return
         # One lead per caller number per business: the unique key makes this an upsert.
-        insert_ignoring_conflicts(
+        new_lead_id = insert_ignoring_conflicts(
             session,
             Lead.__table__,
             {
@@ -59,6 +62,9 @@ def create_from_call(call_sid: str) -> None:
         lead.last_call_status = call.status
         lead.last_called_at = call.ended_at or call.created_at
         call.lead_id = lead.id
+        if new_lead_id is not None:  # created now, not by an earlier delivery of this message
+            session.flush()
+            emit(session, call.business_id, "lead.created", lead_data(lead), ctx.broker)
         session.commit()
 
 

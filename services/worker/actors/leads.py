@@ -71,7 +71,7 @@ def import_csv(background_job_id: int) -> None:
     for start in range(0, len(inputs), CHUNK):
         chunk = inputs[start : start + CHUNK]
         with db.session() as session:
-            c, u = upsert_leads(session, business_id, chunk, source="csv")
+            c, u = upsert_leads(session, business_id, chunk, "csv", worker_context().broker)
             created, updated = created + c, updated + u
             job = session.get(BackgroundJob, background_job_id)
             assert job is not None

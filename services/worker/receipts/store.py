@@ -1,5 +1,6 @@
 """Storing what a sync found: one receipt per (business, Gmail message), inserted with ON
-CONFLICT DO NOTHING so a resync, a redelivered message or two racing syncs add nothing."""
+CONFLICT DO NOTHING so a resync, a redelivered message or two racing syncs add nothing, and
+one receipt.synced event when it is new."""
 
 from __future__ import annotations
 
@@ -7,12 +8,15 @@ import hashlib
 from collections.abc import Iterable
 from typing import Any
 
+import dramatiq
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from libs.common.db import insert_ignoring_conflicts
 from libs.common.models import Receipt, ReceiptAttachment
 from libs.common.receipts.extract import AttachmentRef, Extracted
+from libs.common.webhooks import catalogue
+from libs.common.webhooks.emit import emit
 
 CHUNK = 500
 
@@ -44,8 +48,10 @@ def store_receipt(
     message: dict[str, Any],
     extracted: Extracted,
     files: Iterable[tuple[AttachmentRef, bytes]],
+    broker: dramatiq.Broker | None = None,
 ) -> bool:
-    """True if this call created the receipt (the caller commits)."""
+    """True if this call created the receipt (the caller commits, and ``broker`` carries the
+    event's deliveries)."""
     receipt_id = insert_ignoring_conflicts(
         session,
         Receipt.__table__,
@@ -72,8 +78,9 @@ def store_receipt(
     )
     if receipt_id is None:
         return False
+    attachments = []
     for ref, content in files:
-        session.add(
+        attachments.append(
             ReceiptAttachment(
                 receipt_id=receipt_id,
                 gmail_part_id=ref.part_id[:32],
@@ -84,4 +91,9 @@ def store_receipt(
                 content=content,
             )
         )
+    session.add_all(attachments)
+    session.flush()
+    receipt = session.get_one(Receipt, receipt_id)
+    data = catalogue.receipt_data(receipt, attachments)
+    emit(session, business_id, "receipt.synced", data, broker)
     return True

@@ -217,7 +217,7 @@ def _fetch_and_store(ctx: WorkerContext, calls: GmailCalls, service: Any, connec
                          for ref in extracted.attachments]  # fmt: skip
                 with ctx.database.session() as session:
                     if store_receipt(session, target.business_id, connection_id, message,
-                                     extracted, files):  # fmt: skip
+                                     extracted, files, ctx.broker):  # fmt: skip
                         outcome.created += 1
                         metrics.RECEIPTS_CREATED.inc()
                     session.commit()

@@ -6,7 +6,7 @@ import { fill, h, show, when } from "../dom.js";
 import { busy, field, guard, pageError, showNotice } from "../ui.js";
 import { itemsOf } from "./ops.js";
 
-const QUEUES = ["high", "default", "low", "receipts", "recordings", "maintenance"];
+const QUEUES = ["high", "default", "low", "receipts", "recordings", "webhooks", "maintenance"];
 // Shown as columns when present, in this order; every other field goes under Details.
 const KNOWN = [
   ["actor", "Actor", show],

@@ -1,0 +1,168 @@
+"""Emitting events: the one way a change tells a business's endpoints about itself.
+
+``emit`` runs inside the producer's transaction: it writes the event and one pending delivery
+per enabled endpoint of the business that subscribes to its type, and asks for one
+``webhooks.deliver`` message per delivery after the commit. So an event exists if and only if
+the change that caused it committed, and a delivery whose message is lost (broker down at the
+commit, worker killed) is still sent: ``webhooks.sweep`` finds it due and sends it again.
+
+An event nobody subscribes to is not stored: emitting costs one indexed SELECT of the
+business's endpoints when it has none.
+
+For the call lifecycle: call ``emit_call_completed(session, call_id)`` in the transaction that
+moves a call to a final status, and ``emit_run_completed(session, run_id)`` in the one that
+finishes a run (each exactly once per transition: an event has no natural key, so calling
+twice sends twice).
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+import dramatiq
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session
+
+from libs.common.contracts import WEBHOOKS_DELIVER
+from libs.common.models import (
+    FINAL_CALL_STATUSES,
+    Call,
+    DeliveryStatus,
+    Run,
+    RunStatus,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookEvent,
+    utcnow,
+)
+from libs.common.outbox import enqueue_after_commit
+from libs.common.webhooks.catalogue import EVENT_TYPES, call_data, run_data
+
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+class UnknownEventType(ValueError):
+    pass
+
+
+def new_event_id() -> str:
+    """``evt_`` and 26 characters: 48 bits of milliseconds then 80 random bits, in Crockford
+    base32 (a ULID), so ids sort by time and never repeat."""
+    value = (int(time.time() * 1000) << 80) | secrets.randbits(80)
+    chars = []
+    for _ in range(26):
+        value, digit = divmod(value, 32)
+        chars.append(_CROCKFORD[digit])
+    return "evt_" + "".join(reversed(chars))
+
+
+def envelope(event_id: str, event_type: str, at: datetime, data: dict[str, Any]) -> dict[str, Any]:
+    return {"id": event_id, "type": event_type, "timestamp": at.isoformat(), "data": data}
+
+
+def subscribers(session: Session, business_id: int, event_type: str) -> list[WebhookEndpoint]:
+    endpoints = session.scalars(
+        select(WebhookEndpoint).where(
+            WebhookEndpoint.business_id == business_id, WebhookEndpoint.enabled.is_(True)
+        )
+    )
+    return [endpoint for endpoint in endpoints if endpoint.wants(event_type)]
+
+
+def emit_many(
+    session: Session,
+    business_id: int,
+    event_type: str,
+    datas: Iterable[dict[str, Any]],
+    broker: dramatiq.Broker | None = None,
+) -> list[str]:
+    """One event per item of ``datas``; returns their ids ([] when nobody subscribes).
+
+    The caller commits. ``broker``: where the messages go (the process's global broker when
+    None; workers pass their own)."""
+    kind = EVENT_TYPES.get(event_type)
+    if kind is None:
+        raise UnknownEventType(f"{event_type} is not in the catalogue")
+    datas = list(datas)
+    expected = set(kind.data_schema["properties"])
+    for data in datas:
+        if set(data) != expected:
+            # A producer out of step with the catalogue: fail its transaction, loudly.
+            raise ValueError(f"{event_type} data has fields {sorted(data)}, not {sorted(expected)}")
+    endpoints = subscribers(session, business_id, event_type) if datas else []
+    if not endpoints:
+        return []
+    now = utcnow()
+    events = []
+    for data in datas:
+        event_id = new_event_id()
+        payload = envelope(event_id, event_type, now, data)
+        events.append({"public_id": event_id, "business_id": business_id, "type": event_type,
+                       "payload": payload, "created_at": now})  # fmt: skip
+    event_ids = session.scalars(
+        insert(WebhookEvent).returning(WebhookEvent.id, sort_by_parameter_order=True), events
+    ).all()
+    rows = [
+        {"event_id": event_id, "endpoint_id": endpoint.id, "business_id": business_id,
+         "event_type": event_type, "status": DeliveryStatus.PENDING.value,
+         "next_attempt_at": now}
+        for event_id in event_ids
+        for endpoint in endpoints
+    ]  # fmt: skip
+    delivery_ids = session.scalars(
+        insert(WebhookDelivery).returning(WebhookDelivery.id, sort_by_parameter_order=True), rows
+    ).all()
+    for delivery_id in delivery_ids:
+        send_delivery_after_commit(session, delivery_id, broker)
+    return [str(event["public_id"]) for event in events]
+
+
+def emit(
+    session: Session,
+    business_id: int,
+    event_type: str,
+    data: dict[str, Any],
+    broker: dramatiq.Broker | None = None,
+) -> str | None:
+    """One event; its id, or None when no endpoint of the business subscribes to the type."""
+    ids = emit_many(session, business_id, event_type, [data], broker)
+    return ids[0] if ids else None
+
+
+def send_delivery_after_commit(
+    session: Session, delivery_id: int, broker: dramatiq.Broker | None = None
+) -> None:
+    """Ask for the delivery's message once ``session`` commits. Losing it is harmless: the
+    sweep sends every due delivery again."""
+    enqueue_after_commit(session, WEBHOOKS_DELIVER.message(delivery_id=delivery_id), broker)
+
+
+def _fresh(session: Session, model: type[Any], row_id: int) -> Any:
+    # populate_existing: the lifecycle changes rows with Core statements the session's
+    # identity map has not seen.
+    statement = select(model).where(model.id == row_id).execution_options(populate_existing=True)
+    return session.scalars(statement).one()
+
+
+def emit_call_completed(
+    session: Session, call_id: int, broker: dramatiq.Broker | None = None
+) -> str | None:
+    """call.completed for a call that just reached a final status, in that transaction."""
+    call: Call = _fresh(session, Call, call_id)
+    if call.status not in FINAL_CALL_STATUSES:
+        raise ValueError(f"call {call_id} is {call.status}, not final")
+    return emit(session, call.business_id, "call.completed", call_data(call), broker)
+
+
+def emit_run_completed(
+    session: Session, run_id: int, broker: dramatiq.Broker | None = None
+) -> str | None:
+    """run.completed for a run that just finished (completed, or canceled and drained)."""
+    run: Run = _fresh(session, Run, run_id)
+    if run.status not in (RunStatus.COMPLETED, RunStatus.CANCELED) or run.finished_at is None:
+        raise ValueError(f"run {run_id} is {run.status} and not finished")
+    return emit(session, run.business_id, "run.completed", run_data(session, run), broker)
