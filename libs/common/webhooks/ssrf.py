@@ -95,7 +95,7 @@ def why_refused(address: str) -> str | None:
         if embedded is not None:
             reason = why_refused(str(embedded))
             return f"{reason} (inside {ip})" if reason else None
-    for kind in ("loopback", "unspecified", "link_local", "multicast", "private", "reserved"):
+    for kind in ("loopback", "unspecified", "link_local", "multicast", "reserved", "private"):
         if getattr(ip, f"is_{kind}"):
             return f"{ip} is a {kind.replace('_', '-')} address"
     if not ip.is_global:

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 
 import urllib3
-from urllib3.exceptions import HTTPError, TimeoutError
+from urllib3.exceptions import HTTPError, NewConnectionError, TimeoutError
 
 from libs.common.models import AttemptOutcome
 from libs.common.webhooks import ssrf
@@ -78,6 +78,9 @@ def post(
             start = response.read(RESPONSE_SNIPPET)
         finally:
             response.close()
+    except NewConnectionError as exc:  # a subclass of TimeoutError, for urllib3's history
+        return Answer(AttemptOutcome.CONNECTION_ERROR, time.monotonic() - started,
+                      error=_describe(exc, target))  # fmt: skip
     except TimeoutError:
         return Answer(AttemptOutcome.TIMEOUT, time.monotonic() - started,
                       error=f"no answer within {timeout_s:g} s")  # fmt: skip
