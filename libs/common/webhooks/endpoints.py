@@ -62,9 +62,7 @@ def create(
     enabled: bool = True,
 ) -> tuple[WebhookEndpoint, str]:
     """The new endpoint (flushed) and its secret, shown this once."""
-    count = session.scalar(
-        select(func.count()).where(WebhookEndpoint.business_id == business_id)
-    )
+    count = session.scalar(select(func.count()).where(WebhookEndpoint.business_id == business_id))
     if (count or 0) >= MAX_ENDPOINTS:
         raise EndpointError("conflict", f"a business has at most {MAX_ENDPOINTS} endpoints")
     secret = generate_secret()
@@ -77,9 +75,7 @@ def create(
     return endpoint, secret
 
 
-def rotate_secret(
-    endpoint: WebhookEndpoint, box: SecretBox, now: datetime, grace_s: int
-) -> str:
+def rotate_secret(endpoint: WebhookEndpoint, box: SecretBox, now: datetime, grace_s: int) -> str:
     """A new secret, shown this once. The current one keeps signing beside it for ``grace_s``
     (0: stops at once); a secret rotated out earlier stops now."""
     if not 0 <= grace_s <= MAX_SECRET_GRACE_S:
@@ -136,8 +132,9 @@ def redeliver_failed(
             WebhookDelivery.endpoint_id == endpoint.id,
             WebhookDelivery.status == DeliveryStatus.FAILED.value,
         )
-        .values(status=DeliveryStatus.PENDING.value, retries_used=schedule_length,
-                next_attempt_at=now)  # fmt: skip
+        .values(
+            status=DeliveryStatus.PENDING.value, retries_used=schedule_length, next_attempt_at=now
+        )
         .returning(WebhookDelivery.id)
         .execution_options(synchronize_session=False)
     ).all()
