@@ -16,12 +16,14 @@ from sqlalchemy import Column, bindparam, inspect, select, update
 
 from libs.common.crypto import InvalidToken, SecretBox
 from libs.common.db import Database
-from libs.common.models import GmailConnection
+from libs.common.models import GmailConnection, WebhookEndpoint
 
 #: Every column holding a SecretBox ciphertext. A new one must be listed here, or rotating
-#: would leave it under a key that is about to be removed.
+#: would leave it under a key that is about to be removed (a test finds unlisted ones).
 ENCRYPTED_COLUMNS: tuple[Column[Any], ...] = (
     inspect(GmailConnection).columns["refresh_token_encrypted"],
+    inspect(WebhookEndpoint).columns["secret_encrypted"],
+    inspect(WebhookEndpoint).columns["previous_secret_encrypted"],
 )
 
 

@@ -20,6 +20,7 @@ from services.api.receipts.routes import blueprint as receipts_blueprint
 from services.api.runs.routes import blueprint as runs_blueprint
 from services.api.schedules.routes import blueprint as schedules_blueprint
 from services.api.system.routes import blueprint as system_blueprint
+from services.api.webhooks.routes import blueprint as webhooks_blueprint
 
 
 def create_app(settings: Settings | None = None, broker: dramatiq.Broker | None = None) -> Flask:
@@ -46,6 +47,7 @@ def create_app(settings: Settings | None = None, broker: dramatiq.Broker | None 
         calls_blueprint,
         gmail_blueprint,
         receipts_blueprint,
+        webhooks_blueprint,
         admin_blueprint,
     ):
         api.register_blueprint(child)

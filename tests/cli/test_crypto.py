@@ -146,3 +146,44 @@ def test_a_token_no_key_opens_is_reported_and_fails_the_command(
     [orphan_id] = orphan
     assert f"1 not readable with any configured key (ids {orphan_id})" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_every_encrypted_column_is_rotated() -> None:
+    from libs.common.key_rotation import ENCRYPTED_COLUMNS
+    from libs.common.models import Base
+
+    named = {f"{t.name}.{c.name}" for t in Base.metadata.tables.values() for c in t.columns
+             if c.name.endswith("_encrypted")}  # fmt: skip
+    assert named == {f"{c.table.name}.{c.name}" for c in ENCRYPTED_COLUMNS}
+
+
+def test_rotate_moves_webhook_signing_secrets_too(
+    database_url: str, db: Database, tmp_path: Path
+) -> None:
+    """Both the current secret and one rotated out but still in its grace period."""
+    from libs.common.models import WebhookEndpoint, utcnow
+    from libs.common.webhooks import endpoints
+
+    key_a, key_b = generate_key(), generate_key()
+    old_box = _box(key_a)
+    with db.session() as session:
+        business = Business(name="Hooks Co", timezone="UTC")
+        session.add(business)
+        session.flush()
+        endpoint, first = endpoints.create(session, old_box, business.id, "https://h.test/", ["*"])
+        second = endpoints.rotate_secret(endpoint, old_box, utcnow(), grace_s=3600)
+        session.commit()
+        endpoint_id = endpoint.id
+    env = service_env(DATABASE_URL=database_url, SWITCHBOARD_VAR_DIR=str(tmp_path),
+                      ENCRYPTION_KEYS=f"{key_b},{key_a}")  # fmt: skip
+    result = _cli(env, "crypto", "rotate")
+    assert result.returncode == 0, result.stderr
+    assert "webhook_endpoints.secret_encrypted: 1 re-encrypted" in result.stdout
+    assert "webhook_endpoints.previous_secret_encrypted: 1 re-encrypted" in result.stdout
+    new_box = _box(key_b)
+    with db.session() as session:
+        stored = session.get_one(WebhookEndpoint, endpoint_id)
+        assert new_box.decrypt(stored.secret_encrypted) == second
+        assert new_box.decrypt(stored.previous_secret_encrypted or "") == first
+    dump = _dump(db)
+    assert first.encode() not in dump and second.encode() not in dump

@@ -24,6 +24,9 @@ from libs.common.models import (
     Run,
     RunStatus,
     Schedule,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookEvent,
 )
 from tests.conftest import Tenant
 from tests.receipt_factories import make_attachment, make_receipts
@@ -44,6 +47,8 @@ class Owned:
     receipt_id: int
     attachment_id: int
     connection_id: int
+    endpoint_id: int
+    delivery_id: int
 
 
 def _own(db: Database, business_id: int) -> Owned:
@@ -66,7 +71,21 @@ def _own(db: Database, business_id: int) -> Owned:
         ids = (lead.id, dnc.id, run.id, call.id, job.id, schedule.id, connection.id)
     receipt_id = make_receipts(db, business_id, ids[6])[0]
     attachment_id = make_attachment(db, receipt_id, f"{MARKER}.pdf", "application/pdf", b"%PDF")
-    return Owned(*ids[:6], receipt_id, attachment_id, ids[6])
+    with db.session() as session:
+        endpoint = WebhookEndpoint(business_id=business_id, url=f"https://{MARKER}.test/",
+                                   description=MARKER, event_types=["*"],
+                                   secret_encrypted="x")  # fmt: skip
+        event = WebhookEvent(public_id=f"evt_{MARKER}", business_id=business_id,
+                             type="lead.created", payload={"marker": MARKER})  # fmt: skip
+        session.add_all([endpoint, event])
+        session.flush()
+        delivery = WebhookDelivery(event_id=event.id, endpoint_id=endpoint.id,
+                                   business_id=business_id, event_type="lead.created",
+                                   status="failed", last_error=MARKER)  # fmt: skip
+        session.add(delivery)
+        session.commit()
+        hooks = (endpoint.id, delivery.id)
+    return Owned(*ids[:6], receipt_id, attachment_id, ids[6], *hooks)
 
 
 #: Routes that name one of A's rows, with the body B sends: each must be a 404 for B.
@@ -89,6 +108,14 @@ SCOPED: dict[tuple[str, str], dict[str, Any] | None] = {
     ("PATCH", "/api/schedules/<int:schedule_id>"): {"enabled": False},
     ("DELETE", "/api/schedules/<int:schedule_id>"): None,
     ("GET", "/api/schedules/<int:schedule_id>/occurrences"): None,
+    ("GET", "/api/webhooks/endpoints/<int:endpoint_id>"): None,
+    ("PATCH", "/api/webhooks/endpoints/<int:endpoint_id>"): {"enabled": False},
+    ("DELETE", "/api/webhooks/endpoints/<int:endpoint_id>"): None,
+    ("POST", "/api/webhooks/endpoints/<int:endpoint_id>/rotate-secret"): {"grace_s": 0},
+    ("GET", "/api/webhooks/endpoints/<int:endpoint_id>/deliveries"): None,
+    ("POST", "/api/webhooks/endpoints/<int:endpoint_id>/redeliver-failed"): None,
+    ("GET", "/api/webhooks/deliveries/<int:delivery_id>"): None,
+    ("POST", "/api/webhooks/deliveries/<int:delivery_id>/redeliver"): None,
 }
 #: Routes that create or act within the caller's business, naming A's rows in the body: B
 #: gets a 404 (or 400) and nothing of A's is touched or created.
@@ -99,7 +126,7 @@ BODY_NAMES_A = {
 }
 #: Listings: B's response must not show any of A's rows.
 LISTS = ["/api/calls", "/api/dnc", "/api/gmail/connections", "/api/leads", "/api/receipts",
-         "/api/runs", "/api/schedules"]  # fmt: skip
+         "/api/runs", "/api/schedules", "/api/webhooks/endpoints"]  # fmt: skip
 #: Routes only operators may use: 403 for a business token.
 OPERATOR = {
     ("GET", "/api/admin/failed"), ("DELETE", "/api/admin/failed/<dead_letter_id>"),
@@ -122,6 +149,8 @@ OWN_OR_PUBLIC = {
     ("POST", "/api/schedules/trigger"): "business_id other than the caller's is refused "
     "(tests/api/test_schedules.py)",
     ("POST", "/api/system/ping"): "a ping message, no business data",
+    ("POST", "/api/webhooks/endpoints"): "creates in the caller's business",
+    ("GET", "/api/webhooks/event-types"): "the catalogue, the same for everyone",
     ("GET", "/healthz"): "internal, not routed by nginx",
     ("GET", "/metrics"): "internal, not routed by nginx",
     ("GET", "/readyz"): "internal, not routed by nginx",
@@ -144,7 +173,8 @@ def _path(rule: str, a: Owned) -> str:
     values = {"call_id": a.call_id, "entry_id": a.dnc_id, "connection_id": a.connection_id,
               "job_id": a.job_id, "lead_id": a.lead_id, "receipt_id": a.receipt_id,
               "attachment_id": a.attachment_id, "run_id": a.run_id,
-              "schedule_id": a.schedule_id}  # fmt: skip
+              "schedule_id": a.schedule_id, "endpoint_id": a.endpoint_id,
+              "delivery_id": a.delivery_id}  # fmt: skip
     for name, value in values.items():
         rule = rule.replace(f"<int:{name}>", str(value))
     return rule
@@ -157,8 +187,29 @@ def _counts(db: Database, business_id: int) -> dict[str, Any]:
             model.__tablename__: session.scalar(
                 select(func.count()).select_from(model).where(model.business_id == business_id)
             )
-            for model in (Lead, DncEntry, Run, Call, Schedule, Receipt, GmailConnection)
+            for model in (
+                Lead,
+                DncEntry,
+                Run,
+                Call,
+                Schedule,
+                Receipt,
+                GmailConnection,
+                WebhookEndpoint,
+                WebhookEvent,
+                WebhookDelivery,
+            )
         }
+        counts["endpoints"] = [
+            (e.url, e.enabled, e.event_types, e.secret_encrypted, e.previous_secret_encrypted)
+            for e in session.scalars(
+                select(WebhookEndpoint).where(WebhookEndpoint.business_id == business_id))
+        ]  # fmt: skip
+        counts["deliveries"] = [
+            (d.status, d.next_attempt_at, d.retries_used)
+            for d in session.scalars(
+                select(WebhookDelivery).where(WebhookDelivery.business_id == business_id))
+        ]  # fmt: skip
         counts["lead names"] = sorted(session.scalars(
             select(Lead.name).where(Lead.business_id == business_id)))  # fmt: skip
         counts["run statuses"] = sorted(str(s) for s in session.scalars(

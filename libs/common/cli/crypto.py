@@ -14,7 +14,7 @@ from libs.common.settings import ConfigError, Settings
 
 @click.group()
 def crypto() -> None:
-    """Encryption keys for stored secrets (Gmail refresh tokens)."""
+    """Encryption keys for stored secrets (Gmail refresh tokens, webhook signing secrets)."""
 
 
 @crypto.command("generate-key")
@@ -53,7 +53,8 @@ def rotate(settings: Settings, batch_size: int) -> None:
         ids = ", ".join(map(str, result.unreadable[:50]))
         click.echo(
             f"{result.column}: {len(result.unreadable)} not readable with any configured key "
-            f"(ids {ids}); put their key back in ENCRYPTION_KEYS, or reconnect those inboxes",
+            f"(ids {ids}); put their key back in ENCRYPTION_KEYS, or reconnect those inboxes "
+            "(webhook endpoints: rotate their secret)",
             err=True,
         )
     if unreadable:

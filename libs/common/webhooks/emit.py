@@ -39,7 +39,7 @@ from libs.common.models import (
     WebhookEvent,
     utcnow,
 )
-from libs.common.outbox import enqueue_after_commit
+from libs.common.outbox import Outgoing, enqueue_after_commit
 from libs.common.webhooks.catalogue import EVENT_TYPES, call_data, run_data
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -136,9 +136,10 @@ def emit(
 def send_delivery_after_commit(
     session: Session, delivery_id: int, broker: dramatiq.Broker | None = None
 ) -> None:
-    """Ask for the delivery's message once ``session`` commits. Losing it is harmless: the
-    sweep sends every due delivery again."""
-    enqueue_after_commit(session, WEBHOOKS_DELIVER.message(delivery_id=delivery_id), broker)
+    """Ask for the delivery's message once ``session`` commits. Repairable: a broker that
+    refuses it is logged, not raised (the change committed), and the sweep sends it."""
+    message = WEBHOOKS_DELIVER.message(delivery_id=delivery_id)
+    enqueue_after_commit(session, Outgoing(message, repairable=True), broker)
 
 
 def _fresh(session: Session, model: type[Any], row_id: int) -> Any:

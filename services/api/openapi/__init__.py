@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.api.openapi import admin, campaigns, core, receipts, schedules
+from services.api.openapi import admin, campaigns, core, receipts, schedules, webhooks
 
 PATHS: dict[str, dict[str, Any]] = {
     **core.PATHS,
     **campaigns.PATHS,
     **schedules.PATHS,
     **receipts.PATHS,
+    **webhooks.PATHS,
     **admin.PATHS,
 }
 
@@ -27,6 +28,8 @@ def document() -> dict[str, Any]:
         "servers": [{"url": "/"}],
         "security": [{"bearer": []}],
         "paths": PATHS,
+        # What Switchboard sends to a business's own endpoints (event webhooks).
+        "webhooks": webhooks.WEBHOOKS,
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
             "schemas": {
@@ -34,6 +37,7 @@ def document() -> dict[str, Any]:
                 **campaigns.SCHEMAS,
                 **schedules.SCHEMAS,
                 **receipts.SCHEMAS,
+                **webhooks.SCHEMAS,
                 **admin.SCHEMAS,
             },
         },
