@@ -158,7 +158,11 @@ def row_ids(client: FlaskClient, tenant_a: Tenant) -> dict[str, int]:
         headers=tenant_a.headers,
     )  # fmt: skip
     assert schedule.status_code == 201, schedule.json
-    return {"lead_id": lead.json["id"], "schedule_id": schedule.json["id"]}
+    endpoint = client.post("/api/webhooks/endpoints", headers=tenant_a.headers,
+                           json={"url": "https://hooks.test/", "event_types": ["*"]})  # fmt: skip
+    assert endpoint.status_code == 201, endpoint.json
+    return {"lead_id": lead.json["id"], "schedule_id": schedule.json["id"],
+            "endpoint_id": endpoint.json["id"]}  # fmt: skip
 
 
 def _problem(response: Any) -> str | None:

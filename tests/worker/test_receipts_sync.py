@@ -214,3 +214,40 @@ def test_the_quota_is_kept_by_design_not_by_429s(
     # Past the burst (5 % of the quota) units come at 90 % of the quota's rate.
     paced = (counts["units_total"] - limit * 0.05) / (limit * 0.9 / 60)
     assert elapsed >= paced * 0.9, (elapsed, paced, counts)
+
+
+def test_each_stored_receipt_is_one_receipt_synced_event_delivered_to_the_business(
+    db: Database, worker_settings: Settings, gsim: GmailSimulator, stub_broker: StubBroker,
+    stub_worker: Worker,
+) -> None:  # fmt: skip
+    import jsonschema
+
+    from libs.common.models import WebhookEvent
+    from libs.common.webhooks import catalogue, endpoints
+    from tests.support.webhook_receiver import webhook_receiver
+
+    gsim.generate(60, receipt_ratio=0.5, attachment_ratio=0.5, seed=3)
+    connection_id = _connect(db, worker_settings, gsim)
+    with webhook_receiver() as receiver:
+        with db.session() as session:
+            business_id = session.get_one(GmailConnection, connection_id).business_id
+            endpoints.create(session, secret_box(worker_settings), business_id, receiver.url,
+                             ["receipt.synced"])  # fmt: skip
+            session.commit()
+        _sync(db, stub_broker, stub_worker, connection_id)
+        _sync(db, stub_broker, stub_worker, connection_id)  # a resync stores nothing new
+        stub_broker.join("webhooks", fail_fast=True)
+        stub_worker.join()
+        receipts = _receipts(db)
+        with db.session() as session:
+            events = session.scalars(select(WebhookEvent)).all()
+        assert sorted(e.payload["data"]["gmail_message_id"] for e in events) == sorted(receipts)
+        schema = catalogue.envelope_schema(catalogue.EVENT_TYPES["receipt.synced"])
+        for event in events:
+            jsonschema.validate(event.payload, schema)
+        with_files = [e for e in events if e.payload["data"]["attachments"]]
+        assert with_files and all(len(a["sha256"]) == 64 for e in with_files
+                                  for a in e.payload["data"]["attachments"])  # fmt: skip
+        assert sorted(r.event_id for r in receiver.accepted()) == sorted(
+            e.public_id for e in events
+        )
