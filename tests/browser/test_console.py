@@ -416,3 +416,84 @@ def test_receipts_sync_states(
     tab.shot("03-queue-unavailable")
     assert tab.problems == [], tab.problems
     tab.close()
+
+
+def test_webhook_endpoints_and_redelivery(
+    console: Console, db: Database, browser: Browser, artifacts: Path
+) -> None:
+    """Register an endpoint (its secret shown once), watch deliveries fail at a broken
+    receiver, disable it, fix the receiver, enable it, redeliver one and then every failed one;
+    each event reaches the receiver once. A disabled endpoint's notice is shown."""
+    from playwright.sync_api import expect
+    from sqlalchemy import update
+
+    from libs.common.models import WebhookEndpoint
+    from tests.support.webhook_receiver import webhook_receiver
+
+    business = make_business(db, "Hooked Bakery", limit=3)
+    tab = Tab(browser, console.url, artifacts, DESKTOP, "webhooks")
+    page = tab.page
+    with webhook_receiver() as receiver:
+        receiver.script.status = 500
+        tab.sign_in(business.token, "/webhooks")
+        page.locator("input[name=url]").fill(receiver.url)
+        page.locator("input[name=description]").fill("Our CRM")
+        page.get_by_role("button", name="Register endpoint").click()
+        secret = page.locator("pre.secret")
+        expect(secret).to_contain_text("whsec_")
+        expect(page.locator("#webhook-secret")).to_contain_text("it is not shown again")
+        endpoint_id = secret.get_attribute("data-endpoint-id")
+        tab.shot("01-endpoint-registered")
+
+        leads = [{"phone": "+14155556001"}, {"phone": "+14155556002"}]
+        assert console.api("POST", "/leads/bulk", business.token, json={"leads": leads}).ok
+        receiver.wait_for(lambda r: len({x.event_id for x in r.received()}) == 2,
+                          what="both events attempted")  # fmt: skip
+        log = page.locator("#deliveries")
+        expect(log.locator("tr[data-delivery-id]")).to_have_count(2)
+        expect(log.locator("tbody")).to_contain_text("HTTP 500")
+        tab.shot("02-deliveries-failing")
+
+        # Disabled: what was pending fails, ready to be redelivered.
+        page.get_by_role("button", name=f"Disable endpoint {endpoint_id}").click()
+        expect(log.locator('tr[data-status="failed"]')).to_have_count(2)
+        receiver.script.status = 200
+        page.get_by_role("button", name=f"Enable endpoint {endpoint_id}").click()
+        expect(page.locator(f'tr[data-endpoint-id="{endpoint_id}"]')).to_have_attribute(
+            "data-enabled", "true")  # fmt: skip
+
+        first = log.locator("tr[data-delivery-id]").last  # newest first: the oldest is last
+        first_id = first.get_attribute("data-delivery-id")
+        page.get_by_role("button", name=f"Redeliver delivery {first_id}").click()
+        expect(page.locator("#banner")).to_contain_text(f"Delivery {first_id} was sent again")
+        expect(log.locator(f'tr[data-delivery-id="{first_id}"]')).to_have_attribute(
+            "data-status", "succeeded", timeout=30_000)  # fmt: skip
+        page.get_by_role(
+            "button", name=f"Redeliver failed deliveries of endpoint {endpoint_id}"
+        ).click()
+        expect(page.locator("#banner")).to_contain_text("1 failed delivery was sent again")
+        expect(log.locator('tr[data-status="succeeded"]')).to_have_count(2, timeout=30_000)
+        tab.shot("03-redelivered")
+        accepted = [r.event_id for r in receiver.accepted()]
+        assert len(accepted) == len(set(accepted)) == 2, receiver.summary()
+
+        page.get_by_role("button", name=f"Details of delivery {first_id}").click()
+        details = page.locator("#delivery-details")
+        expect(details).to_contain_text("http_error")
+        expect(details).to_contain_text("succeeded")
+        tab.shot("04-delivery-details")
+
+    # An endpoint the worker disabled after days of failures: the page says so and why.
+    reason = ("Disabled on 2026-01-05 10:00 UTC: every delivery attempt since 2025-12-31 "
+              "09:00 UTC failed.")  # fmt: skip
+    with db.session() as session:
+        session.execute(update(WebhookEndpoint).where(WebhookEndpoint.id == int(endpoint_id or 0))
+                        .values(enabled=False, disabled_reason=reason))  # fmt: skip
+        session.commit()
+    page.reload()
+    expect(page.locator("#webhook-notices")).to_contain_text(
+        f"Endpoint {endpoint_id} ({receiver.url}) is disabled. Disabled on 2026-01-05"
+    )
+    tab.shot("05-disabled-notice")
+    assert tab.problems == [], tab.problems
+    tab.close()

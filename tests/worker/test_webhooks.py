@@ -313,7 +313,7 @@ def test_an_endpoint_failing_for_days_is_disabled_with_a_notice(
     receiver.script.status = 200
     with db.session() as session:
         endpoint = session.get_one(WebhookEndpoint, endpoint_id)
-        endpoints.set_enabled(endpoint, True)
+        endpoints.set_enabled(session, endpoint, True)
         count = endpoints.redeliver_failed(session, endpoint, utcnow(), len(SCHEDULE), stub_broker)
         session.commit()
     assert count == 2

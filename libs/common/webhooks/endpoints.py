@@ -14,6 +14,7 @@ import dramatiq
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from libs.common import metrics
 from libs.common.crypto import SecretBox
 from libs.common.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
 from libs.common.webhooks.catalogue import ALL_TYPES, EVENT_TYPES
@@ -90,11 +91,30 @@ def rotate_secret(endpoint: WebhookEndpoint, box: SecretBox, now: datetime, grac
     return secret
 
 
-def set_enabled(endpoint: WebhookEndpoint, enabled: bool) -> None:
-    endpoint.enabled = enabled
-    if enabled:
-        # A fresh start: the failures that disabled it are not held against it again.
+def set_enabled(session: Session, endpoint: WebhookEndpoint, enabled: bool) -> None:
+    """Enable (a fresh start: past failures are not held against it) or disable (what was
+    pending for it fails now, ready for a redelivery once it is enabled again)."""
+    if enabled and not endpoint.enabled:
         endpoint.disabled_at = endpoint.disabled_reason = endpoint.failing_since = None
+    elif not enabled and endpoint.enabled:
+        fail_pending(session, endpoint.id, "the endpoint was disabled")
+    endpoint.enabled = enabled
+
+
+def fail_pending(session: Session, endpoint_id: int, reason: str) -> int:
+    """Fail the endpoint's pending deliveries; returns how many."""
+    ids = session.scalars(
+        update(WebhookDelivery)
+        .where(
+            WebhookDelivery.endpoint_id == endpoint_id,
+            WebhookDelivery.status == DeliveryStatus.PENDING.value,
+        )
+        .values(status=DeliveryStatus.FAILED.value, next_attempt_at=None, last_error=reason)
+        .returning(WebhookDelivery.id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    metrics.EVENT_WEBHOOK_DELIVERIES.labels(DeliveryStatus.FAILED.value).inc(len(ids))
+    return len(ids)
 
 
 def redeliver(

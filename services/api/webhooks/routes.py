@@ -244,7 +244,7 @@ def update_endpoint(endpoint_id: int) -> Response:
         endpoint.description = bounded_text(body["description"], "description",
                                             endpoints.MAX_DESCRIPTION)  # fmt: skip
     if "enabled" in body:
-        endpoints.set_enabled(endpoint, _enabled(body["enabled"]))
+        endpoints.set_enabled(get_session(), endpoint, _enabled(body["enabled"]))
     get_session().commit()
     return jsonify(_show(endpoint))
 

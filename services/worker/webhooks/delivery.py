@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Table, func, update
+from sqlalchemy import Table, func, update
 from sqlalchemy.orm import Session
 
 from libs.common import metrics
@@ -30,6 +30,7 @@ from libs.common.models import (
     WebhookEvent,
 )
 from libs.common.settings import Settings
+from libs.common.webhooks import endpoints
 from services.worker.webhooks.sender import Answer
 
 logger = logging.getLogger(__name__)
@@ -183,23 +184,8 @@ def disable(session: Session, endpoint_id: int, failing_since: datetime, now: da
         .where(ENDPOINTS.c.id == endpoint_id)
         .values(enabled=False, disabled_at=now, disabled_reason=reason)
     )
-    failed = cast(
-        CursorResult[Any],
-        session.execute(
-            update(DELIVERIES)
-            .where(
-                DELIVERIES.c.endpoint_id == endpoint_id,
-                DELIVERIES.c.status == DeliveryStatus.PENDING.value,
-            )
-            .values(
-                status=DeliveryStatus.FAILED.value,
-                next_attempt_at=None,
-                last_error="the endpoint was disabled",
-            ),
-        ),
-    ).rowcount
+    failed = endpoints.fail_pending(session, endpoint_id, "the endpoint was disabled")
     metrics.EVENT_WEBHOOK_ENDPOINTS_DISABLED.inc()
-    metrics.EVENT_WEBHOOK_DELIVERIES.labels(DeliveryStatus.FAILED.value).inc(failed)
     logger.warning(
         "webhook endpoint %d disabled: failing since %s; %d pending deliveries failed",
         endpoint_id, failing_since.isoformat(), failed,

@@ -10,6 +10,7 @@ import * as runs from "./pages/runs.js";
 import * as calls from "./pages/calls.js";
 import * as schedules from "./pages/schedules.js";
 import * as receipts from "./pages/receipts.js";
+import * as webhooks from "./pages/webhooks.js";
 import * as queues from "./pages/queues.js";
 import * as workers from "./pages/workers.js";
 import * as failed from "./pages/failed.js";
@@ -22,6 +23,7 @@ const PAGES = [
   { path: "/calls", title: "Calls", group: "Business", page: calls },
   { path: "/schedules", title: "Schedules", group: "Business", page: schedules },
   { path: "/receipts", title: "Receipts", group: "Business", page: receipts },
+  { path: "/webhooks", title: "Webhooks", group: "Business", page: webhooks },
   { path: "/ops/queues", title: "Queues", group: "Operator", page: queues },
   { path: "/ops/workers", title: "Workers", group: "Operator", page: workers },
   { path: "/ops/failed", title: "Failed jobs", group: "Operator", page: failed },
