@@ -11,6 +11,8 @@ import logging
 import time
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
+from typing import Any
 
 import jsonschema
 import pytest
@@ -447,3 +449,34 @@ def test_every_catalogue_schema_is_valid_json_schema() -> None:
         jsonschema.Draft202012Validator.check_schema(catalogue.envelope_schema(kind))
     assert set(catalogue.EVENT_TYPES) >= {"call.completed", "run.completed", "lead.created",
                                           "receipt.synced"}  # fmt: skip
+
+
+def _readme_verifier() -> Any:
+    """The ``verify`` function of the README's "Verifying a delivery" snippet, as printed."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("### Verifying a delivery", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict[str, Any] = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    return namespace["verify"]
+
+
+def test_the_readme_snippet_verifies_a_real_delivery(
+    db: Database, stub_broker: StubBroker, stub_worker: Worker, worker_settings: Settings,
+    receiver: Receiver,
+) -> None:  # fmt: skip
+    verify = _readme_verifier()
+    business_id, endpoint_id, secret = make_endpoint(db, worker_settings, receiver.url)
+    with db.session() as session:  # mid-rotation: two signatures in the header
+        endpoint = session.get_one(WebhookEndpoint, endpoint_id)
+        new = endpoints.rotate_secret(endpoint, secret_box(worker_settings), utcnow(), 3600)
+        session.commit()
+    create_leads(db, stub_broker, business_id, 1)
+    run_all(stub_broker, stub_worker)
+    [request] = receiver.received()
+    assert verify(new, request.headers, request.body) is True
+    assert verify(secret, request.headers, request.body) is True  # the old one, in its grace
+    assert verify(signing.generate_secret(), request.headers, request.body) is False
+    assert verify(new, request.headers, request.body.replace(b"Lead", b"Lean")) is False
+    stale = {**request.headers, "webhook-timestamp": str(int(time.time()) - 301)}
+    assert verify(new, stale, request.body) is False
