@@ -17,6 +17,7 @@ _SECRET_PATTERNS = (
     re.compile(r"(?i)(authorization[\"']?\s*[:=]\s*[\"']?)(bearer|basic)?\s*[^\s\"',;]+"),
     re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/=-]+"),
     re.compile(r"\b(sb_)[A-Za-z0-9_-]{16,}"),
+    re.compile(r"\b(whsec_)[A-Za-z0-9+/=]{16,}"),
     re.compile(
         r"(?i)((?:password|passwd|secret|token|refresh_token|access_token|auth_token|api_key)"
         r"[\"']?\s*[:=]\s*[\"']?)[^\s\"'&,;]+"

@@ -22,12 +22,14 @@ SECRET_TOKEN = "sb_" + "A1b2C3d4" * 5
         "postgresql://app:hunter2hunter2@db:5432/switchboard",
         "password: hunter2hunter2",
         "TWILIO auth_token=abcdef0123456789",
+        "endpoint 3 signs with whsec_hunter2hunter2Zm9vYmFyYmF6cXV4cXV1eA==",
     ],
 )
 def test_secret_shapes_are_scrubbed(line: str) -> None:
     scrubbed = Redactor()(line)
     assert "[REDACTED]" in scrubbed
-    for secret in (SECRET_TOKEN, "1//0gLongGoogleRefreshToken", "hunter2hunter2", "abcdef0123"):
+    for secret in (SECRET_TOKEN, "1//0gLongGoogleRefreshToken", "hunter2hunter2", "abcdef0123",
+                   "Zm9vYmFy"):  # fmt: skip
         assert secret not in scrubbed
 
 

@@ -1,7 +1,8 @@
 """The suite's log-secret scan: everything logged while the tests ran — every in-process log
 record and every service process's log file — is searched for secrets.
 
-Secrets are found two ways: by shape (our API tokens' ``sb_`` prefix, Google's refresh/access
+Secrets are found two ways: by shape (our API tokens' ``sb_`` prefix, webhook signing secrets'
+``whsec_``, Google's refresh/access
 token and authorization-code prefixes, an Authorization header with a credential after it) and
 by value (secrets the fixtures registered with ``remember``: Twilio auth tokens, encryption
 keys). In-process records are passed through the production log filter's redactor first, as
@@ -22,6 +23,7 @@ SHAPES = {
     "Google refresh token": re.compile(r"\b1//0[A-Za-z0-9_-]{20,}"),
     "Google access token": re.compile(r"\bya29\.[A-Za-z0-9_-]{20,}"),
     "OAuth authorization code": re.compile(r"\b4/0[A-Za-z0-9_-]{20,}"),
+    "webhook signing secret": re.compile(r"\bwhsec_[A-Za-z0-9+/=]{20,}"),
     "Authorization header": re.compile(
         r"(?i)authorization[\"']?\s*[:=]\s*[\"']?(?:bearer|basic)\s+(?!\[REDACTED\])[A-Za-z0-9]"
     ),

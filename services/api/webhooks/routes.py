@@ -274,19 +274,17 @@ def rotate_secret(endpoint_id: int) -> Response:
 def list_deliveries(endpoint_id: int) -> Response:
     endpoint = _endpoint_or_404(endpoint_id)
     page, per_page = pagination()
-    query = select(WebhookDelivery).where(WebhookDelivery.endpoint_id == endpoint.id)
+    where = [WebhookDelivery.endpoint_id == endpoint.id]
     if status := query_choice("status", {s.value for s in DeliveryStatus}):
-        query = query.where(WebhookDelivery.status == status)
+        where.append(WebhookDelivery.status == status)
     if event_type := query_choice("event_type", set(catalogue.EVENT_TYPES)):
-        query = query.where(WebhookDelivery.event_type == event_type)
+        where.append(WebhookDelivery.event_type == event_type)
     session = get_session()
-    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    total = session.scalar(select(func.count()).select_from(WebhookDelivery).where(*where)) or 0
     rows = session.execute(
         select(WebhookDelivery, WebhookEvent.public_id)
         .join(WebhookEvent, WebhookEvent.id == WebhookDelivery.event_id)
-        .where(
-            WebhookDelivery.id.in_(query.with_only_columns(WebhookDelivery.id).scalar_subquery())
-        )
+        .where(*where)
         .order_by(WebhookDelivery.id.desc())
         .offset((page - 1) * per_page)
         .limit(per_page)
