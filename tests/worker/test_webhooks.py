@@ -480,3 +480,41 @@ def test_the_readme_snippet_verifies_a_real_delivery(
     assert verify(new, request.headers, request.body.replace(b"Lead", b"Lean")) is False
     stale = {**request.headers, "webhook-timestamp": str(int(time.time()) - 301)}
     assert verify(new, stale, request.body) is False
+
+
+def test_an_event_exists_only_if_its_change_committed(
+    db: Database, stub_broker: StubBroker, worker_settings: Settings
+) -> None:
+    business_id, _, _ = make_endpoint(db, worker_settings, "http://a.test/")
+    with db.session() as session:
+        upsert_leads(session, business_id, [LeadInput("+14155557777")], "api", stub_broker)
+        session.rollback()
+    with db.session() as session:
+        assert session.scalars(select(WebhookEvent)).all() == []
+    assert stub_broker.queues["webhooks"].qsize() == 0  # the outbox dropped the messages
+
+
+class _DownBroker(StubBroker):
+    def enqueue(self, message: Any, *, delay: int | None = None) -> Any:
+        raise ConnectionError("the broker is down")
+
+
+def test_a_broker_down_at_the_commit_loses_no_event(
+    db: Database, stub_broker: StubBroker, stub_worker: Worker, worker_settings: Settings,
+    receiver: Receiver, caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    """The lead is created (no error for its producer); the delivery waits in its row and the
+    sweep sends it."""
+    business_id, _, _ = make_endpoint(db, worker_settings, receiver.url)
+    down = _DownBroker()
+    with db.session() as session, caplog.at_level(logging.WARNING):
+        upsert_leads(session, business_id, [LeadInput("+14155557778")], "api", down)
+        session.commit()
+    assert "webhooks.deliver not sent after commit" in caplog.text
+    [pending] = deliveries(db)
+    assert pending.status == "pending" and receiver.received() == []
+    time.sleep(3 * worker_settings.webhook_sweep_s + 0.1)
+    WEBHOOKS_SWEEP.send(stub_broker, period_start=0)
+    stub_broker.join("maintenance", fail_fast=True)
+    run_all(stub_broker, stub_worker)
+    assert len(receiver.accepted()) == 1 and deliveries(db)[0].status == "succeeded"
