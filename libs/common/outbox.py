@@ -10,6 +10,7 @@ caller to answer 503 or compensate.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,7 +53,17 @@ def pending_messages(session: Session) -> list[dramatiq.Message[Any]]:
 
 @event.listens_for(Session, "after_commit")
 def _send_pending(session: Session) -> None:
-    pending: list[tuple[dramatiq.Broker | None, Outgoing]] = session.info.pop(_PENDING, [])
+    send(session.info.pop(_PENDING, []))
+
+
+def send_committed(messages: Iterable[Outgoing], broker: dramatiq.Broker | None = None) -> None:
+    """Send messages whose rows a transaction without a Session has just committed (a hot
+    path written on a Connection): the same sender, called by the committer."""
+    send([(broker, outgoing) for outgoing in messages])
+
+
+def send(pending: Iterable[tuple[dramatiq.Broker | None, Outgoing]]) -> None:
+    """The one sender: each message to its broker (the global one by default)."""
     unsent: list[str] = []
     for broker, outgoing in pending:
         try:
