@@ -101,6 +101,17 @@ def attempts(db: Database, delivery_id: int) -> list[WebhookAttempt]:
         return list(session.scalars(query.order_by(WebhookAttempt.number)))
 
 
+def recorded(db: Database, delivery_id: int, timeout_s: float = 10) -> WebhookAttempt:
+    """The delivery's first attempt, once the worker has recorded its answer."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        tried = attempts(db, delivery_id)
+        if tried and tried[0].outcome != "in_flight":
+            return tried[0]
+        time.sleep(0.05)
+    raise AssertionError(f"delivery {delivery_id}: no attempt recorded")
+
+
 def test_a_new_lead_reaches_the_endpoint_signed_with_its_event_id(
     db: Database, stub_broker: StubBroker, stub_worker: Worker, worker_settings: Settings,
     receiver: Receiver,
@@ -186,20 +197,14 @@ def test_redirects_are_not_followed_and_slow_receivers_time_out(
     business_id, _, _ = make_endpoint(db, worker_settings, receiver.url)
     create_leads(db, stub_broker, business_id, 1)
     receiver.wait_for(lambda r: len(r.received()) == 1, what="the first attempt")
-    time.sleep(0.1)
-    first = attempts(db, deliveries(db)[0].id)[0]
+    first = recorded(db, deliveries(db)[0].id)
     assert first.outcome == "http_error" and first.http_status == 302
     assert first.error == ("HTTP 302: redirects are not followed "
                            "(Location: http://169.254.169.254/latest/meta-data/)")  # fmt: skip
 
     receiver.script = Script(delay_s=2.5)  # beyond WEBHOOK_TIMEOUT_S=1
     create_leads(db, stub_broker, business_id, 1)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        second = attempts(db, deliveries(db)[1].id)
-        if second and second[0].outcome != "in_flight":
-            break
-        time.sleep(0.05)
+    second = [recorded(db, deliveries(db)[1].id)]
     assert second[0].outcome == "timeout" and second[0].error == "no answer within 1 s"
     assert 900 <= (second[0].latency_ms or 0) < 2500
 
@@ -518,3 +523,34 @@ def test_a_broker_down_at_the_commit_loses_no_event(
     stub_broker.join("maintenance", fail_fast=True)
     run_all(stub_broker, stub_worker)
     assert len(receiver.accepted()) == 1 and deliveries(db)[0].status == "succeeded"
+
+
+def test_a_binary_answer_is_logged_and_a_deleted_endpoint_ends_its_attempt_quietly(
+    db: Database, stub_broker: StubBroker, stub_worker: Worker, worker_settings: Settings,
+    receiver: Receiver,
+) -> None:  # fmt: skip
+    receiver.script.answer = b"\x00\x01\xffbinary\x00"
+    business_id, endpoint_id, _ = make_endpoint(db, worker_settings, receiver.url)
+    create_leads(db, stub_broker, business_id, 1)
+    run_all(stub_broker, stub_worker)
+    [attempt] = attempts(db, deliveries(db)[0].id)
+    assert attempt.outcome == "succeeded" and attempt.response_snippet is not None
+    assert "binary" in attempt.response_snippet and "\x00" not in attempt.response_snippet
+
+    from services.worker.webhooks.sender import Answer
+
+    create_leads(db, stub_broker, business_id, 1)
+    stub_broker.flush_all()
+    pending = deliveries(db)[1]
+    with db.session() as session:
+        claimed = delivery_module.claim(session, pending.id, utcnow(), worker_settings)
+        session.commit()
+    assert claimed is not None
+    with db.session() as session:  # deleted while the request was out
+        session.delete(session.get_one(WebhookEndpoint, endpoint_id))
+        session.commit()
+    with db.session() as session:
+        answer = Answer(AttemptOutcome.SUCCEEDED, 0.01, 200, "ok")
+        assert delivery_module.record(session, claimed, answer, utcnow(), worker_settings) is None
+        session.commit()
+    assert deliveries(db) == []

@@ -111,14 +111,18 @@ def record(
     """Store the attempt's answer and what follows; returns the delay of the retry when one is
     scheduled. The caller commits."""
     succeeded = answer.outcome is AttemptOutcome.SUCCEEDED
-    attempt = session.get_one(WebhookAttempt, claimed.attempt_id)
+    # Locked first, as redelivery does; gone when the endpoint (or business) was deleted
+    # during the attempt: nothing is left to record.
+    delivery = session.get(WebhookDelivery, claimed.delivery_id, with_for_update=True)
+    attempt = session.get(WebhookAttempt, claimed.attempt_id)
+    if delivery is None or attempt is None:
+        return None
     attempt.outcome = answer.outcome.value
     attempt.finished_at = now
     attempt.http_status = answer.http_status
     attempt.latency_ms = round(answer.latency_s * 1000)
     attempt.response_snippet = answer.snippet
     attempt.error = answer.error
-    delivery = session.get_one(WebhookDelivery, claimed.delivery_id, with_for_update=True)
     delivery.last_http_status, delivery.last_error = answer.http_status, answer.error
     retry_in: float | None = None
     if delivery.status != DeliveryStatus.PENDING:

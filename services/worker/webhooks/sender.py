@@ -91,12 +91,12 @@ def post(
         pool.close()
     latency = time.monotonic() - started
     status = response.status
-    snippet = start.decode("utf-8", errors="replace")
+    snippet = _text(start.decode("utf-8", errors="replace"))
     if 200 <= status < 300:
         return Answer(AttemptOutcome.SUCCEEDED, latency, status, snippet)
     error = f"HTTP {status}"
     if 300 <= status < 400:
-        location = (response.headers.get("Location") or "")[:200]
+        location = _text(response.headers.get("Location") or "")[:200]
         error += f": redirects are not followed (Location: {location or 'none'})"
     return Answer(AttemptOutcome.HTTP_ERROR, latency, status, snippet, error)
 
@@ -109,4 +109,9 @@ def _describe(exc: BaseException, target: ssrf.Target) -> str:
     reason = str(cause) or type(cause).__name__
     if "]" in reason and reason.startswith("[Errno"):
         reason = reason.split("]", 1)[1].strip()
-    return f"{target.host}:{target.port} ({target.address}): {reason}"[:500]
+    return _text(f"{target.host}:{target.port} ({target.address}): {reason}"[:500])
+
+
+def _text(value: str) -> str:
+    """Storable text: whatever an endpoint answers, PostgreSQL refuses NUL characters."""
+    return value.replace("\x00", "\ufffd")
