@@ -26,8 +26,8 @@ lint: $(STAMP) ## ruff lint and format check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-typecheck: $(STAMP) ## mypy on libs/common
-	$(BIN)/mypy libs/common
+typecheck: $(STAMP) ## mypy (strict) on libs/common and services/api
+	$(BIN)/mypy libs/common services/api
 
 pytest: $(STAMP) ## The pytest suite (real PostgreSQL and Redis when reachable; required when CI=true)
 	$(BIN)/pytest $(PYTEST_ARGS)
