@@ -32,8 +32,8 @@ from libs.common.models import (
     utcnow,
 )
 from libs.common.settings import Settings
-from tests.conftest import empty_database
 from tests.browser.spa_reads import RECORDER, undocumented
+from tests.conftest import empty_database
 from tests.receipt_factories import make_receipts
 from tests.support.browser import chromium_executable, require_playwright
 from tests.support.nginx import nginx_binary, render
