@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint typecheck pytest clean bench bench-dialer bench-schedules bench-media bench-receipts bench-queue bench-queue-variants bench-webhook bench-latency bench-report soak reliability-report
+.PHONY: help run test lint lint-js typecheck pytest clean bench bench-api bench-dialer bench-schedules bench-media bench-receipts bench-queue bench-queue-variants bench-webhook bench-latency bench-report soak reliability-report
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -22,9 +22,20 @@ run: $(STAMP) ## Run api, calls, worker and scheduler on embedded defaults (SQLi
 
 test: $(STAMP) lint typecheck pytest ## Lint, type-check and run the whole test suite
 
-lint: $(STAMP) ## ruff lint and format check
+lint: $(STAMP) lint-js ## ruff lint and format check, and ESLint over the console
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# ESLint, pinned in tools/jslint/package-lock.json, installed by npm from the registry into the
+# ignored tools/jslint/node_modules (needs Node.js 20.19+ and npm, as Debian's nodejs gives).
+JSLINT := tools/jslint
+$(JSLINT)/node_modules/.installed: $(JSLINT)/package.json $(JSLINT)/package-lock.json
+	npm ci --prefix $(JSLINT) --no-audit --no-fund --loglevel=error
+	touch $@
+
+lint-js: $(JSLINT)/node_modules/.installed ## ESLint over the console's JavaScript (deploy/nginx/html/app)
+	$(JSLINT)/node_modules/.bin/eslint --config $(JSLINT)/eslint.config.js \
+		deploy/nginx/html/app tests/browser/api_reads.js
 
 typecheck: $(STAMP) ## mypy (strict) on libs/common and services/api
 	$(BIN)/mypy libs/common services/api
