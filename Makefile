@@ -75,6 +75,9 @@ bench-webhook: $(STAMP) ## Signed Twilio status callbacks through nginx: the cal
 bench-latency: $(STAMP) ## HTTP request to actor start, p50/p99 at light and heavy load
 	$(BENCH) bench.enqueue_latency
 
+bench-api: $(STAMP) ## The api's schema layer per request: spectree vs flask-openapi3 vs flask-pydantic vs hand-written, and the whole request
+	$(BENCH) bench.api_layers
+
 bench-report: $(STAMP) ## Regenerate docs/benchmarks.md (tables, targets, plots) from bench/results/*.json
 	$(BENCH) bench.report
 
@@ -85,5 +88,5 @@ soak: $(STAMP) ## 15 minutes of mixed load; fails if a process's memory or descr
 	$(BIN)/python -m bench.soak --minutes 15
 
 # One after another (each measures a machine the others leave idle), then the report.
-bench: bench-queue bench-webhook bench-latency bench-dialer bench-schedules bench-media bench-receipts ## Every benchmark, then docs/benchmarks.md (under 15 minutes on 2 cores)
+bench: bench-queue bench-webhook bench-latency bench-dialer bench-schedules bench-media bench-receipts bench-api ## Every benchmark, then docs/benchmarks.md (under 15 minutes on 2 cores)
 	$(BENCH) bench.report

@@ -21,6 +21,9 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 from spectree import Response, SecurityScheme, SecuritySchemeData, SpecTree
 from spectree.models import SecureType
+from spectree.plugins import flask_plugin
+from spectree.plugins.base import Context
+from spectree.utils import get_multidict_items
 
 from libs.common.web.errors import ApiError
 from libs.common.web.validation import MAX_JSON_DEPTH, bad_request, storable
@@ -132,8 +135,39 @@ def _bad_request(req: Any, resp: Any, error: Exception | None, *_: Any) -> None:
         raise bad_request(error_message(error))
 
 
+class FlaskPlugin(flask_plugin.FlaskPlugin):
+    """spectree's Flask plugin, reading headers and cookies only for a route that declares a
+    model for them (none does here). Upstream copies every header and parses the cookies on
+    each request whether a model wants them or not: a fifth of its own cost on GET /api/me
+    (profiled with bench/api_layers.py; docs/api.md)."""
+
+    def request_validation(
+        self, request: Any, query: Any, json: Any, form: Any, headers: Any, cookies: Any
+    ) -> None:
+        adapter = self.model_adapter
+        with_body = request.method not in ("GET", "DELETE")
+        is_form = request.mimetype in self.FORM_MIMETYPE
+        request.context = Context(
+            adapter.validate_obj(query, get_multidict_items(request.args, query))
+            if query
+            else None,
+            # Flask caches the body read_json_body parsed (and refused if unfit).
+            adapter.validate_obj(json, request.get_json(silent=True) or {})
+            if json and with_body and not is_form
+            else None,
+            adapter.validate_obj(form, self.fill_form(request))
+            if form and with_body and is_form
+            else None,
+            adapter.validate_obj(headers, dict(request.headers)) if headers else None,
+            adapter.validate_obj(cookies, get_multidict_items(request.cookies))
+            if cookies
+            else None,
+        )
+
+
 api = SpecTree(
     "flask",
+    backend=FlaskPlugin,
     mode="strict",  # only routes declared here are documented: a test finds any other
     # The document is served by the api blueprint (GET /api/openapi.json, see
     # openapi_document); spectree's own route and UI pages are not registered.
