@@ -11,7 +11,6 @@ from libs.common.models import Run as RunRow
 from libs.common.outbox import enqueue_after_commit
 from libs.common.queue_health import check_broker
 from libs.common.settings import Settings
-from libs.common.telephony.calling_window import InvalidWindow, check_window
 from libs.common.web.db import get_session
 from libs.common.web.errors import ApiError
 from libs.common.web.validation import bad_request
@@ -42,10 +41,6 @@ def _shown(run: RunRow) -> Run:
 @api.validate(resp=answers({201: Run}))
 def create_run(json: RunInput) -> tuple[Run, int]:
     """Create a run (draft) with one job per selected lead."""
-    try:
-        check_window(json.window.start, json.window.end)
-    except InvalidWindow as exc:
-        raise bad_request(f"window: {exc}") from None
     selection = json.selection()
     session = get_session()
     business = session.get_one(Business, current_business_id())

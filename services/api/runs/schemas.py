@@ -9,6 +9,7 @@ from pydantic import Field, model_validator
 
 from libs.common.models import Run as RunRow
 from libs.common.models import RunStatus
+from libs.common.telephony.calling_window import check_window
 from services.api.runs.service import MAX_LEADS_PER_RUN, TRANSITIONS, LeadSelection
 from services.api.schemas import Body, LocalTime, Page, Paging, RowId, Shape
 
@@ -22,6 +23,11 @@ RunAction = Literal["start", "pause", "resume", "cancel"]
 class Window(Body):
     start: LocalTime = "08:00"
     end: LocalTime = "21:00"
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Window:
+        check_window(self.start, self.end)  # InvalidWindow is a ValueError: a 400 naming it
+        return self
 
 
 class RunLeadFilter(Body):
