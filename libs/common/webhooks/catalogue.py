@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, select
@@ -171,8 +171,13 @@ def encode(payload: Mapping[str, Any]) -> bytes:
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
+def iso(value: datetime) -> str:
+    """UTC as the API writes it (pydantic's form): 2026-03-30T12:01:00Z."""
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
 def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
+    return iso(value) if value is not None else None
 
 
 def lead_data(lead: Lead) -> dict[str, Any]:
@@ -187,7 +192,7 @@ def lead_data(lead: Lead) -> dict[str, Any]:
         "callback_requested": lead.callback_requested,
         "last_call_status": lead.last_call_status,
         "last_called_at": _iso(lead.last_called_at),
-        "created_at": lead.created_at.isoformat(),
+        "created_at": iso(lead.created_at),
     }
 
 
@@ -206,7 +211,7 @@ def call_data(call: Call) -> dict[str, Any]:
         "answered_by": call.answered_by,
         "duration_s": call.duration_s,
         "error": error,
-        "created_at": call.created_at.isoformat(),
+        "created_at": iso(call.created_at),
         "ended_at": _iso(call.ended_at),
     }
 
@@ -226,7 +231,7 @@ def run_data(session: Session, run: Run) -> dict[str, Any]:
         "name": run.name,
         "kind": run.kind,
         "status": run.status.value,
-        "created_at": run.created_at.isoformat(),
+        "created_at": iso(run.created_at),
         "started_at": _iso(run.started_at),
         "finished_at": _iso(run.finished_at),
         "jobs": jobs,
@@ -235,4 +240,20 @@ def run_data(session: Session, run: Run) -> dict[str, Any]:
 
 
 def receipt_data(receipt: Receipt, attachments: list[ReceiptAttachment]) -> dict[str, Any]:
-    return receipt.to_dict(attachments)
+    return {
+        "id": receipt.id,
+        "gmail_message_id": receipt.gmail_message_id,
+        "subject": receipt.subject,
+        "sender": receipt.sender,
+        "received_at": iso(receipt.received_at),
+        "vendor": receipt.vendor,
+        "date": receipt.receipt_date.isoformat() if receipt.receipt_date else None,
+        "total_amount": str(receipt.total_amount) if receipt.total_amount is not None else None,
+        "currency": receipt.currency,
+        "extraction": receipt.extraction,
+        "attachments": [
+            {"id": a.id, "filename": a.filename, "mime_type": a.mime_type, "size": a.size,
+             "sha256": a.sha256}
+            for a in attachments
+        ],
+    }  # fmt: skip

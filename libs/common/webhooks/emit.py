@@ -40,7 +40,7 @@ from libs.common.models import (
     utcnow,
 )
 from libs.common.outbox import Outgoing, enqueue_after_commit
-from libs.common.webhooks.catalogue import EVENT_TYPES, call_data, run_data
+from libs.common.webhooks.catalogue import EVENT_TYPES, call_data, iso, run_data
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
@@ -61,7 +61,7 @@ def new_event_id() -> str:
 
 
 def envelope(event_id: str, event_type: str, at: datetime, data: dict[str, Any]) -> dict[str, Any]:
-    return {"id": event_id, "type": event_type, "timestamp": at.isoformat(), "data": data}
+    return {"id": event_id, "type": event_type, "timestamp": iso(at), "data": data}
 
 
 def subscribers(session: Session, business_id: int, event_type: str) -> list[WebhookEndpoint]:

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify
+from flask import Blueprint, Response, current_app
 from sqlalchemy import func, select
 
 from libs.common.crypto import SecretBox, secret_box
 from libs.common.models import (
-    DeliveryStatus,
     WebhookAttempt,
     WebhookDelivery,
     WebhookEndpoint,
@@ -20,73 +19,58 @@ from libs.common.queue_health import check_broker
 from libs.common.settings import Settings
 from libs.common.web.db import get_session
 from libs.common.web.errors import ApiError
-from libs.common.web.validation import (
-    bad_request,
-    bounded_text,
-    json_object,
-    optional_int,
-    optional_json_object,
-    pagination,
-    query_choice,
-)
 from libs.common.webhooks import catalogue, endpoints, ssrf
 from services.api.auth import current_business_id
+from services.api.spec import answers, api
+from services.api.webhooks.schemas import (
+    Attempt,
+    Delivery,
+    DeliveryCounts,
+    DeliveryDetail,
+    DeliveryFilter,
+    DeliveryPage,
+    Endpoint,
+    EndpointInput,
+    EndpointList,
+    EndpointUpdate,
+    EndpointWithSecret,
+    EventType,
+    EventTypeList,
+    Redelivered,
+    RotateInput,
+)
 
 blueprint = Blueprint("webhooks", __name__)
 
-FIELDS = {"url", "description", "event_types", "enabled"}
+_DISABLED = (409, "the endpoint is disabled (code endpoint_disabled); enable it first")
+_TOO_MANY = (409, f"the business has {endpoints.MAX_ENDPOINTS} endpoints already")
+_URL_REFUSED = (
+    400,
+    "invalid input (bad_request), or a URL deliveries may not reach (url_not_allowed: private, "
+    "loopback, link-local… in production)",
+)
 
 
-def _iso(value: Any) -> str | None:
-    return value.isoformat() if value is not None else None
+#: Endpoint's fields read from the row (the counts come from the deliveries).
+_ROW_FIELDS = [name for name in Endpoint.model_fields if name != "deliveries"]
 
 
-def endpoint_dict(endpoint: WebhookEndpoint, counts: dict[str, int]) -> dict[str, Any]:
-    return {
-        "id": endpoint.id,
-        "url": endpoint.url,
-        "description": endpoint.description,
-        "event_types": endpoint.event_types,
-        "enabled": endpoint.enabled,
-        "disabled_at": _iso(endpoint.disabled_at),
-        "disabled_reason": endpoint.disabled_reason,
-        "failing_since": _iso(endpoint.failing_since),
-        "last_success_at": _iso(endpoint.last_success_at),
-        "previous_secret_expires_at": _iso(endpoint.previous_secret_expires_at),
-        "deliveries": {s.value: counts.get(s.value, 0) for s in DeliveryStatus},
-        "created_at": endpoint.created_at.isoformat(),
-        "updated_at": endpoint.updated_at.isoformat(),
-    }
+def _endpoint(row: WebhookEndpoint, counts: dict[str, int], secret: str | None = None) -> Any:
+    fields = {name: getattr(row, name) for name in _ROW_FIELDS}
+    deliveries = DeliveryCounts(**counts)
+    if secret is None:
+        return Endpoint(**fields, deliveries=deliveries)
+    return EndpointWithSecret(**fields, deliveries=deliveries, secret=secret)
 
 
-def attempt_dict(attempt: WebhookAttempt) -> dict[str, Any]:
-    return {
-        "number": attempt.number,
-        "outcome": attempt.outcome,
-        "started_at": attempt.started_at.isoformat(),
-        "finished_at": _iso(attempt.finished_at),
-        "http_status": attempt.http_status,
-        "latency_ms": attempt.latency_ms,
-        "response_snippet": attempt.response_snippet,
-        "error": attempt.error,
-    }
-
-
-def delivery_dict(
-    delivery: WebhookDelivery, event_id: str, last: WebhookAttempt | None
-) -> dict[str, Any]:
-    return {
-        "id": delivery.id,
-        "endpoint_id": delivery.endpoint_id,
-        "event_id": event_id,
-        "event_type": delivery.event_type,
-        "status": delivery.status,
-        "attempts": delivery.attempt_count,
-        "next_attempt_at": _iso(delivery.next_attempt_at),
-        "succeeded_at": _iso(delivery.succeeded_at),
-        "created_at": delivery.created_at.isoformat(),
-        "last_attempt": attempt_dict(last) if last is not None else None,
-    }
+def _delivery(row: WebhookDelivery, event_id: str, last: WebhookAttempt | None) -> Delivery:
+    return Delivery(
+        id=row.id, endpoint_id=row.endpoint_id, event_id=event_id, event_type=row.event_type,
+        status=row.status,  # type: ignore[arg-type]  # the column holds a DeliveryStatus
+        attempts=row.attempt_count, next_attempt_at=row.next_attempt_at,
+        succeeded_at=row.succeeded_at, created_at=row.created_at,
+        last_attempt=Attempt.model_validate(last) if last is not None else None,
+    )  # fmt: skip
 
 
 def _settings() -> Settings:
@@ -140,34 +124,15 @@ def _counts(endpoint_ids: list[int]) -> dict[int, dict[str, int]]:
     return counts
 
 
-def _show(endpoint: WebhookEndpoint) -> dict[str, Any]:
-    return endpoint_dict(endpoint, _counts([endpoint.id])[endpoint.id])
+def _show(endpoint: WebhookEndpoint, secret: str | None = None) -> Any:
+    return _endpoint(endpoint, _counts([endpoint.id])[endpoint.id], secret)
 
 
-def _url(value: Any) -> str:
+def _url(value: str) -> str:
     try:
         return ssrf.check_registration(value, allow_private=_settings().webhooks_allow_private)
     except ssrf.UrlRefused as exc:
         raise ApiError(400, "url_not_allowed", f"url: {exc}") from None
-
-
-def _event_types(value: Any) -> list[str]:
-    try:
-        return endpoints.event_types(value)
-    except endpoints.EndpointError as exc:
-        raise bad_request(str(exc)) from None
-
-
-def _enabled(value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise bad_request("enabled must be true or false")
-    return value
-
-
-def _check_fields(body: dict[str, Any]) -> None:
-    unknown = set(body) - FIELDS
-    if unknown:
-        raise bad_request(f"unknown fields: {', '.join(sorted(unknown))[:200]}")
 
 
 def _refused(exc: endpoints.EndpointError) -> ApiError:
@@ -176,20 +141,20 @@ def _refused(exc: endpoints.EndpointError) -> ApiError:
 
 
 @blueprint.get("/webhooks/event-types")
-def event_types() -> Response:
-    return jsonify(
-        {
-            "items": [
-                {"name": t.name, "description": t.description,
-                 "schema": catalogue.envelope_schema(t)}
-                for t in catalogue.EVENT_TYPES.values()
-            ]
-        }
-    )  # fmt: skip
+@api.validate(resp=answers({200: EventTypeList}))
+def event_types() -> EventTypeList:
+    """The event catalogue, with each body's JSON Schema."""
+    kinds = catalogue.EVENT_TYPES.values()
+    return EventTypeList(items=[
+        EventType(name=k.name, description=k.description, schema=catalogue.envelope_schema(k))
+        for k in kinds
+    ])  # fmt: skip
 
 
 @blueprint.get("/webhooks/endpoints")
-def list_endpoints() -> Response:
+@api.validate(resp=answers({200: EndpointList}))
+def list_endpoints() -> EndpointList:
+    """The business's webhook endpoints."""
     rows = (
         get_session()
         .scalars(
@@ -200,57 +165,58 @@ def list_endpoints() -> Response:
         .all()
     )
     counts = _counts([e.id for e in rows])
-    return jsonify({"items": [endpoint_dict(e, counts[e.id]) for e in rows]})
+    return EndpointList(items=[_endpoint(e, counts[e.id]) for e in rows])
 
 
 @blueprint.post("/webhooks/endpoints")
-def create_endpoint() -> tuple[Response, int]:
-    body = json_object()
-    _check_fields(body)
-    if "url" not in body or "event_types" not in body:
-        raise bad_request("url and event_types are required")
-    url = _url(body["url"])
-    types = _event_types(body["event_types"])
-    description = bounded_text(body.get("description", ""), "description",
-                               endpoints.MAX_DESCRIPTION)  # fmt: skip
-    enabled = _enabled(body.get("enabled", True))
+@api.validate(resp=answers({201: EndpointWithSecret}, _URL_REFUSED, _TOO_MANY))
+def create_endpoint(json: EndpointInput) -> tuple[EndpointWithSecret, int]:
+    """Register an endpoint; the answer holds its signing secret, shown this once."""
+    url = _url(json.url)
+    types = endpoints.event_types(list(json.event_types))
     session = get_session()
     try:
         endpoint, secret = endpoints.create(
-            session, _box(), current_business_id(), url, types, description, enabled
+            session, _box(), current_business_id(), url, types, json.description, json.enabled
         )
     except endpoints.EndpointError as exc:
         raise _refused(exc) from None
     session.commit()
-    # The secret is shown this once; it is stored only encrypted.
-    return jsonify({**_show(endpoint), "secret": secret}), 201
+    # Stored only encrypted; this answer is the only place the secret appears.
+    return _show(endpoint, secret), 201
 
 
 @blueprint.get("/webhooks/endpoints/<int:endpoint_id>")
-def get_endpoint(endpoint_id: int) -> Response:
-    return jsonify(_show(_endpoint_or_404(endpoint_id)))
+@api.validate(resp=answers({200: Endpoint}, 404))
+def get_endpoint(endpoint_id: int) -> Endpoint:
+    """One endpoint."""
+    shown: Endpoint = _show(_endpoint_or_404(endpoint_id))
+    return shown
 
 
 @blueprint.patch("/webhooks/endpoints/<int:endpoint_id>")
-def update_endpoint(endpoint_id: int) -> Response:
-    body = json_object()
-    _check_fields(body)
+@api.validate(resp=answers({200: Endpoint}, _URL_REFUSED, 404))
+def update_endpoint(endpoint_id: int, json: EndpointUpdate) -> Endpoint:
+    """Change the URL, event types or description; enable or disable (disabling fails what
+    was pending for it, enabling clears the failures)."""
     endpoint = _endpoint_or_404(endpoint_id, lock=True)
-    if "url" in body:
-        endpoint.url = _url(body["url"])
-    if "event_types" in body:
-        endpoint.event_types = _event_types(body["event_types"])
-    if "description" in body:
-        endpoint.description = bounded_text(body["description"], "description",
-                                            endpoints.MAX_DESCRIPTION)  # fmt: skip
-    if "enabled" in body:
-        endpoints.set_enabled(get_session(), endpoint, _enabled(body["enabled"]))
+    if json.url is not None:
+        endpoint.url = _url(json.url)
+    if json.event_types is not None:
+        endpoint.event_types = endpoints.event_types(list(json.event_types))
+    if json.description is not None:
+        endpoint.description = json.description
+    if json.enabled is not None:
+        endpoints.set_enabled(get_session(), endpoint, json.enabled)
     get_session().commit()
-    return jsonify(_show(endpoint))
+    shown: Endpoint = _show(endpoint)
+    return shown
 
 
 @blueprint.delete("/webhooks/endpoints/<int:endpoint_id>")
+@api.validate(resp=answers({204: "deleted"}, 404))
 def delete_endpoint(endpoint_id: int) -> Response:
+    """Delete an endpoint with its delivery log."""
     session = get_session()
     session.delete(_endpoint_or_404(endpoint_id))
     session.commit()
@@ -258,27 +224,26 @@ def delete_endpoint(endpoint_id: int) -> Response:
 
 
 @blueprint.post("/webhooks/endpoints/<int:endpoint_id>/rotate-secret")
-def rotate_secret(endpoint_id: int) -> Response:
-    body = optional_json_object()
-    if set(body) - {"grace_s"}:
-        raise bad_request("the only field is grace_s")
-    grace_s = optional_int(body, "grace_s", endpoints.DEFAULT_SECRET_GRACE_S, 0,
-                           endpoints.MAX_SECRET_GRACE_S)  # fmt: skip
+@api.validate(resp=answers({200: EndpointWithSecret}, 404))
+def rotate_secret(endpoint_id: int, json: RotateInput) -> EndpointWithSecret:
+    """A new signing secret (shown once); the old one keeps signing beside it for grace_s."""
     endpoint = _endpoint_or_404(endpoint_id, lock=True)
-    secret = endpoints.rotate_secret(endpoint, _box(), utcnow(), grace_s)
+    secret = endpoints.rotate_secret(endpoint, _box(), utcnow(), json.grace_s)
     get_session().commit()
-    return jsonify({**_show(endpoint), "secret": secret})
+    shown: EndpointWithSecret = _show(endpoint, secret)
+    return shown
 
 
 @blueprint.get("/webhooks/endpoints/<int:endpoint_id>/deliveries")
-def list_deliveries(endpoint_id: int) -> Response:
+@api.validate(resp=answers({200: (DeliveryPage, "newest first")}, 404))
+def list_deliveries(endpoint_id: int, query: DeliveryFilter) -> DeliveryPage:
+    """The endpoint's delivery log, each delivery with its last attempt."""
     endpoint = _endpoint_or_404(endpoint_id)
-    page, per_page = pagination()
     where = [WebhookDelivery.endpoint_id == endpoint.id]
-    if status := query_choice("status", {s.value for s in DeliveryStatus}):
-        where.append(WebhookDelivery.status == status)
-    if event_type := query_choice("event_type", set(catalogue.EVENT_TYPES)):
-        where.append(WebhookDelivery.event_type == event_type)
+    if query.status:
+        where.append(WebhookDelivery.status == query.status)
+    if query.event_type:
+        where.append(WebhookDelivery.event_type == query.event_type)
     session = get_session()
     total = session.scalar(select(func.count()).select_from(WebhookDelivery).where(*where)) or 0
     rows = session.execute(
@@ -286,12 +251,12 @@ def list_deliveries(endpoint_id: int) -> Response:
         .join(WebhookEvent, WebhookEvent.id == WebhookDelivery.event_id)
         .where(*where)
         .order_by(WebhookDelivery.id.desc())
-        .offset((page - 1) * per_page)
-        .limit(per_page)
+        .offset(query.offset)
+        .limit(query.per_page)
     ).all()
     last = _last_attempts([d.id for d, _ in rows])
-    items = [delivery_dict(d, event_id, last.get(d.id)) for d, event_id in rows]
-    return jsonify({"items": items, "page": page, "per_page": per_page, "total": total})
+    items = [_delivery(d, event_id, last.get(d.id)) for d, event_id in rows]
+    return DeliveryPage(items=items, page=query.page, per_page=query.per_page, total=total)
 
 
 def _last_attempts(delivery_ids: list[int]) -> dict[int, WebhookAttempt]:
@@ -314,7 +279,9 @@ def _last_attempts(delivery_ids: list[int]) -> dict[int, WebhookAttempt]:
 
 
 @blueprint.post("/webhooks/endpoints/<int:endpoint_id>/redeliver-failed")
-def redeliver_failed(endpoint_id: int) -> tuple[Response, int]:
+@api.validate(resp=answers({202: Redelivered}, 404, _DISABLED, 503))
+def redeliver_failed(endpoint_id: int) -> tuple[Redelivered, int]:
+    """Send every failed delivery of the endpoint again, once each."""
     settings = _settings()
     check_broker(settings.redis_url, settings.broker_check_timeout_s)
     endpoint = _endpoint_or_404(endpoint_id, lock=True)
@@ -325,11 +292,13 @@ def redeliver_failed(endpoint_id: int) -> tuple[Response, int]:
     except endpoints.EndpointError as exc:
         raise _refused(exc) from None
     session.commit()
-    return jsonify({"redelivered": count}), 202
+    return Redelivered(redelivered=count), 202
 
 
 @blueprint.get("/webhooks/deliveries/<int:delivery_id>")
-def get_delivery(delivery_id: int) -> Response:
+@api.validate(resp=answers({200: DeliveryDetail}, 404))
+def get_delivery(delivery_id: int) -> DeliveryDetail:
+    """One delivery with every attempt and the body sent."""
     delivery, event_id = _delivery_or_404(delivery_id)
     session = get_session()
     attempts = session.scalars(
@@ -338,13 +307,15 @@ def get_delivery(delivery_id: int) -> Response:
         .order_by(WebhookAttempt.number)
     ).all()
     payload = session.scalar(select(WebhookEvent.payload).where(WebhookEvent.public_id == event_id))
-    shown = delivery_dict(delivery, event_id, attempts[-1] if attempts else None)
-    log = [attempt_dict(a) for a in attempts]
-    return jsonify({**shown, "attempt_log": log, "payload": payload})
+    shown = _delivery(delivery, event_id, attempts[-1] if attempts else None)
+    log = [Attempt.model_validate(a) for a in attempts]
+    return DeliveryDetail(**shown.model_dump(), attempt_log=log, payload=payload or {})
 
 
 @blueprint.post("/webhooks/deliveries/<int:delivery_id>/redeliver")
-def redeliver(delivery_id: int) -> tuple[Response, int]:
+@api.validate(resp=answers({202: Delivery}, 404, _DISABLED, 503))
+def redeliver(delivery_id: int) -> tuple[Delivery, int]:
+    """Send the event again now, once (a pending delivery: now instead of at its retry)."""
     settings = _settings()
     check_broker(settings.redis_url, settings.broker_check_timeout_s)
     delivery, event_id = _delivery_or_404(delivery_id, lock=True)
@@ -357,4 +328,4 @@ def redeliver(delivery_id: int) -> tuple[Response, int]:
         raise _refused(exc) from None
     session.commit()
     last = _last_attempts([delivery.id]).get(delivery.id)
-    return jsonify(delivery_dict(delivery, event_id, last)), 202
+    return _delivery(delivery, event_id, last), 202
