@@ -27,7 +27,7 @@ from libs.common.gmail.client import gmail_service
 from libs.common.models import BackgroundJob, GmailConnection, JobStatus, utcnow
 from libs.common.redis_client import shared_redis
 from libs.common.settings import Settings
-from libs.common.web.db import get_session
+from libs.common.web.db import get_session, writes
 from libs.common.web.errors import ApiError
 from libs.common.web.validation import bad_request
 from services.api.auth import current_business_id
@@ -126,6 +126,7 @@ def connect() -> Response:
 
 
 @blueprint.get("/gmail/callback")
+@writes  # Google redirects the browser here with a GET
 def callback() -> BaseResponse:
     """Google's redirect after the consent: store the encrypted refresh token, back to the SPA."""
     settings = _configured()
