@@ -10,45 +10,15 @@
 from __future__ import annotations
 
 import json
-import socket
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 import requests
 
 from libs.common.web.errors import error_code
-from tests.support.edge import Edge, RawResponse, raw_get, running_edge
-
-#: (path exactly as sent, the status nginx answers it with). 404: nginx's private locations;
-#: 400: a path climbing above the root or holding a NUL; 200: the SPA's history fallback;
-#: the rest is the api's own answer to a path it does not have.
-PRIVATE_PATH_PROBES = [
-    ("/api/../metrics", 404),
-    ("/api/%2e%2e/metrics", 404),
-    ("/api/..%2fmetrics", 404),
-    ("/api/%2e%2e%2fmetrics", 404),
-    ("/api/%2E%2E/metrics", 404),
-    ("/api/.%2e/metrics", 404),
-    ("/api/./../metrics", 404),
-    ("/api//../metrics", 404),
-    ("/api/me/../../metrics", 404),
-    ("/api/../healthz", 404),
-    ("/api/%2e%2e/readyz", 404),
-    ("//metrics", 404),
-    ("/./metrics", 404),
-    ("/api/../../metrics", 400),
-    ("/api/%2e%2e/%2e%2e/metrics", 400),
-    ("/api/..%2f..%2fmetrics", 400),
-    ("/api/%00/../metrics", 400),
-    ("/api/..", 200),
-    ("/metrics/.", 200),
-    ("/api/..%5cmetrics", 404),
-    ("/api/%252e%252e/metrics", 404),
-    ("/api/%2e%2e;/metrics", 404),
-    ("/api/me/..", 404),
-]
+from probe.paths import PRIVATE_PATH_PROBES, serves_private
+from tests.support.edge import Edge, RawResponse, raw_exchange, raw_get, running_edge
 
 
 @pytest.fixture(scope="module")
@@ -67,14 +37,10 @@ def _assert_json_error(response: RawResponse, status: int, where: str) -> None:
     assert isinstance(error["message"], str) and error["message"], (where, error)
 
 
-def _is_metrics_or_health(response: RawResponse) -> bool:
-    return b"# HELP" in response.body or b"# TYPE" in response.body or b'"ready' in response.body
-
-
 def test_the_api_really_has_private_paths_to_leak(edge: Edge) -> None:
     # Behind the proxies, the api serves them: what the probes below must never reach.
-    assert _is_metrics_or_health(raw_get(edge.gunicorn, "/metrics"))
-    assert _is_metrics_or_health(raw_get(edge.gunicorn, "/readyz"))
+    assert serves_private(raw_get(edge.gunicorn, "/metrics").body)
+    assert serves_private(raw_get(edge.gunicorn, "/readyz").body)
 
 
 @pytest.mark.parametrize(("path", "status"), PRIVATE_PATH_PROBES)
@@ -83,26 +49,11 @@ def test_nginx_and_the_dev_console_route_the_same_normalised_path(
 ) -> None:
     for name, base in (("nginx", edge.nginx), ("dev console", edge.console)):
         response = raw_get(base, path)
-        assert not _is_metrics_or_health(response), (name, path, response.body[:200])
+        assert not serves_private(response.body), (name, path, response.body[:200])
         if status == 200:
             assert response.status == 200 and b"<h1>Switchboard</h1>" in response.body, name
         else:
             _assert_json_error(response, status, f"{name} {path}")
-
-
-def _raw_exchange(base: str, request: bytes) -> RawResponse:
-    """Bytes no HTTP client would send (a malformed request line), and the parsed answer."""
-    parts = urlsplit(base)
-    with socket.create_connection((parts.hostname, parts.port), timeout=10) as sock:
-        sock.sendall(request)
-        chunks = []
-        while chunk := sock.recv(65536):
-            chunks.append(chunk)
-    head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    headers = dict(line.split(": ", 1) for line in lines[1:] if ": " in line)
-    content_type = next((v for k, v in headers.items() if k.lower() == "content-type"), "")
-    return RawResponse(int(lines[0].split()[1]), content_type, body)
 
 
 def _get(base: str, path: str, headers: dict[str, str] | None = None) -> RawResponse:
@@ -122,7 +73,7 @@ def test_gunicorn_s_own_refusals_are_json(edge: Edge) -> None:
     _assert_json_error(_get(edge.gunicorn, LONG_QUERY), 414, "6 KB query")
     _assert_json_error(_get(edge.gunicorn, "/api/me", HUGE_AUTHORIZATION), 431, "9 KB header")
     _assert_json_error(_get(edge.gunicorn, "/api/me", MANY_HEADERS), 431, "120 headers")
-    _assert_json_error(_raw_exchange(edge.gunicorn, MALFORMED), 400, "malformed request line")
+    _assert_json_error(raw_exchange(edge.gunicorn, MALFORMED), 400, "malformed request line")
     # The service's own errors are unchanged.
     _assert_json_error(_get(edge.gunicorn, "/api/nothing-here"), 404, "unknown path")
 
@@ -134,7 +85,7 @@ def test_every_error_nginx_answers_itself_is_json(edge: Edge) -> None:
     # nginx's own refusals.
     _assert_json_error(_get(edge.nginx, "/api/me?q=" + "x" * 9 * 1024), 414, "9 KB query")
     _assert_json_error(_get(edge.nginx, "/api/me", HUGE_AUTHORIZATION), 431, "9 KB header")
-    _assert_json_error(_raw_exchange(edge.nginx, MALFORMED), 400, "malformed request line")
+    _assert_json_error(raw_exchange(edge.nginx, MALFORMED), 400, "malformed request line")
     _assert_json_error(_get(edge.nginx, "/metrics"), 404, "private path")
     big = requests.post(f"{edge.nginx}/api/leads/import", data=b"x" * (11 * 1024 * 1024),
                         headers={"Content-Type": "text/csv"}, timeout=30)  # fmt: skip
@@ -159,7 +110,7 @@ def test_every_error_the_dev_console_meets_under_api_is_json(edge: Edge) -> None
     # The console's own HTTP server refuses more than 100 headers and 64 KB request lines.
     _assert_json_error(_get(edge.console, "/api/me", MANY_HEADERS), 431, "120 headers")
     _assert_json_error(_get(edge.console, "/api/me?q=" + "x" * 70_000), 414, "70 KB query")
-    _assert_json_error(_raw_exchange(edge.console, MALFORMED), 400, "malformed request line")
+    _assert_json_error(raw_exchange(edge.console, MALFORMED), 400, "malformed request line")
 
 
 def test_nginx_names_each_status_as_the_services_do() -> None:

@@ -4,17 +4,18 @@ down, so nginx's own 502 is reachable under /webhook/ and /ws/."""
 
 from __future__ import annotations
 
-import http.client
 import sys
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
+from probe.raw import RawResponse, raw_exchange, raw_get
 from tests.support.nginx import nginx_binary, render
 from tests.support.processes import gunicorn_argv, running, service_env
 from tests.support.services import free_port
+
+__all__ = ["Edge", "RawResponse", "raw_exchange", "raw_get", "running_edge"]
 
 
 @dataclass(frozen=True)
@@ -24,13 +25,6 @@ class Edge:
     nginx: str
     console: str
     log_dir: Path
-
-
-@dataclass(frozen=True)
-class RawResponse:
-    status: int
-    content_type: str
-    body: bytes
 
 
 @contextmanager
@@ -58,19 +52,3 @@ def running_edge(database_url: str, redis_url: str, tmp: Path) -> Iterator[Edge]
         )  # fmt: skip
         stack.enter_context(running(console_argv, env, tmp / "console.log", f"{console}/"))
         yield Edge(api, nginx, console, tmp)
-
-
-def raw_get(base: str, target: str, headers: dict[str, str] | None = None) -> RawResponse:
-    """GET ``target`` exactly as written: no client resolves its dots or re-encodes it."""
-    parts = urlsplit(base)
-    connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=10)
-    try:
-        connection.putrequest("GET", target, skip_accept_encoding=True)
-        for name, value in (headers or {}).items():
-            connection.putheader(name, value)
-        connection.endheaders()
-        response = connection.getresponse()
-        return RawResponse(response.status, response.getheader("Content-Type") or "",
-                           response.read())  # fmt: skip
-    finally:
-        connection.close()
