@@ -29,6 +29,7 @@ from libs.common.telephony.twilio_signature import sign
 
 FRAME_S = 0.020
 FRAME_BYTES = 160
+SILENCE = b"\xff"
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,12 @@ class StreamResult:
     #: those frames was sent (time.monotonic(): one clock for every process on the host).
     latencies_ms: list[float] = field(default_factory=list)
     echoed_sent_at: list[float] = field(default_factory=list)
+    #: When each media frame from the service arrived (time.monotonic()): its pacing.
+    arrivals: list[float] = field(default_factory=list)
+    #: When the voice webhook was posted (the call answered), and when the first media frame
+    #: from the service arrived: what the caller waits before hearing the agent.
+    answered_at: float = 0.0
+    first_audio_at: float = 0.0
     #: The service closed the socket before we sent ``stop``: a dropped call.
     closed_early: bool = False
     error: str | None = None
@@ -115,6 +122,9 @@ class _Player:
         if '"media"' in text[:40]:
             k = self.result.received_media
             self.result.received_media += 1
+            self.result.arrivals.append(now)
+            if not k:
+                self.result.first_audio_at = now
             if k < len(self.sent_at):
                 self.result.latencies_ms.append((now - self.sent_at[k]) * 1000)
                 self.result.echoed_sent_at.append(self.sent_at[k])
@@ -151,6 +161,7 @@ async def run_stream(session: aiohttp.ClientSession, target: Target, index: int,
     stream_sid = "MZ" + secrets.token_hex(16)
     ws_url, params = target.ws_url, {}
     try:
+        result.answered_at = time.monotonic()
         if target.voice_url:
             ws_url, params = await _answer(session, target, result.call_sid, caller_number(index))
         headers = {}
@@ -172,7 +183,9 @@ async def _talk(ws: aiohttp.ClientWebSocketResponse, stream_sid: str, result: St
     receiver = asyncio.create_task(_receive(ws, player))
     await ws.send_str(json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"}))
     await ws.send_str(_start_frame(stream_sid, result.call_sid, params))
-    payload = base64.b64encode(secrets.token_bytes(FRAME_BYTES)).decode()
+    # A quiet line (μ-law silence): the service's VAD must not hear speech in it. Tests that
+    # need speech send it themselves.
+    payload = base64.b64encode(SILENCE * FRAME_BYTES).decode()
     loop = asyncio.get_running_loop()
     t0 = loop.time()
     for i in range(round(seconds / FRAME_S)):

@@ -1,5 +1,6 @@
 """All models, importable from one place so API and worker share them without cycles."""
 
+from libs.common.models.agent import AGENT_KINDS, AGENT_TOOLS, AgentSettings, TranscriptLine
 from libs.common.models.api_token import ApiToken, TokenRole
 from libs.common.models.background_job import BackgroundJob, JobStatus
 from libs.common.models.base import Base, utcnow
@@ -25,6 +26,10 @@ from libs.common.models.schedule import (
 from libs.common.models.upload import Upload
 
 __all__ = [
+    "AGENT_KINDS",
+    "AGENT_TOOLS",
+    "AgentSettings",
+    "TranscriptLine",
     "ACTIVE_JOB_STATUSES",
     "ALL_DAYS",
     "FINAL_CALL_STATUSES",

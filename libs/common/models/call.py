@@ -57,6 +57,13 @@ class Call(TimestampMixin, Base):
     callback_requested: Mapped[bool] = mapped_column(default=False, server_default="0")
     opted_out: Mapped[bool] = mapped_column(default=False, server_default="0")
     stream_sid: Mapped[str | None] = mapped_column(String(64))
+    #: Set by the voice agent: the call's outcome (interested, not_interested, …).
+    disposition: Mapped[str | None] = mapped_column(String(32))
+    #: The person the agent handed the caller to, and how (cold or warm).
+    transferred_to: Mapped[str | None] = mapped_column(String(20))
+    transfer_mode: Mapped[str | None] = mapped_column(String(8))
+    #: Why the agent failed mid-call (the caller heard the fallback prompt), if it did.
+    agent_error: Mapped[str | None] = mapped_column(Text)
     #: The inbound audio as a WAV file, relative to RECORDINGS_DIR; described by recordings.process.
     recording_path: Mapped[str | None] = mapped_column(String(300))
     recording_bytes: Mapped[int | None] = mapped_column(BigInteger)

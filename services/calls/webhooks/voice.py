@@ -17,7 +17,6 @@ from twilio.twiml.voice_response import Connect, VoiceResponse
 from libs.common.db import insert_ignoring_conflicts
 from libs.common.models import Call, PhoneNumber
 from libs.common.settings import Settings
-from libs.common.telephony import twilio_signature
 from libs.common.telephony.phones import InvalidPhone, to_e164
 from libs.common.web.db import get_session
 from libs.common.web.errors import ApiError
@@ -27,7 +26,6 @@ logger = logging.getLogger(__name__)
 blueprint = Blueprint("twilio_voice", __name__)
 
 CALL_SID = re.compile(r"^CA[0-9a-fA-F]{32}$")
-MEDIA_PATH = "/ws/media"
 UNKNOWN_NUMBER_MESSAGE = (
     "Sorry, this number is not in service. Please check the number and try again. Goodbye."
 )
@@ -82,9 +80,7 @@ def voice() -> Response:
     session.commit()
     response = VoiceResponse()
     connect = Connect()
-    stream = connect.stream(
-        url=twilio_signature.websocket_url(settings.public_base_url, MEDIA_PATH)
-    )
+    stream = connect.stream(url=settings.stream_url)
     stream.parameter(name="business_id", value=str(call.business_id))
     stream.parameter(name="call_id", value=str(call.id))
     response.append(connect)
