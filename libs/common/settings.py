@@ -102,7 +102,8 @@ class Settings:
     #: /ws/media, which nginx routes to the media server; locally, the media server's own.
     media_stream_url: str = ""
     #: Threads of each media-server process for blocking work (database, broker, Twilio REST).
-    media_blocking_threads: int = 16
+    #: Few: each busy one takes the GIL from the event loop that paces every stream's audio.
+    media_blocking_threads: int = 4
     #: Realtime speech-to-speech model (OpenAI Realtime API wire format) and the HTTP API of
     #: the cascaded pipeline's models; a business's own key overrides OPENAI_API_KEY.
     realtime_api_base: str = "wss://api.openai.com/v1"
@@ -191,7 +192,7 @@ class Settings:
             recordings_dir=Path(reader.text("RECORDINGS_DIR") or str(var_dir / "recordings")),
             voice_agent=reader.text("VOICE_AGENT") or cls.voice_agent,
             media_stream_url=reader.text("MEDIA_STREAM_URL") or "",
-            media_blocking_threads=int(reader.number("MEDIA_BLOCKING_THREADS", 16, 1, 256)),
+            media_blocking_threads=int(reader.number("MEDIA_BLOCKING_THREADS", 4, 1, 64)),
             realtime_api_base=(reader.text("REALTIME_API_BASE") or cls.realtime_api_base).rstrip(
                 "/"
             ),

@@ -103,7 +103,7 @@ class EchoAgent(Agent):
 
     async def on_event(self, event: Event) -> None:
         if isinstance(event, CallerAudio):
-            self.line.play(event.audio)
+            self.line.play(event.audio, live=True)
 
 
 def load_agent_class(dotted: str) -> type[Agent]:

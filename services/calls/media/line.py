@@ -33,10 +33,11 @@ class Line:
 
     # -- talking -------------------------------------------------------------------------
 
-    def play(self, audio: bytes, label: str | None = None) -> None:
+    def play(self, audio: bytes, label: str | None = None, live: bool = False) -> None:
         """Queue μ-law 8 kHz audio; it leaves paced at real time. ``label`` names the clip
-        (a model's item id) so a barge-in can say how much of it was heard."""
-        self._playout.play(audio, label)
+        (a model's item id) so a barge-in can say how much of it was heard. ``live``: audio
+        that is already real time (relayed as it arrives) leaves at once."""
+        self._playout.play(audio, label, live)
 
     def mark(self, name: str) -> None:
         """Twilio answers ``MarkPlayed(name)`` once the audio queued before it has played."""

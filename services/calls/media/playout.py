@@ -66,6 +66,7 @@ class Playout:
         self._label: str | None = None
         self._label_frames = 0
         self._clear_pending = False
+        self._live = False
         self._prefix = f'{{"event":"media","streamSid":"{stream_sid}","media":{{"payload":"'
 
     @property
@@ -78,10 +79,14 @@ class Playout:
         loop_time = asyncio.get_running_loop().time()
         return bool(self._items) or self.next_due > loop_time
 
-    def play(self, audio: bytes, label: str | None = None) -> None:
-        """Queue μ-law audio (any length; the last frame is padded with silence)."""
+    def play(self, audio: bytes, label: str | None = None, live: bool = False) -> None:
+        """Queue μ-law audio (any length; the last frame is padded with silence). ``live``
+        audio is already real time (a relay of the caller's own frames): it leaves at once,
+        since holding it to the schedule would only turn a burst into lasting delay."""
         if self.closed or not audio:
             return
+        if live:
+            self._live = True
         for offset in range(0, len(audio), FRAME_BYTES):
             frame = audio[offset : offset + FRAME_BYTES]
             if len(frame) < FRAME_BYTES:
@@ -123,7 +128,8 @@ class Playout:
         if not self.scheduled:
             self.scheduled = True
             loop_time = asyncio.get_running_loop().time()
-            self.pacer.schedule(self, max(self.next_due - LEAD_S, loop_time))
+            due = loop_time if self._live else max(self.next_due - LEAD_S, loop_time)
+            self.pacer.schedule(self, due)
 
     async def send_due(self, now: float) -> float | None:
         """Send the next frame (and the marks right behind it); the next due time, if any."""
@@ -149,7 +155,7 @@ class Playout:
             while items and items[0][0] is None:
                 await self._send_text(_mark(self.stream_sid, items.popleft()[1] or ""))
         if items and not self.closed:
-            return self.next_due - LEAD_S
+            return now if self._live else self.next_due - LEAD_S
         self.scheduled = False
         return None
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from typing import Any
 
 import dramatiq
@@ -42,6 +43,7 @@ MAX_MESSAGE_BYTES = 64 * 1024
 #: (~40 frames). Below asyncio's high-water mark (64 KiB), so a send never waits for a drain:
 #: the pacer serves every stream from one task, and one stalled caller must not stall them.
 MAX_UNSENT_BYTES = 16 * 1024
+SWITCH_INTERVAL_S = 0.001
 #: How often streams are checked for idleness.
 IDLE_SWEEP_S = 5
 
@@ -146,6 +148,9 @@ def create_app(settings: Settings | None = None, broker: dramatiq.Broker | None 
                database: Database | None = None) -> web.Application:  # fmt: skip
     settings = settings or get_settings()
     configure_logging(settings)
+    # The loop must get the GIL back quickly from a pool thread running database code: at the
+    # default 5 ms a few busy threads delay every stream's frames by tens of milliseconds.
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
     if broker is None and settings.redis_url:
         broker = build_broker(settings, worker=False)
     if broker is not None:
