@@ -18,13 +18,17 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import math
 import secrets
+import struct
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import aiohttp
 
+from libs.common.audio import g711
 from libs.common.telephony.twilio_signature import sign
 
 FRAME_S = 0.020
@@ -41,6 +45,9 @@ class Target:
     voice_url: str | None = None
     auth_token: str | None = None
     to: str = "+14155550000"
+    #: The Twilio simulator's base URL: each call is registered there first, as Twilio knows
+    #: the calls it delivers, so the service's REST updates (transfers, hang-ups) find it.
+    twilio_sim: str | None = None
 
 
 @dataclass
@@ -61,6 +68,10 @@ class StreamResult:
     #: from the service arrived: what the caller waits before hearing the agent.
     answered_at: float = 0.0
     first_audio_at: float = 0.0
+    #: When each of the caller's speech segments ended (last loud frame sent), and when each
+    #: ``clear`` from the service arrived.
+    speech_ended_at: list[float] = field(default_factory=list)
+    clears_at: list[float] = field(default_factory=list)
     #: The service closed the socket before we sent ``stop``: a dropped call.
     closed_early: bool = False
     error: str | None = None
@@ -70,6 +81,13 @@ class StreamResult:
     @property
     def ok(self) -> bool:
         return self.error is None and not self.closed_early
+
+
+def speech_frame() -> bytes:
+    """20 ms of a voice-like sound (two tones, loud): what VADs take for speech."""
+    samples = [int(5000 * math.sin(2 * math.pi * 220 * n / 8000)
+                   + 3000 * math.sin(2 * math.pi * 660 * n / 8000)) for n in range(FRAME_BYTES)]  # fmt: skip
+    return g711.from_pcm16(struct.pack(f"<{FRAME_BYTES}h", *samples))
 
 
 def caller_number(index: int) -> str:
@@ -136,6 +154,7 @@ class _Player:
             name = message.get("mark", {}).get("name", "")
             self.loop.call_at(max(self.loop.time(), self.playback_end), self._echo_mark, name)
         elif message.get("event") == "clear":
+            self.result.clears_at.append(now)
             self.playback_end = self.loop.time()
 
     def _echo_mark(self, name: str) -> None:
@@ -155,13 +174,19 @@ async def _receive(ws: aiohttp.ClientWebSocketResponse, player: _Player) -> None
 
 
 async def run_stream(session: aiohttp.ClientSession, target: Target, index: int,
-                     seconds: float, digits: str = "") -> StreamResult:  # fmt: skip
-    """One call: ``seconds`` of audio at 50 frames/s, then ``digits`` on the keypad, then stop."""
+                     seconds: float, digits: str = "",
+                     speech: Sequence[tuple[float, float]] = ()) -> StreamResult:  # fmt: skip
+    """One call: ``seconds`` of audio at 50 frames/s (quiet, but speech in each ``(start_s,
+    length_s)`` of ``speech``), then ``digits`` on the keypad, then stop."""
     result = StreamResult(index, call_sid="CA" + secrets.token_hex(16))
     stream_sid = "MZ" + secrets.token_hex(16)
     ws_url, params = target.ws_url, {}
     try:
         result.answered_at = time.monotonic()
+        if target.twilio_sim:
+            registration = {"sid": result.call_sid, "from": caller_number(index), "to": target.to}
+            async with session.post(f"{target.twilio_sim}/_sim/inbound", json=registration):
+                pass
         if target.voice_url:
             ws_url, params = await _answer(session, target, result.call_sid, caller_number(index))
         headers = {}
@@ -169,7 +194,7 @@ async def run_stream(session: aiohttp.ClientSession, target: Target, index: int,
             headers["X-Twilio-Signature"] = sign(target.auth_token, ws_url, {})
         async with session.ws_connect(ws_url, headers=headers, autoping=True) as ws:
             result.opened_at = time.monotonic()
-            await _talk(ws, stream_sid, result, params, seconds, digits)
+            await _talk(ws, stream_sid, result, params, seconds, digits, speech)
             result.closed_at = time.monotonic()
     except (aiohttp.ClientError, RuntimeError, ValueError, OSError) as exc:
         result.error = f"{type(exc).__name__}: {exc}"
@@ -177,7 +202,8 @@ async def run_stream(session: aiohttp.ClientSession, target: Target, index: int,
 
 
 async def _talk(ws: aiohttp.ClientWebSocketResponse, stream_sid: str, result: StreamResult,
-                params: dict[str, str], seconds: float, digits: str) -> None:  # fmt: skip
+                params: dict[str, str], seconds: float, digits: str,
+                speech: Sequence[tuple[float, float]]) -> None:  # fmt: skip
     sent_at: list[float] = []
     player = _Player(ws, stream_sid, result, sent_at)
     receiver = asyncio.create_task(_receive(ws, player))
@@ -186,6 +212,10 @@ async def _talk(ws: aiohttp.ClientWebSocketResponse, stream_sid: str, result: St
     # A quiet line (μ-law silence): the service's VAD must not hear speech in it. Tests that
     # need speech send it themselves.
     payload = base64.b64encode(SILENCE * FRAME_BYTES).decode()
+    spoken = base64.b64encode(speech_frame()).decode()
+    speaking = {round((start + k * FRAME_S) / FRAME_S) for start, length in speech
+                for k in range(round(length / FRAME_S))}  # fmt: skip
+    ends = {round((start + length) / FRAME_S) - 1 for start, length in speech}
     loop = asyncio.get_running_loop()
     t0 = loop.time()
     for i in range(round(seconds / FRAME_S)):
@@ -199,8 +229,10 @@ async def _talk(ws: aiohttp.ClientWebSocketResponse, stream_sid: str, result: St
         await ws.send_str(
             f'{{"event":"media","sequenceNumber":"{i + 2}","streamSid":"{stream_sid}",'
             f'"media":{{"track":"inbound","chunk":"{i + 1}","timestamp":"{i * 20}",'
-            f'"payload":"{payload}"}}}}'
+            f'"payload":"{spoken if i in speaking else payload}"}}}}'
         )
+        if i in ends:
+            result.speech_ended_at.append(sent_at[-1])
         result.sent += 1
     for digit in digits:
         if not ws.closed:
@@ -222,7 +254,8 @@ async def _talk(ws: aiohttp.ClientWebSocketResponse, stream_sid: str, result: St
 
 
 async def run_streams(target: Target, count: int, seconds: float, ramp_s: float = 1.0,
-                      digits: str = "", first_index: int = 0, end_together: bool = False
+                      digits: str = "", first_index: int = 0, end_together: bool = False,
+                      speech: Sequence[tuple[float, float]] = ()
                       ) -> list[StreamResult]:  # fmt: skip
     """``count`` concurrent calls, their starts spread over ``ramp_s`` (Twilio's calls do not
     all arrive in the same millisecond, and a synchronised start measures a thundering herd).
@@ -236,7 +269,7 @@ async def run_streams(target: Target, count: int, seconds: float, ramp_s: float 
             offset = ramp_s * i / max(count, 1)
             await asyncio.sleep(offset)
             length = seconds + (ramp_s - offset if end_together else 0.0)
-            return await run_stream(session, target, first_index + i, length, digits)
+            return await run_stream(session, target, first_index + i, length, digits, speech)
 
         return list(await asyncio.gather(*(one(i) for i in range(count))))
 

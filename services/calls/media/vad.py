@@ -11,16 +11,11 @@ speech starts after ``START_FRAMES`` such frames out of the last ``WINDOW`` and 
 
 from __future__ import annotations
 
-import warnings
 from collections import deque
 
 import webrtcvad
 
-with warnings.catch_warnings():
-    # Deprecated in 3.11 and gone in 3.13 (audioop-lts then): C, and the only μ-law decoder in
-    # the standard library. Python is pinned to 3.11 here.
-    warnings.simplefilter("ignore", DeprecationWarning)
-    import audioop
+from libs.common.audio import g711
 
 #: WebRTC aggressiveness, 0 (lenient) to 3 (strict): 2 suits telephone audio.
 MODE = 2
@@ -44,8 +39,8 @@ class Vad:
     def feed(self, ulaw: bytes) -> str | None:
         if len(ulaw) not in (160, 240, 480):  # 10, 20 or 30 ms: what WebRTC accepts
             return None
-        pcm = audioop.ulaw2lin(ulaw, 2)
-        voiced = audioop.rms(pcm, 2) >= MIN_RMS and self._vad.is_speech(pcm, 8000)
+        pcm = g711.to_pcm16(ulaw)
+        voiced = g711.rms(pcm) >= MIN_RMS and self._vad.is_speech(pcm, 8000)
         self._recent.append(voiced)
         if not self.speaking:
             if sum(self._recent) >= START_FRAMES:
