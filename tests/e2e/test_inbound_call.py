@@ -228,3 +228,30 @@ def test_a_caller_who_hangs_up_before_the_stream_is_still_a_lead(
         call = session.scalars(select(Call).where(Call.provider_call_sid == call_sid)).one()
     assert (call.status, call.duration_s, call.lead_id) == ("completed", 2, lead.id)
     assert call.ended_at is not None and call.recording_path is None
+
+
+def test_a_person_answering_a_campaign_call_reaches_the_same_agent(
+    calls_service: CallsService, db: Database
+) -> None:
+    from tests.campaign_factories import make_campaign, start_attempt
+
+    campaign = make_campaign(db, 1)
+    call_sid = _sid("CA")
+    call_id = start_attempt(db, campaign.job_ids[0], call_sid)
+    url = f"{calls_service.public}/webhook/twilio/voice?job={campaign.job_ids[0]}&attempt=1"
+    params = {"CallSid": call_sid, "From": "+15005550006", "To": "+14155550100",
+              "Direction": "outbound-api", "CallStatus": "in-progress"}  # fmt: skip
+    answer = requests.post(url, data=params, timeout=10,
+                           headers={"X-Twilio-Signature": sign(AUTH_TOKEN, url, params)})  # fmt: skip
+    assert answer.status_code == 200, answer.text
+    stream_url, stream_params = _stream_params(answer.text)
+    assert stream_url == calls_service.stream_url
+    ws = _connect(calls_service)
+    for frame in _frames(_sid("MZ"), call_sid, stream_params, media=0, digits="")[:2]:
+        ws.send(json.dumps(frame))
+    first = json.loads(ws.receive(timeout=5))
+    assert first["event"] == "media"  # the greeting, as an inbound caller hears it
+    ws.close()
+    call = _wait(db, lambda s: s.scalar(select(Call).where(Call.id == call_id,
+                                                           Call.ended_at.is_not(None))))  # fmt: skip
+    assert call.stream_sid and call.direction == "outbound"
