@@ -9,17 +9,11 @@ from __future__ import annotations
 
 from aiohttp import WSMsgType, web
 
-from services.calls.media.server import (
-    MAX_MESSAGE_BYTES,
-    MEDIA_PATH,
-    PING_INTERVAL_S,
-    RECEIVE_TIMEOUT_S,
-)
+from services.calls.media.server import MAX_MESSAGE_BYTES, MEDIA_PATH, PING_INTERVAL_S
 
 
 async def echo(request: web.Request) -> web.WebSocketResponse:
-    ws = web.WebSocketResponse(heartbeat=PING_INTERVAL_S, max_msg_size=MAX_MESSAGE_BYTES,
-                               receive_timeout=RECEIVE_TIMEOUT_S)  # fmt: skip
+    ws = web.WebSocketResponse(heartbeat=PING_INTERVAL_S, max_msg_size=MAX_MESSAGE_BYTES)
     await ws.prepare(request)
     async for message in ws:
         if message.type == WSMsgType.TEXT:

@@ -106,7 +106,7 @@ def _call(service: CallsService, caller: str, media: int = 50, digits: str = "",
     return call_sid, received
 
 
-def _wait(db: Database, predicate: Any, timeout_s: float = 20) -> Any:
+def _wait(db: Database, predicate: Any, timeout_s: float = 40) -> Any:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         with db.session() as session:

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from libs.common.contracts import LEADS_CREATE_FROM_CALL, RECORDINGS_PROCESS
 from libs.common.db import Database, insert_ignoring_conflicts
-from libs.common.models import Call, DncEntry, Lead, TranscriptLine, utcnow
+from libs.common.models import FINAL_CALL_STATUSES, Call, DncEntry, Lead, TranscriptLine, utcnow
 from libs.common.outbox import enqueue_after_commit
 from libs.common.queue_health import QueueUnavailable
 from services.calls.media import protocol
@@ -34,9 +34,11 @@ class StreamRefused(Exception):
 
 
 def claim_stream(database: Database, start: protocol.Start) -> CallInfo:
-    """Bind the stream to its call log, once: the call must be ours, answered, not ended, and
+    """Bind the stream to its call log, once, with one conditional UPDATE (two starts racing
+    for a call cannot both see it unclaimed): the call must be ours, answered, not ended, and
     have no stream yet (Twilio can open a second WebSocket for the same call; a replayed
-    ``start`` is refused the same way). Raises StreamRefused and changes nothing otherwise."""
+    ``start`` is refused the same way). Raises StreamRefused and changes nothing otherwise.
+    Inbound calls and answered campaign calls alike."""
     recording = str(Path(str(start.business_id)) / f"{start.call_sid}.wav")
     with database.session() as session:
         claimed = session.execute(
@@ -47,6 +49,7 @@ def claim_stream(database: Database, start: protocol.Start) -> CallInfo:
                 Call.provider_call_sid == start.call_sid,
                 Call.stream_sid.is_(None),
                 Call.ended_at.is_(None),
+                Call.status.not_in(FINAL_CALL_STATUSES),
             )
             .values(stream_sid=start.stream_sid, recording_path=recording)
             .returning(Call.from_number, Call.to_number, Call.direction)

@@ -35,8 +35,6 @@ logger = logging.getLogger(__name__)
 MEDIA_PATH = "/ws/media"
 #: Keepalive pings: a proxy or NAT must not drop a quiet caller's socket.
 PING_INTERVAL_S = 20
-#: An idle stream (no frame at all, not even media) is closed after this long.
-RECEIVE_TIMEOUT_S = 60
 #: A 20 ms frame is ~400 bytes; larger messages are refused by the reader itself.
 MAX_MESSAGE_BYTES = 64 * 1024
 #: Outgoing bytes a caller's socket may hold unsent before the agent's frames are dropped
@@ -44,8 +42,8 @@ MAX_MESSAGE_BYTES = 64 * 1024
 #: the pacer serves every stream from one task, and one stalled caller must not stall them.
 MAX_UNSENT_BYTES = 16 * 1024
 SWITCH_INTERVAL_S = 0.001
-#: How often streams are checked for idleness.
-IDLE_SWEEP_S = 5
+#: How often streams are checked for idleness (stream.RECEIVE_TIMEOUT_S, START_TIMEOUT_S).
+IDLE_SWEEP_S = 1
 
 CONTEXT = web.AppKey("media_context", MediaContext)
 STREAMS = web.AppKey("media_streams", dict)
@@ -177,15 +175,16 @@ async def _start(app: web.Application) -> None:
 
 
 async def _sweep_idle(app: web.Application) -> None:
-    """Close streams that sent nothing (not even media) for RECEIVE_TIMEOUT_S."""
+    """Close streams that sent nothing (not even media) for their receive timeout."""
     loop = asyncio.get_running_loop()
     while True:
         await asyncio.sleep(IDLE_SWEEP_S)
         now = loop.time()
         for ws, stream in list(app[STREAMS].items()):
-            if now - stream.last_frame_at > RECEIVE_TIMEOUT_S:
-                logger.warning("media stream %s idle for %d s: closing", stream._sid(),
-                               RECEIVE_TIMEOUT_S)  # fmt: skip
+            timeout = stream.receive_timeout_s
+            if now - stream.last_frame_at > timeout:
+                logger.warning("media stream %s idle for %.0f s: closing", stream._sid(),
+                               timeout)  # fmt: skip
                 await ws.close(code=1000, message=b"idle")
 
 

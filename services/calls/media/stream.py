@@ -1,10 +1,15 @@
 """One media stream as a pipeline: Twilio frames in (``protocol``) → recording and VAD → the
 agent → the paced playout → Twilio frames out.
 
-Frames that are malformed, unknown, oversized or out of order are logged (without audio) and
-counted, and the stream carries on: one bad frame must not cost the caller the call. A ``start``
-that cannot be bound to a call we answered ends the stream (``StreamRefused``). Database work
-runs in the server's bounded thread pool (``MediaContext.blocking``), never on the loop.
+Once a stream has started, frames that are malformed, unknown, oversized or out of order are
+logged (without audio) and counted, and the stream carries on: one bad frame must not cost the
+caller the call. Before that there is no call to protect, so the stream is refused (closed,
+with one log line) by anything but ``connected`` and a valid ``start`` naming a call we
+answered that has neither streamed nor ended: Twilio signs the upgrade over the URL alone, so
+a captured upgrade and ``start`` can be replayed, and Twilio can open a second WebSocket for
+one call. The first stream of a call claims it (``call_log.claim_stream``); every later one is
+refused and changes nothing. Database work runs in the server's bounded thread pool
+(``MediaContext.blocking``), never on the event loop.
 """
 
 from __future__ import annotations
@@ -49,6 +54,11 @@ METRICS_FLUSH_FRAMES = 50
 #: One frame in this many has its handling time observed (five samples a second per stream
 #: describe the distribution as well as fifty).
 TIMING_SAMPLE_EVERY = 10
+#: An idle stream (no frame at all, not even media) is closed after this long.
+RECEIVE_TIMEOUT_S = 60.0
+#: Twilio sends ``start`` right after ``connected``: a socket that has not started by then is
+#: not a call, and must not be held for the minute an idle call is given.
+START_TIMEOUT_S = 5.0
 
 __all__ = ["MediaStream", "StreamRefused"]
 
@@ -89,6 +99,8 @@ class MediaStream:
             await self._handle(protocol.parse(raw))
         except FrameError as exc:
             result = exc.result
+            if self.state == "connecting":
+                raise StreamRefused(f"{exc} (before a valid start)") from None
             logger.warning("media stream %s: dropped a frame: %s", self._sid(), exc)
         finally:
             self.received += 1
@@ -130,6 +142,11 @@ class MediaStream:
         elif event == "stop":
             self.state = "stopping"
 
+    @property
+    def receive_timeout_s(self) -> float:
+        """How long the server waits for the next frame before it closes the socket."""
+        return START_TIMEOUT_S if self.state == "connecting" else RECEIVE_TIMEOUT_S
+
     async def _caller_audio(self, audio: bytes) -> None:
         assert self.recorder is not None and self.playout is not None
         self.recorder.write(audio)
@@ -164,6 +181,9 @@ class MediaStream:
         self.playout = Playout(self.ctx.pacer, start.stream_sid, self._send, self._writable)
         self.line = Line(info, self.playout, self._perform, self._fail)
         await self._start_agent(agent)
+        # Let the pacer send the greeting's first frames before the caller's frames that
+        # queued up during the claim are read: the first audio must not wait for them.
+        await asyncio.sleep(0)
 
     async def _start_agent(self, agent: Agent) -> None:
         assert self.line is not None

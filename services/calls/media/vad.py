@@ -5,7 +5,8 @@ Silero's VAD is more accurate on noisy lines but runs a neural network per 32 ms
 onnxruntime (or torch), tens of microseconds and a 27 MB wheel: the realtime models do their
 own turn detection anyway, so the local VAD only has to notice speech for barge-in and for
 agents without a model. A frame counts as speech when it is loud enough and WebRTC says so;
-speech starts after ``START_FRAMES`` such frames out of the last ``WINDOW`` and stops after
+speech starts after ``START_FRAMES`` such frames out of the last ``WINDOW`` (200 ms, as
+Pipecat's default: a cough or a "hm" must not cut the agent off) and stops after
 ``STOP_FRAMES`` quiet frames in a row.
 """
 
@@ -22,8 +23,8 @@ MODE = 2
 #: Below this RMS (16-bit linear) a frame is silence whatever WebRTC says: it calls a line's
 #: hiss speech until it has adapted.
 MIN_RMS = 300
-WINDOW = 5
-START_FRAMES = 3  # 60 ms of speech in the last 100 ms
+WINDOW = 12
+START_FRAMES = 10  # 200 ms of speech in the last 240 ms
 STOP_FRAMES = 25  # 500 ms of quiet
 
 
