@@ -16,12 +16,13 @@ from sqlalchemy import Column, bindparam, inspect, select, update
 
 from libs.common.crypto import InvalidToken, SecretBox
 from libs.common.db import Database
-from libs.common.models import GmailConnection
+from libs.common.models import AgentSettings, GmailConnection
 
 #: Every column holding a SecretBox ciphertext. A new one must be listed here, or rotating
 #: would leave it under a key that is about to be removed.
 ENCRYPTED_COLUMNS: tuple[Column[Any], ...] = (
     inspect(GmailConnection).columns["refresh_token_encrypted"],
+    inspect(AgentSettings).columns["api_key_encrypted"],
 )
 
 
@@ -41,7 +42,7 @@ def rotate_column(
     progress: Callable[[Rotation], None] | None = None,
 ) -> Rotation:
     table = column.table
-    key = table.c.id
+    [key] = table.primary_key.columns  # single-column keys (agent_settings: business_id)
     result = Rotation(f"{table.name}.{column.name}")
     statement = (
         update(table).where(key == bindparam("row_id")).values({column.name: bindparam("value")})

@@ -15,10 +15,12 @@ from typing import Any
 import aiohttp
 import pytest
 import requests
+from flask.testing import FlaskClient
 from sqlalchemy import select
 
+from libs.common import repositories
 from libs.common.db import Database
-from libs.common.models import AgentSettings, Call, Lead, TranscriptLine
+from libs.common.models import AgentSettings, Call, Lead, TokenRole, TranscriptLine
 from simulators.twilio.media_client import StreamResult, Target, run_stream
 from tests.e2e.conftest import BUSINESS_NUMBER, CallsService
 from tests.support.processes import running, service_env
@@ -122,7 +124,8 @@ def _transcript(db: Database, call_id: int) -> list[tuple[str, str]]:
 
 
 def test_a_conversation_whose_function_call_creates_a_lead_with_fields(
-    calls_service: CallsService, sims: Sims, agent: AgentSettings, db: Database
+    calls_service: CallsService, sims: Sims, agent: AgentSettings, db: Database,
+    client: FlaskClient,
 ) -> None:
     sims.behaviour(greeting="Hello, Acme here.", response_delay_ms=100, script=[{
         "caller": "I'm Ada Lovelace, ada@example.com, I want a quote for 20 seats.",
@@ -152,6 +155,14 @@ def test_a_conversation_whose_function_call_creates_a_lead_with_fields(
     assert ("agent", "Thanks Ada, someone will send you a quote.") in lines
     # The greeting reached the caller, then the reply to the turn.
     assert result.received_media > 50
+    # The API shows the same transcript, in order, with timestamps.
+    with db.session() as s:
+        _, token = repositories.create_token(s, TokenRole.BUSINESS, calls_service.business_id, "t")
+        s.commit()
+    detail = client.get(f"/api/calls/{call.id}", headers={"Authorization": f"Bearer {token}"})
+    assert detail.status_code == 200
+    assert [(t["role"], t["text"]) for t in detail.get_json()["transcript"]] == lines
+    assert all(t["at"] for t in detail.get_json()["transcript"])
 
 
 def test_a_barge_in_clears_twilio_and_truncates_at_the_heard_offset(
@@ -185,7 +196,7 @@ def test_a_cold_transfer_redirects_the_call_at_twilio(
     result = _call(calls_service, sims, seconds=3.0, speech=[(0.6, 0.5)])
     calls = {c["sid"]: c for c in sims.ledger()["calls"]}
     twiml = calls[result.call_sid]["twiml"]
-    assert len(twiml) == 1 and f"<Dial" in twiml[0] and f">{HUMAN}</Dial>" in twiml[0], twiml
+    assert len(twiml) == 1 and "<Dial" in twiml[0] and f">{HUMAN}</Dial>" in twiml[0], twiml
     call = _call_row(db, result.call_sid)
     assert (call.transferred_to, call.transfer_mode) == (HUMAN, "cold")
 

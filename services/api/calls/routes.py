@@ -7,7 +7,7 @@ from typing import Any
 from flask import Blueprint, Response, jsonify
 from sqlalchemy import func, select
 
-from libs.common.models import STATUS_RANK, Call
+from libs.common.models import STATUS_RANK, Call, TranscriptLine
 from libs.common.web.db import get_session
 from libs.common.web.errors import ApiError
 from libs.common.web.validation import pagination, query_choice, query_int
@@ -34,6 +34,11 @@ def call_dict(call: Call) -> dict[str, Any]:
         else None,
         "created_at": call.created_at.isoformat(),
         "ended_at": call.ended_at.isoformat() if call.ended_at else None,
+        "from": call.from_number,
+        "disposition": call.disposition,
+        "transferred_to": call.transferred_to,
+        "transfer_mode": call.transfer_mode,
+        "agent_error": call.agent_error,
     }
 
 
@@ -64,4 +69,8 @@ def get_call(call_id: int) -> Response:
     )
     if call is None:
         raise ApiError(404, "not_found", f"no call {call_id}")
-    return jsonify(call_dict(call))
+    lines = get_session().scalars(
+        select(TranscriptLine).where(TranscriptLine.call_id == call.id).order_by(TranscriptLine.seq)
+    )
+    # Both sides of the conversation, timestamped, as the voice agent heard and said them.
+    return jsonify({**call_dict(call), "transcript": [line.to_dict() for line in lines]})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.api.openapi import admin, campaigns, core, receipts, schedules
+from services.api.openapi import admin, campaigns, core, receipts, schedules, voice
 
 PATHS: dict[str, dict[str, Any]] = {
     **core.PATHS,
@@ -12,6 +12,7 @@ PATHS: dict[str, dict[str, Any]] = {
     **schedules.PATHS,
     **receipts.PATHS,
     **admin.PATHS,
+    **voice.PATHS,
 }
 
 
@@ -35,6 +36,7 @@ def document() -> dict[str, Any]:
                 **schedules.SCHEMAS,
                 **receipts.SCHEMAS,
                 **admin.SCHEMAS,
+                **voice.SCHEMAS,
             },
         },
     }

@@ -151,7 +151,21 @@ SCHEMAS: dict[str, Any] = {
             "error": {"oneOf": [{"type": "null"}, {"type": "object"}]},
             "created_at": {"type": "string"},
             "ended_at": _NULLABLE_STR,
+            "from": {"type": "string"},
+            "disposition": _NULLABLE_STR,
+            "transferred_to": _NULLABLE_STR,
+            "transfer_mode": {"type": ["string", "null"], "enum": ["cold", "warm", None]},
+            "agent_error": _NULLABLE_STR,
         },
+    },
+    "CallDetail": {
+        "allOf": [ref("Call")],
+        "type": "object",
+        "required": ["transcript"],
+        "properties": {
+            "transcript": {"type": "array", "items": ref("TranscriptLine"),
+                           "description": "both sides, timestamped, in order"},
+        },  # fmt: skip
     },
 }
 
@@ -387,10 +401,10 @@ PATHS: dict[str, dict[str, Any]] = {
     },
     "/api/calls/{call_id}": {
         "get": {
-            "summary": "A call",
+            "summary": "A call, with its transcript",
             "parameters": [path_id("call_id")],
             "responses": {
-                "200": json_response(ref("Call"), "the call"),
+                "200": json_response(ref("CallDetail"), "the call and its transcript"),
                 "401": UNAUTHORIZED,
                 "403": FORBIDDEN,
                 "404": NOT_FOUND,
