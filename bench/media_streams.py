@@ -33,7 +33,7 @@ from typing import Any
 
 import redis
 
-from bench.support import table, tree_cpu_seconds, write_result
+from bench.support import Check, table, tree_cpu_seconds, write_result
 from libs.common import migrate
 from libs.common.db import Database
 from libs.common.models import Business, PhoneNumber
@@ -331,6 +331,32 @@ def _cell(best: int, median_best: int, steps: list[dict[str, Any]]) -> str:
     return f"{best} ({first['streams']}: {why})"
 
 
+def _playback_median(result: dict[str, Any], key: str) -> float:
+    values = [r["pacing"][key] for r in result.get("playback", [])]
+    return statistics.median(values) if values else float("nan")
+
+
+def checks(result: dict[str, Any]) -> list[Check]:
+    best, ratio = result["max_sustained"], result["ratio"]
+    jitter = _playback_median(result, "jitter_p99_ms")
+    gap = _playback_median(result, "max_gap_ms")
+    first = _playback_median(result, "first_audio_p99_ms")
+    streams = result.get("target_streams", TARGET_STREAMS)
+    dropped = max((r["dropped_streams"] for r in result.get("playback", [])), default=0)
+    return [
+        Check("Media streams sustained (p99 < 20 ms, none dropped)", f">= {streams}",
+              str(best["switchboard"]), best["switchboard"] >= streams),
+        Check("Media streams vs a bare asyncio echo, same stack", ">= 0.8x", f"{ratio:.2f}x",
+              ratio >= 0.8),
+        Check(f"Agent playback at {streams} streams: p99 jitter", "< 10 ms", f"{jitter:.1f} ms",
+              0 <= jitter < JITTER_P99_BOUND_MS and not dropped),
+        Check(f"Agent playback at {streams} streams: longest gap", "<= 60 ms", f"{gap:.0f} ms",
+              0 <= gap <= MAX_GAP_BOUND_MS and not dropped),
+        Check("Answer to first agent audio, p99", "< 1 s", f"{first:.0f} ms",
+              0 <= first < FIRST_AUDIO_P99_BOUND_MS),
+    ]  # fmt: skip
+
+
 def markdown(result: dict[str, Any]) -> str:
     """The docs/benchmarks.md section, figures from ``result`` (media_streams.json)."""
     best, ratio = result["max_sustained"], result["ratio"]
@@ -348,44 +374,52 @@ def markdown(result: dict[str, Any]) -> str:
               if r["sustained"] and r["streams"] == best["switchboard"]]  # fmt: skip
     p99 = statistics.median(r["p99_ms"] for r in at_max) if at_max else float("nan")
     p50 = statistics.median(r["p50_ms"] for r in at_max) if at_max else float("nan")
+    cpu_rows = []
+    for name in ("echo", "switchboard"):
+        mine = [r for r in result["steps"][name] if r["sustained"]]
+        if mine:
+            cpu_rows.append([name, statistics.median(r["server_steady_cpu_us_per_frame"] for r in mine),
+                             statistics.median(r["server_cpu_us_per_frame"] for r in mine),
+                             statistics.median(r["client_cpu_us_per_frame"] for r in mine)])  # fmt: skip
+    playback_rows = [[i + 1, r["streams"], r["pacing"]["jitter_p50_ms"],
+                      r["pacing"]["jitter_p99_ms"], r["pacing"]["max_gap_ms"],
+                      r["pacing"]["first_audio_p50_ms"], r["pacing"]["first_audio_p99_ms"],
+                      r["dropped_streams"]] for i, r in enumerate(result.get("playback", []))]  # fmt: skip
     steps = sorted({r["streams"] for rows_ in result["steps"].values() for r in rows_})
-    cpu = max((r["client_cpu_per_core"] for rs in result["steps"].values() for r in rs),
-              default=0.0)  # fmt: skip
     cores = result.get("cores", 2)
     return f"""## Media streams
 
 `{result["command"]}` (= `.venv/bin/python -m bench.media_streams`): how many concurrent
-inbound calls, each streaming 20 ms μ-law frames at 50 frames/s, one calls service sustains with
-**p99 frame latency under {result["p99_bound_ms"]:g} ms and no call dropped**, next to a **bare
-echo WebSocket on the same server stack** (`bench/echo_ws.py`: Flask + simple-websocket under
-the calls service's own `gunicorn_conf.py`, {result["workers"]} workers,
-`CALLS_THREADS={result["threads"]}` for both so threads are not the limit).
-
-Switchboard runs with `VOICE_AGENT=services.calls.media.agent:EchoAgent`, which answers every
-frame with a frame (as a streaming voice agent does), so on both sides a frame's latency is the
-same thing: its send by "Twilio" to its echo, measured by the load generator
-(`simulators/twilio/media_client.py`, asyncio + aiohttp in {result["clients"]} processes, at
-most {cpu:.2f} of a core each in this run: not the bottleneck). Switchboard's side also answers
-the signed voice webhook, checks the signed upgrade, validates each frame, records the WAV,
-counts metrics and writes the call log. Calls arrive at {ARRIVALS_PER_S} per second; latency is
-taken in the steady window when every call is up (the ramp's p99 is printed apart: it is what a
-burst of new calls costs). Steps {", ".join(map(str, steps))}, … ({result["seconds"]:g} s of
-audio per call); echo and Switchboard alternate at each step; {result["rounds_run"]} rounds, the
-median maximum counts.
+calls, each streaming 20 ms μ-law frames at 50 frames/s, the media server sustains with **p99
+frame latency under {result["p99_bound_ms"]:g} ms and none dropped**, next to a **bare asyncio
+echo WebSocket on the same server stack** (`bench/echo_ws.py`: aiohttp under the media
+server's own `services/calls/media/gunicorn_conf.py`, {result["workers"]} workers, the same
+WebSocket settings). Switchboard runs `EchoAgent` (every frame in answers a frame out) through
+the whole pipeline: signed voice webhook, signed upgrade, frame parsing, WAV recording, VAD, the
+agent, the playout, metrics, the call log. Load: `simulators/twilio/media_client.py` (asyncio +
+aiohttp) in {result["clients"]} processes on the same cores. Calls arrive at {ARRIVALS_PER_S}
+per second; latency is taken in the steady window when every call is up. Steps
+{", ".join(map(str, steps))} ({result["seconds"]:g} s of audio per call); echo and Switchboard
+alternate at each step; {result["rounds_run"]} rounds, the median maximum counts.
 
 {table(["round", "bare echo", "Switchboard"], rows, "lrr")}
 
-At its maximum Switchboard's p99 was {p99:.1f} ms (p50 {p50:.2f} ms). Run on {cores} cores shared
-with PostgreSQL, Redis and the load generator, so single steps are noisy (a round below the median
-names, in brackets, the step that failed). Where the time goes (profiled while building it): per
-frame the stack (wsproto parsing and framing, the reader thread handing each frame to the handler
-thread) costs ~0.2 ms of CPU for echo and Switchboard alike; Switchboard's own handling is 0.014 ms
-per frame (measured in-process); the rest of the gap is call set-up (webhook, upgrade, start: two
-database writes per call) landing during the steady window of the slower calls. Two fixes came out
-of this benchmark: frame metrics were taken under prometheus-client's process-wide lock three times
-per frame (a lock convoy: p99 over 1 s at 100 streams), now batched per stream once a second; and
-the api/calls workers `gc.freeze()` the loaded application (a full collection of its ~90,000
-objects paused every stream ~45 ms).
+At its maximum Switchboard's p99 was {p99:.1f} ms (p50 {p50:.2f} ms). CPU per frame moved (one
+in and one out count two), medians over the sustained steps: the server's in the steady window,
+the server's over the whole step (call set-up included), and the load generator's:
+
+{table(["side", "server steady µs", "server all µs", "client µs"], cpu_rows, "lrrr")}
+
+**Playback** (after each round): {result.get("target_streams", TARGET_STREAMS)} calls whose agent
+talks for the whole call (`bench/talker_agent.py`), the frames' spacing as each caller received
+them, and the wait from the voice webhook (the answer) to the first agent frame:
+
+{table(["round", "streams", "jitter p50 ms", "jitter p99 ms", "longest gap ms",
+        "first audio p50 ms", "first audio p99 ms", "dropped"], playback_rows, "rrrrrrrr")}
+
+Run on {cores} cores shared with PostgreSQL, Redis and the load generator (load average
+{result.get("load_average", "?")} at the end). See docs/voice.md for the design and what the
+profiles showed.
 """
 
 

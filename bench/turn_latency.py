@@ -30,7 +30,7 @@ from typing import Any
 import redis
 import requests
 
-from bench.support import table, write_result
+from bench.support import Check, table, write_result
 from libs.common import migrate
 from libs.common.db import Database
 from libs.common.models import AgentSettings, Business, PhoneNumber
@@ -175,6 +175,13 @@ plus the simulators' own processing on the same {result.get("cores", 2)} cores. 
 {table(["calls", "turns", "measured p50 ms", "measured p99 ms", "added p50 ms", "added p99 ms",
         "dropped"], rows, "rrrrrrr")}
 """
+
+
+def checks(result: dict[str, Any]) -> list[Check]:
+    heavy = result["rows"][-1]
+    return [Check(f"Turn latency the path adds at {heavy['calls']} calls, p99", "< 50 ms",
+                  f"{heavy['added_p99_ms']:.1f} ms",
+                  0 <= heavy["added_p99_ms"] < P99_BOUND_MS and not heavy["dropped_calls"])]  # fmt: skip
 
 
 def main() -> None:

@@ -67,6 +67,10 @@ class Playout:
         self._label_frames = 0
         self._clear_pending = False
         self._live = False
+        #: Set by the stream while the agent handles a caller frame: audio due at once is then
+        #: sent by the stream itself right after (send_inline), not handed to the pacer's task.
+        self.inline = False
+        self._inline_due = False
         self._prefix = f'{{"event":"media","streamSid":"{stream_sid}","media":{{"payload":"'
 
     @property
@@ -107,6 +111,7 @@ class Playout:
         self._items.clear()
         self.generation += 1
         self.scheduled = False
+        self._inline_due = False
         self.next_due = 0.0
         self._label, self._label_frames = None, 0
         if not self.closed:
@@ -129,7 +134,20 @@ class Playout:
             self.scheduled = True
             loop_time = asyncio.get_running_loop().time()
             due = loop_time if self._live else max(self.next_due - LEAD_S, loop_time)
-            self.pacer.schedule(self, due)
+            if self.inline and due <= loop_time:
+                self._inline_due = True
+            else:
+                self.pacer.schedule(self, due)
+
+    async def send_inline(self) -> None:
+        """Send what became due while the stream had the agent handle a frame (an echo, a
+        clear): one task switch less per frame than through the pacer."""
+        if self._inline_due:
+            self._inline_due = False
+            if self.scheduled and not self.closed:
+                due = await self.send_due(asyncio.get_running_loop().time())
+                if due is not None:
+                    self.pacer.schedule(self, due)
 
     async def send_due(self, now: float) -> float | None:
         """Send the next frame (and the marks right behind it); the next due time, if any."""

@@ -148,15 +148,24 @@ class MediaStream:
         return START_TIMEOUT_S if self.state == "connecting" else RECEIVE_TIMEOUT_S
 
     async def _caller_audio(self, audio: bytes) -> None:
-        assert self.recorder is not None and self.playout is not None
+        playout = self.playout
+        assert self.recorder is not None and playout is not None
         self.recorder.write(audio)
         self.frames += 1
+        playout.inline = True
+        try:
+            await self._hear(audio, playout)
+        finally:
+            playout.inline = False
+        await playout.send_inline()
+
+    async def _hear(self, audio: bytes, playout: Playout) -> None:
         change = self.vad.feed(audio)
         if change == "started":
             await self._to_agent(SpeechStarted())
             agent = self.agent
-            if agent is not None and agent.local_barge_in and self.playout.playing:
-                heard = self.playout.clear()
+            if agent is not None and agent.local_barge_in and playout.playing:
+                heard = playout.clear()
                 await self._to_agent(Interrupted(heard.label, heard.ms))
         elif change == "stopped":
             await self._to_agent(SpeechStopped())
