@@ -54,6 +54,7 @@ class Playout:
     def __init__(self, pacer: Pacer, stream_sid: str, send: Send,
                  writable: Callable[[], bool] = lambda: True) -> None:  # fmt: skip
         self.pacer, self.stream_sid, self._send, self._writable = pacer, stream_sid, send, writable
+        self._loop = asyncio.get_running_loop()
         self._items: deque[tuple[bytes | None, str | None]] = deque()
         #: When the caller will have heard everything sent so far (loop time).
         self.next_due = 0.0
@@ -80,8 +81,7 @@ class Playout:
     @property
     def playing(self) -> bool:
         """Audio is queued, or the last frame sent is still being played."""
-        loop_time = asyncio.get_running_loop().time()
-        return bool(self._items) or self.next_due > loop_time
+        return bool(self._items) or self.next_due > self._loop.time()
 
     def play(self, audio: bytes, label: str | None = None, live: bool = False) -> None:
         """Queue μ-law audio (any length; the last frame is padded with silence). ``live``
@@ -120,7 +120,7 @@ class Playout:
         return heard
 
     def heard(self) -> Heard:
-        now = asyncio.get_running_loop().time()
+        now = self._loop.time()
         still_playing_ms = max(0.0, (self.next_due - now) * 1000)
         return Heard(self._label, max(0, round(self._label_frames * FRAME_MS - still_playing_ms)))
 
@@ -132,7 +132,7 @@ class Playout:
     def _kick(self) -> None:
         if not self.scheduled:
             self.scheduled = True
-            loop_time = asyncio.get_running_loop().time()
+            loop_time = self._loop.time()
             due = loop_time if self._live else max(self.next_due - LEAD_S, loop_time)
             if self.inline and due <= loop_time:
                 self._inline_due = True
@@ -145,7 +145,7 @@ class Playout:
         if self._inline_due:
             self._inline_due = False
             if self.scheduled and not self.closed:
-                due = await self.send_due(asyncio.get_running_loop().time())
+                due = await self.send_due(self._loop.time())
                 if due is not None:
                     self.pacer.schedule(self, due)
 
@@ -162,8 +162,10 @@ class Playout:
             assert frame is not None
             if label != self._label:
                 self._label, self._label_frames = label, 0
-            if self._writable():
-                await self._send_text(f"{self._prefix}{_b64(frame)}\"}}}}")
+            if self.closed:
+                pass
+            elif self._writable():
+                await self._send(f"{self._prefix}{_b64(frame)}\"}}}}")
                 self.frames_sent += 1
             else:
                 # The caller's socket is not draining: drop rather than stall every stream.

@@ -93,7 +93,8 @@ class MediaStream:
     # -- receiving -------------------------------------------------------------------------
 
     async def receive(self, raw: str | bytes) -> None:
-        started = time.perf_counter()
+        timed = self.received % TIMING_SAMPLE_EVERY == 0
+        started = time.perf_counter() if timed else 0.0
         result = "ok"
         try:
             await self._handle(protocol.parse(raw))
@@ -105,7 +106,7 @@ class MediaStream:
         finally:
             self.received += 1
             self._unflushed[result] = self._unflushed.get(result, 0) + 1
-            if self.received % TIMING_SAMPLE_EVERY == 1:
+            if timed:
                 metrics.MEDIA_FRAME_SECONDS.observe(time.perf_counter() - started)
             if self.received % METRICS_FLUSH_FRAMES == 0:
                 self.flush_metrics()
