@@ -1,5 +1,8 @@
 """The simulator's WebSocket and control endpoints (aiohttp).
 
+``POST /v1/audio/transcriptions``, ``/v1/chat/completions``, ``/v1/audio/speech``: the
+cascaded pipeline's models (``cascade.py``).
+
 ``GET /v1/realtime?model=…`` with ``Authorization: Bearer <key>``: the Realtime API's
 WebSocket (any non-empty key is accepted; none is a 401, as the real API answers). Client
 events in, server events out, as ``model.Session`` plays them.
@@ -19,11 +22,12 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from simulators.realtime import cascade
 from simulators.realtime.model import Behaviour, Session
 
 logger = logging.getLogger(__name__)
 
-BEHAVIOUR = web.AppKey("behaviour", dict)
+BEHAVIOUR = cascade.BEHAVIOUR
 SESSIONS = web.AppKey("sessions", list)
 OPEN = web.AppKey("open", dict)
 
@@ -89,7 +93,8 @@ async def set_behaviour(request: web.Request) -> web.Response:
 
 
 async def sessions(request: web.Request) -> web.Response:
-    return web.json_response({"sessions": [s.summary() for s in request.app[SESSIONS]]})
+    return web.json_response({"sessions": [s.summary() for s in request.app[SESSIONS]],
+                              "cascade": request.app[cascade.CASCADE].requests})  # fmt: skip
 
 
 async def drop(request: web.Request) -> web.Response:
@@ -102,6 +107,7 @@ async def drop(request: web.Request) -> web.Response:
 async def reset(request: web.Request) -> web.Response:
     request.app[SESSIONS].clear()
     request.app[BEHAVIOUR].clear()
+    request.app[cascade.CASCADE] = cascade.Cascade()
     return web.json_response({"status": "ok"})
 
 
@@ -110,7 +116,11 @@ def create_app() -> web.Application:
     app[BEHAVIOUR] = {}
     app[SESSIONS] = []
     app[OPEN] = {}
+    app[cascade.CASCADE] = cascade.Cascade()
     app.router.add_get("/v1/realtime", realtime)
+    app.router.add_post("/v1/audio/transcriptions", cascade.transcriptions)
+    app.router.add_post("/v1/chat/completions", cascade.chat)
+    app.router.add_post("/v1/audio/speech", cascade.speech)
     app.router.add_get("/_sim/healthz", healthz)
     app.router.add_post("/_sim/behaviour", set_behaviour)
     app.router.add_get("/_sim/sessions", sessions)

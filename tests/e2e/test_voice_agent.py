@@ -71,6 +71,7 @@ def sims(tmp_path: Path) -> Iterator[Sims]:
 def calls_env(sims: Sims) -> dict[str, str]:
     return {
         "REALTIME_API_BASE": sims.realtime.replace("http://", "ws://") + "/v1",
+        "MODEL_API_BASE": sims.realtime + "/v1",
         "OPENAI_API_KEY": MODEL_KEY,
         "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
         "TWILIO_API_BASE": sims.twilio,
@@ -253,3 +254,36 @@ def test_a_forged_upgrade_is_refused_before_the_model_is_called(
 
     assert asyncio.run(forged()) == 403
     assert sims.sessions() == []
+
+
+def test_a_cascaded_pipeline_from_the_same_settings(
+    calls_service: CallsService, sims: Sims, db: Database
+) -> None:
+    """speech-to-text → chat model (a function call, then the answer) → text-to-speech, turns
+    taken by the line's own VAD, all over the simulator's HTTP APIs."""
+    with db.session() as session:
+        session.add(AgentSettings(business_id=calls_service.business_id, kind="cascaded",
+                                  model="gpt-4o-mini", voice="coral", instructions="Be brief.",
+                                  tools=["update_lead"]))  # fmt: skip
+        session.commit()
+    sims.behaviour(script=[{"caller": "I'm Grace, grace@example.com.", "reply": "Thanks Grace.",
+                            "call": {"name": "update_lead",
+                                     "arguments": {"name": "Grace Hopper",
+                                                   "email": "grace@example.com"}}}])  # fmt: skip
+    result = _call(calls_service, sims, seconds=4.5, speech=[(1.2, 0.8)])
+    call = _call_row(db, result.call_sid)
+    with db.session() as s:
+        lead = s.scalar(select(Lead).where(Lead.business_id == calls_service.business_id))
+    assert lead is not None and (lead.name, lead.email) == ("Grace Hopper", "grace@example.com")
+    lines = _transcript(db, call.id)
+    assert ("caller", "I'm Grace, grace@example.com.") in lines
+    assert ("agent", "Thanks Grace.") in lines and ("agent", "Hello, how can I help?") in lines
+    requests_seen = requests.get(f"{sims.realtime}/_sim/sessions", timeout=5).json()["cascade"]
+    paths = [r["path"] for r in requests_seen]
+    assert paths.count("transcriptions") == 1 and paths.count("chat") == 2
+    chat = next(r for r in requests_seen if r["path"] == "chat")
+    assert chat["messages"][0] == {"role": "system", "content": "Be brief."}
+    assert [t["function"]["name"] for t in chat["tools"]] == ["update_lead"]
+    assert {r["voice"] for r in requests_seen if r["path"] == "speech"} == {"coral"}
+    # The greeting and the answer were played to the caller.
+    assert result.received_media > 40

@@ -25,3 +25,10 @@ def from_pcm16(pcm: bytes) -> bytes:
 def rms(pcm: bytes) -> int:
     """Root mean square of 16-bit PCM: loudness."""
     return int(audioop.rms(pcm, 2))
+
+
+def resample(pcm: bytes, from_rate: int, to_rate: int) -> bytes:
+    """16-bit mono PCM from one sample rate to another (linear interpolation, with audioop's
+    own filter state; enough for speech going down to the telephone's 8 kHz)."""
+    converted, _ = audioop.ratecv(pcm, 2, 1, from_rate, to_rate, None)
+    return bytes(converted)
