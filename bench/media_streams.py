@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import os
 import statistics
 import tempfile
@@ -112,7 +113,7 @@ def _pacing(results: list[StreamResult], start: float, end: float) -> dict[str, 
     jitter, gaps = [], []
     for r in results:
         arrivals = [t for t in r.arrivals if start <= t <= end]
-        for a, b in zip(arrivals, arrivals[1:], strict=False):
+        for a, b in itertools.pairwise(arrivals):
             gap = (b - a) * 1000
             gaps.append(gap)
             jitter.append(abs(gap - 20.0))
@@ -273,10 +274,12 @@ def _playback(pool: ProcessPoolExecutor, clients: int, side: Side, streams: int,
               seconds: float) -> dict[str, Any]:  # fmt: skip
     row = measure(pool, clients, side, streams, seconds)
     pacing = row["pacing"]
-    row["pacing_ok"] = (row["dropped_streams"] == 0
-                        and 0 <= pacing["jitter_p99_ms"] < JITTER_P99_BOUND_MS
-                        and 0 <= pacing["max_gap_ms"] <= MAX_GAP_BOUND_MS
-                        and 0 <= pacing["first_audio_p99_ms"] < FIRST_AUDIO_P99_BOUND_MS)  # fmt: skip
+    row["pacing_ok"] = (
+        row["dropped_streams"] == 0
+        and 0 <= pacing["jitter_p99_ms"] < JITTER_P99_BOUND_MS
+        and 0 <= pacing["max_gap_ms"] <= MAX_GAP_BOUND_MS
+        and 0 <= pacing["first_audio_p99_ms"] < FIRST_AUDIO_P99_BOUND_MS
+    )
     print(f"    playback {streams:>5} streams  jitter p50 {pacing['jitter_p50_ms']:.2f} ms, "
           f"p99 {pacing['jitter_p99_ms']:.2f} ms, max gap {pacing['max_gap_ms']:.1f} ms; "
           f"answer to first audio p50 {pacing['first_audio_p50_ms']:.0f} ms, p99 "
@@ -378,13 +381,27 @@ def markdown(result: dict[str, Any]) -> str:
     for name in ("echo", "switchboard"):
         mine = [r for r in result["steps"][name] if r["sustained"]]
         if mine:
-            cpu_rows.append([name, statistics.median(r["server_steady_cpu_us_per_frame"] for r in mine),
-                             statistics.median(r["server_cpu_us_per_frame"] for r in mine),
-                             statistics.median(r["client_cpu_us_per_frame"] for r in mine)])  # fmt: skip
-    playback_rows = [[i + 1, r["streams"], r["pacing"]["jitter_p50_ms"],
-                      r["pacing"]["jitter_p99_ms"], r["pacing"]["max_gap_ms"],
-                      r["pacing"]["first_audio_p50_ms"], r["pacing"]["first_audio_p99_ms"],
-                      r["dropped_streams"]] for i, r in enumerate(result.get("playback", []))]  # fmt: skip
+            cpu_rows.append(
+                [
+                    name,
+                    statistics.median(r["server_steady_cpu_us_per_frame"] for r in mine),
+                    statistics.median(r["server_cpu_us_per_frame"] for r in mine),
+                    statistics.median(r["client_cpu_us_per_frame"] for r in mine),
+                ]
+            )
+    playback_rows = [
+        [
+            i + 1,
+            r["streams"],
+            r["pacing"]["jitter_p50_ms"],
+            r["pacing"]["jitter_p99_ms"],
+            r["pacing"]["max_gap_ms"],
+            r["pacing"]["first_audio_p50_ms"],
+            r["pacing"]["first_audio_p99_ms"],
+            r["dropped_streams"],
+        ]
+        for i, r in enumerate(result.get("playback", []))
+    ]
     steps = sorted({r["streams"] for rows_ in result["steps"].values() for r in rows_})
     cores = result.get("cores", 2)
     return f"""## Media streams
@@ -414,8 +431,22 @@ the server's over the whole step (call set-up included), and the load generator'
 talks for the whole call (`bench/talker_agent.py`), the frames' spacing as each caller received
 them, and the wait from the voice webhook (the answer) to the first agent frame:
 
-{table(["round", "streams", "jitter p50 ms", "jitter p99 ms", "longest gap ms",
-        "first audio p50 ms", "first audio p99 ms", "dropped"], playback_rows, "rrrrrrrr")}
+{
+        table(
+            [
+                "round",
+                "streams",
+                "jitter p50 ms",
+                "jitter p99 ms",
+                "longest gap ms",
+                "first audio p50 ms",
+                "first audio p99 ms",
+                "dropped",
+            ],
+            playback_rows,
+            "rrrrrrrr",
+        )
+    }
 
 Run on {cores} cores shared with PostgreSQL, Redis and the load generator (load average
 {result.get("load_average", "?")} at the end). See docs/voice.md for the design and what the

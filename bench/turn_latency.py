@@ -58,9 +58,16 @@ def _business(database_url: str) -> None:
         session.add(business)
         session.flush()
         session.add(PhoneNumber(business_id=business.id, number_e164=NUMBER))
-        session.add(AgentSettings(business_id=business.id, kind="realtime", model="gpt-realtime",
-                                  instructions="", voice="alloy",
-                                  tools=["update_lead"]))  # fmt: skip
+        session.add(
+            AgentSettings(
+                business_id=business.id,
+                kind="realtime",
+                model="gpt-realtime",
+                instructions="",
+                voice="alloy",
+                tools=["update_lead"],
+            )
+        )
         session.commit()
     db.dispose()
 
@@ -68,8 +75,9 @@ def _business(database_url: str) -> None:
 def _client(target: Target, first: int, count: int) -> tuple[list[StreamResult], float]:
     cpu = time.process_time()
     ramp_s = max(1.0, count / ARRIVALS_PER_S)
-    results = asyncio.run(run_streams(target, count, CALL_S, ramp_s, first_index=first,
-                                      speech=SPEECH))  # fmt: skip
+    results = asyncio.run(
+        run_streams(target, count, CALL_S, ramp_s, first_index=first, speech=SPEECH)
+    )
     return results, time.process_time() - cpu
 
 
@@ -89,11 +97,11 @@ def _percentile(values: list[float], p: float) -> float:
     return round(ordered[min(len(ordered) - 1, int(p * len(ordered)))], 1) if ordered else -1.0
 
 
-def measure(pool: ProcessPoolExecutor, clients: int, target: Target, calls: int,
-            model_ms: float) -> dict[str, Any]:  # fmt: skip
+def measure(
+    pool: ProcessPoolExecutor, clients: int, target: Target, calls: int, model_ms: float
+) -> dict[str, Any]:
     shares = [calls // clients + (1 if i < calls % clients else 0) for i in range(clients)]
-    futures = [pool.submit(_client, target, sum(shares[:i]), n)
-               for i, n in enumerate(shares) if n]  # fmt: skip
+    futures = [pool.submit(_client, target, sum(shares[:i]), n) for i, n in enumerate(shares) if n]
     results: list[StreamResult] = []
     for future in futures:
         results += future.result()[0]
@@ -123,43 +131,80 @@ def run(calls: int, light: int, clients: int, response_delay_ms: int) -> dict[st
         redis.Redis.from_url(REDIS_TEST_URL).flushdb()
         sim_port, port, media_port = free_port(), free_port(), free_port()
         sim = f"http://127.0.0.1:{sim_port}"
-        stack.enter_context(running([sys.executable, "-m", "simulators.realtime", "--port",
-                                     str(sim_port)], service_env(), workdir / "sim.log",
-                                    f"{sim}/_sim/healthz"))  # fmt: skip
-        requests.post(f"{sim}/_sim/behaviour", json={
-            "greeting": "Hi.", "response_delay_ms": response_delay_ms}, timeout=5).raise_for_status()  # fmt: skip
+        stack.enter_context(
+            running(
+                [sys.executable, "-m", "simulators.realtime", "--port", str(sim_port)],
+                service_env(),
+                workdir / "sim.log",
+                f"{sim}/_sim/healthz",
+            )
+        )
+        requests.post(
+            f"{sim}/_sim/behaviour",
+            json={"greeting": "Hi.", "response_delay_ms": response_delay_ms},
+            timeout=5,
+        ).raise_for_status()
         url, stream_url = f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{media_port}/ws/media"
         env = service_env(
-            DATABASE_URL=database_url, REDIS_URL=REDIS_TEST_URL, SWITCHBOARD_VAR_DIR=str(workdir),
-            TWILIO_AUTH_TOKEN=AUTH_TOKEN, PUBLIC_BASE_URL=url, CALLS_BIND=f"127.0.0.1:{port}",
-            CALLS_MEDIA_BIND=f"127.0.0.1:{media_port}", MEDIA_STREAM_URL=stream_url,
-            SERVICE_ROLE="calls", LOG_LEVEL="WARNING", OPENAI_API_KEY=MODEL_KEY,
+            DATABASE_URL=database_url,
+            REDIS_URL=REDIS_TEST_URL,
+            SWITCHBOARD_VAR_DIR=str(workdir),
+            TWILIO_AUTH_TOKEN=AUTH_TOKEN,
+            PUBLIC_BASE_URL=url,
+            CALLS_BIND=f"127.0.0.1:{port}",
+            CALLS_MEDIA_BIND=f"127.0.0.1:{media_port}",
+            MEDIA_STREAM_URL=stream_url,
+            SERVICE_ROLE="calls",
+            LOG_LEVEL="WARNING",
+            OPENAI_API_KEY=MODEL_KEY,
             REALTIME_API_BASE=f"ws://127.0.0.1:{sim_port}/v1",
-        )  # fmt: skip
-        stack.enter_context(running(gunicorn_argv("calls"), env, workdir / "calls.log",
-                                    f"{url}/readyz"))  # fmt: skip
-        stack.enter_context(running(gunicorn_argv("calls/media"), env, workdir / "media.log",
-                                    f"http://127.0.0.1:{media_port}/readyz"))  # fmt: skip
+        )
+        stack.enter_context(
+            running(gunicorn_argv("calls"), env, workdir / "calls.log", f"{url}/readyz")
+        )
+        stack.enter_context(
+            running(
+                gunicorn_argv("calls/media"),
+                env,
+                workdir / "media.log",
+                f"http://127.0.0.1:{media_port}/readyz",
+            )
+        )
         target = Target(stream_url, f"{url}/webhook/twilio/voice", AUTH_TOKEN, NUMBER)
         pool = stack.enter_context(ProcessPoolExecutor(clients))
         rows = []
         for count in (light, calls):
             row = measure(pool, clients, target, count, model_ms)
             rows.append(row)
-            print(f"{count:>4} calls  turns {row['turns']}/{row['turns_expected']}  measured "
-                  f"p50 {row['measured_p50_ms']:.0f} ms, p99 {row['measured_p99_ms']:.0f} ms; "
-                  f"path added p50 {row['added_p50_ms']:.1f} ms, p99 {row['added_p99_ms']:.1f} "
-                  f"ms (model {model_ms} ms subtracted)  dropped {row['dropped_calls']}",
-                  flush=True)  # fmt: skip
+            print(
+                f"{count:>4} calls  turns {row['turns']}/{row['turns_expected']}  measured "
+                f"p50 {row['measured_p50_ms']:.0f} ms, p99 {row['measured_p99_ms']:.0f} ms; "
+                f"path added p50 {row['added_p50_ms']:.1f} ms, p99 {row['added_p99_ms']:.1f} "
+                f"ms (model {model_ms} ms subtracted)  dropped {row['dropped_calls']}",
+                flush=True,
+            )
         redis.Redis.from_url(REDIS_TEST_URL).flushdb()
-    return {"rows": rows, "model_ms": model_ms, "silence_duration_ms": SILENCE_DURATION_MS,
-            "response_delay_ms": response_delay_ms}  # fmt: skip
+    return {
+        "rows": rows,
+        "model_ms": model_ms,
+        "silence_duration_ms": SILENCE_DURATION_MS,
+        "response_delay_ms": response_delay_ms,
+    }
 
 
 def markdown(result: dict[str, Any]) -> str:
-    rows = [[r["calls"], f"{r['turns']}/{r['turns_expected']}", r["measured_p50_ms"],
-             r["measured_p99_ms"], r["added_p50_ms"], f"**{r['added_p99_ms']}**",
-             r["dropped_calls"]] for r in result["rows"]]  # fmt: skip
+    rows = [
+        [
+            r["calls"],
+            f"{r['turns']}/{r['turns_expected']}",
+            r["measured_p50_ms"],
+            r["measured_p99_ms"],
+            r["added_p50_ms"],
+            f"**{r['added_p99_ms']}**",
+            r["dropped_calls"],
+        ]
+        for r in result["rows"]
+    ]
     return f"""## Voice agent turn latency
 
 `{result["command"]}` (= `.venv/bin/python -m bench.turn_latency`): concurrent calls to the
@@ -172,16 +217,34 @@ remains is the path Switchboard adds (both sockets, parsing, recording, the agen
 plus the simulators' own processing on the same {result.get("cores", 2)} cores. Target: **under
 {P99_BOUND_MS:g} ms p99 at 100 calls**.
 
-{table(["calls", "turns", "measured p50 ms", "measured p99 ms", "added p50 ms", "added p99 ms",
-        "dropped"], rows, "rrrrrrr")}
+{
+        table(
+            [
+                "calls",
+                "turns",
+                "measured p50 ms",
+                "measured p99 ms",
+                "added p50 ms",
+                "added p99 ms",
+                "dropped",
+            ],
+            rows,
+            "rrrrrrr",
+        )
+    }
 """
 
 
 def checks(result: dict[str, Any]) -> list[Check]:
     heavy = result["rows"][-1]
-    return [Check(f"Turn latency the path adds at {heavy['calls']} calls, p99", "< 50 ms",
-                  f"{heavy['added_p99_ms']:.1f} ms",
-                  0 <= heavy["added_p99_ms"] < P99_BOUND_MS and not heavy["dropped_calls"])]  # fmt: skip
+    return [
+        Check(
+            f"Turn latency the path adds at {heavy['calls']} calls, p99",
+            "< 50 ms",
+            f"{heavy['added_p99_ms']:.1f} ms",
+            0 <= heavy["added_p99_ms"] < P99_BOUND_MS and not heavy["dropped_calls"],
+        )
+    ]
 
 
 def main() -> None:
@@ -189,16 +252,27 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=100)
     parser.add_argument("--light", type=int, default=10, help="the light run beside it")
     parser.add_argument("--clients", type=int, default=2, help="load-generator processes")
-    parser.add_argument("--response-delay-ms", type=int, default=300,
-                        help="the simulated model's thinking time (subtracted)")  # fmt: skip
+    parser.add_argument(
+        "--response-delay-ms",
+        type=int,
+        default=300,
+        help="the simulated model's thinking time (subtracted)",
+    )
     args = parser.parse_args()
-    print(f"turn latency, {args.calls} concurrent calls ({COMMAND}), load average "
-          f"{os.getloadavg()[0]:.2f}", flush=True)  # fmt: skip
+    print(
+        f"turn latency, {args.calls} concurrent calls ({COMMAND}), load average "
+        f"{os.getloadavg()[0]:.2f}",
+        flush=True,
+    )
     out = run(args.calls, args.light, args.clients, args.response_delay_ms)
     heavy = out["rows"][-1]
-    out.update(command=COMMAND, cores=os.cpu_count(), p99_bound_ms=P99_BOUND_MS,
-               met=0 <= heavy["added_p99_ms"] < P99_BOUND_MS and not heavy["dropped_calls"],
-               load_average=[round(x, 2) for x in os.getloadavg()])  # fmt: skip
+    out.update(
+        command=COMMAND,
+        cores=os.cpu_count(),
+        p99_bound_ms=P99_BOUND_MS,
+        met=0 <= heavy["added_p99_ms"] < P99_BOUND_MS and not heavy["dropped_calls"],
+        load_average=[round(x, 2) for x in os.getloadavg()],
+    )
     write_result("turn_latency", out)
 
 

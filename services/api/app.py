@@ -11,8 +11,8 @@ from libs.common.web import health
 from libs.common.web.app_base import create_base_app
 from services.api import auth, openapi
 from services.api.account.routes import blueprint as account_blueprint
-from services.api.agent.routes import blueprint as agent_blueprint
 from services.api.admin.routes import blueprint as admin_blueprint
+from services.api.agent.routes import blueprint as agent_blueprint
 from services.api.calls.routes import blueprint as calls_blueprint
 from services.api.gmail.routes import blueprint as gmail_blueprint
 from services.api.jobs.routes import blueprint as jobs_blueprint

@@ -35,10 +35,16 @@ OPEN = web.AppKey("open", dict)
 async def realtime(request: web.Request) -> web.StreamResponse:
     auth = request.headers.get("Authorization", "")
     if not auth.startswith("Bearer ") or not auth[7:].strip():
-        return web.json_response({"error": {"type": "invalid_request_error",
-                                             "code": "invalid_api_key",
-                                             "message": "Missing bearer authentication"}},
-                                 status=401)  # fmt: skip
+        return web.json_response(
+            {
+                "error": {
+                    "type": "invalid_request_error",
+                    "code": "invalid_api_key",
+                    "message": "Missing bearer authentication",
+                }
+            },
+            status=401,
+        )
     ws = web.WebSocketResponse(max_msg_size=4 * 1024 * 1024)
     await ws.prepare(request)
 
@@ -53,7 +59,8 @@ async def realtime(request: web.Request) -> web.StreamResponse:
     dropper = None
     if behaviour.drop_after_ms is not None:
         dropper = asyncio.get_running_loop().call_later(
-            behaviour.drop_after_ms / 1000, lambda: asyncio.ensure_future(ws.close(code=1011)))
+            behaviour.drop_after_ms / 1000, lambda: asyncio.ensure_future(ws.close(code=1011))
+        )
     try:
         await session.open()
         async for message in ws:
@@ -62,9 +69,16 @@ async def realtime(request: web.Request) -> web.StreamResponse:
             try:
                 event = json.loads(message.data)
             except ValueError:
-                await send({"type": "error", "error": {"type": "invalid_request_error",
-                                                       "code": "invalid_json",
-                                                       "message": "not JSON"}})  # fmt: skip
+                await send(
+                    {
+                        "type": "error",
+                        "error": {
+                            "type": "invalid_request_error",
+                            "code": "invalid_json",
+                            "message": "not JSON",
+                        },
+                    }
+                )
                 continue
             if isinstance(event, dict):
                 await session.handle(event)
@@ -85,16 +99,21 @@ async def set_behaviour(request: web.Request) -> web.Response:
         data = await request.json()
         Behaviour.from_json(data)
     except (ValueError, TypeError) as exc:
-        return web.json_response({"error": {"code": "bad_behaviour", "message": str(exc)}},
-                                 status=400)  # fmt: skip
+        return web.json_response(
+            {"error": {"code": "bad_behaviour", "message": str(exc)}}, status=400
+        )
     request.app[BEHAVIOUR].clear()
     request.app[BEHAVIOUR].update(data)
     return web.json_response({"status": "ok"})
 
 
 async def sessions(request: web.Request) -> web.Response:
-    return web.json_response({"sessions": [s.summary() for s in request.app[SESSIONS]],
-                              "cascade": request.app[cascade.CASCADE].requests})  # fmt: skip
+    return web.json_response(
+        {
+            "sessions": [s.summary() for s in request.app[SESSIONS]],
+            "cascade": request.app[cascade.CASCADE].requests,
+        }
+    )
 
 
 async def drop(request: web.Request) -> web.Response:

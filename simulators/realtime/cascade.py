@@ -39,8 +39,9 @@ def _behaviour(request: web.Request) -> Behaviour:
 
 def _auth(request: web.Request) -> None:
     if not request.headers.get("Authorization", "").startswith("Bearer "):
-        raise web.HTTPUnauthorized(text=json.dumps({"error": {"code": "invalid_api_key"}}),
-                                   content_type="application/json")  # fmt: skip
+        raise web.HTTPUnauthorized(
+            text=json.dumps({"error": {"code": "invalid_api_key"}}), content_type="application/json"
+        )
 
 
 async def transcriptions(request: web.Request) -> web.Response:
@@ -58,28 +59,51 @@ async def chat(request: web.Request) -> web.Response:
     _auth(request)
     body = await request.json()
     cascade = request.app[CASCADE]
-    cascade.requests.append({"path": "chat", "model": body.get("model"),
-                             "messages": body.get("messages"), "tools": body.get("tools")})  # fmt: skip
+    cascade.requests.append(
+        {
+            "path": "chat",
+            "model": body.get("model"),
+            "messages": body.get("messages"),
+            "tools": body.get("tools"),
+        }
+    )
     turn = cascade.turn(_behaviour(request))
     answered_tool = body.get("messages", [{}])[-1].get("role") == "tool"
     if turn.call is not None and not answered_tool:
-        message: dict[str, Any] = {"role": "assistant", "content": None, "tool_calls": [{
-            "id": f"call_{cascade.transcribed}", "type": "function",
-            "function": {"name": turn.call["name"],
-                         "arguments": json.dumps(turn.call.get("arguments", {}))}}]}  # fmt: skip
+        message: dict[str, Any] = {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": f"call_{cascade.transcribed}",
+                    "type": "function",
+                    "function": {
+                        "name": turn.call["name"],
+                        "arguments": json.dumps(turn.call.get("arguments", {})),
+                    },
+                }
+            ],
+        }
     else:
         message = {"role": "assistant", "content": turn.reply}
-    return web.json_response({"object": "chat.completion", "choices": [
-        {"index": 0, "message": message, "finish_reason": "stop"}]})  # fmt: skip
+    return web.json_response(
+        {
+            "object": "chat.completion",
+            "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+        }
+    )
 
 
 async def speech(request: web.Request) -> web.Response:
     _auth(request)
     body = await request.json()
-    request.app[CASCADE].requests.append({"path": "speech", "voice": body.get("voice"),
-                                          "input": body.get("input")})  # fmt: skip
+    request.app[CASCADE].requests.append(
+        {"path": "speech", "voice": body.get("voice"), "input": body.get("input")}
+    )
     ms = max(MIN_REPLY_MS, MS_PER_WORD * len(str(body.get("input", "")).split()))
     samples = ms * 24
-    pcm = struct.pack(f"<{samples}h", *(int(6000 * math.sin(2 * math.pi * 330 * n / 24000))
-                                        for n in range(samples)))  # fmt: skip
+    pcm = struct.pack(
+        f"<{samples}h",
+        *(int(6000 * math.sin(2 * math.pi * 330 * n / 24000)) for n in range(samples)),
+    )
     return web.Response(body=pcm, content_type="application/octet-stream")

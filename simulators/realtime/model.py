@@ -45,8 +45,10 @@ def new_id(prefix: str) -> str:
 def tone(ms: int, freq: float = 440.0) -> bytes:
     """μ-law audio of a steady tone: what the simulated model "says"."""
     samples = ms * 8
-    pcm = struct.pack(f"<{samples}h", *(int(6000 * math.sin(2 * math.pi * freq * n / 8000))
-                                        for n in range(samples)))  # fmt: skip
+    pcm = struct.pack(
+        f"<{samples}h",
+        *(int(6000 * math.sin(2 * math.pi * freq * n / 8000)) for n in range(samples)),
+    )
     return g711.from_pcm16(pcm)
 
 
@@ -97,12 +99,17 @@ class Session:
 
     @property
     def silence_duration_ms(self) -> int:
-        detection = (self.config.get("audio", {}).get("input", {}).get("turn_detection") or {})
+        detection = self.config.get("audio", {}).get("input", {}).get("turn_detection") or {}
         return int(detection.get("silence_duration_ms", 200))
 
     async def open(self) -> None:
-        await self.send({"type": "session.created", "event_id": new_id("event"),
-                         "session": {"id": self.id, "model": self.model, "type": "realtime"}})  # fmt: skip
+        await self.send(
+            {
+                "type": "session.created",
+                "event_id": new_id("event"),
+                "session": {"id": self.id, "model": self.model, "type": "realtime"},
+            }
+        )
 
     async def handle(self, event: dict[str, Any]) -> None:
         kind = event.get("type", "")
@@ -111,26 +118,44 @@ class Session:
             await self._audio(base64.b64decode(event.get("audio", "")))
         elif kind == "session.update":
             self.config.update(event.get("session") or {})
-            await self.send({"type": "session.updated", "event_id": new_id("event"),
-                             "session": {"id": self.id, **self.config}})  # fmt: skip
+            await self.send(
+                {
+                    "type": "session.updated",
+                    "event_id": new_id("event"),
+                    "session": {"id": self.id, **self.config},
+                }
+            )
         elif kind == "response.create":
             self._start_response()
         elif kind == "response.cancel":
             self._cancel()
         elif kind == "conversation.item.truncate":
             self.truncations.append(event)
-            await self.send({"type": "conversation.item.truncated", "event_id": new_id("event"),
-                             "item_id": event.get("item_id"),
-                             "content_index": event.get("content_index", 0),
-                             "audio_end_ms": event.get("audio_end_ms", 0)})  # fmt: skip
+            await self.send(
+                {
+                    "type": "conversation.item.truncated",
+                    "event_id": new_id("event"),
+                    "item_id": event.get("item_id"),
+                    "content_index": event.get("content_index", 0),
+                    "audio_end_ms": event.get("audio_end_ms", 0),
+                }
+            )
         elif kind == "conversation.item.create":
             item = event.get("item") or {}
             if item.get("type") == "function_call_output":
                 self.function_outputs.append(item)
         else:
-            await self.send({"type": "error", "event_id": new_id("event"), "error": {
-                "type": "invalid_request_error", "code": "unknown_event",
-                "message": f"unknown client event {kind[:60]!r}"}})  # fmt: skip
+            await self.send(
+                {
+                    "type": "error",
+                    "event_id": new_id("event"),
+                    "error": {
+                        "type": "invalid_request_error",
+                        "code": "unknown_event",
+                        "message": f"unknown client event {kind[:60]!r}",
+                    },
+                }
+            )
 
     # -- server VAD ---------------------------------------------------------------------
 
@@ -144,9 +169,14 @@ class Session:
             if not self.speaking and self._speech_ms >= 60:
                 self.speaking = True
                 self._cancel()  # the caller barged in: the model stops talking
-                await self.send({"type": "input_audio_buffer.speech_started",
-                                 "event_id": new_id("event"), "item_id": new_id("item"),
-                                 "audio_start_ms": self.audio_ms - self._speech_ms})  # fmt: skip
+                await self.send(
+                    {
+                        "type": "input_audio_buffer.speech_started",
+                        "event_id": new_id("event"),
+                        "item_id": new_id("item"),
+                        "audio_start_ms": self.audio_ms - self._speech_ms,
+                    }
+                )
         else:
             self._speech_ms = 0
             if self.speaking:
@@ -157,14 +187,31 @@ class Session:
 
     async def _end_of_turn(self) -> None:
         item_id = new_id("item")
-        await self.send({"type": "input_audio_buffer.speech_stopped", "event_id": new_id("event"),
-                         "item_id": item_id, "audio_end_ms": self.audio_ms})  # fmt: skip
-        await self.send({"type": "input_audio_buffer.committed", "event_id": new_id("event"),
-                         "item_id": item_id})  # fmt: skip
+        await self.send(
+            {
+                "type": "input_audio_buffer.speech_stopped",
+                "event_id": new_id("event"),
+                "item_id": item_id,
+                "audio_end_ms": self.audio_ms,
+            }
+        )
+        await self.send(
+            {
+                "type": "input_audio_buffer.committed",
+                "event_id": new_id("event"),
+                "item_id": item_id,
+            }
+        )
         turn = self._turn()
-        await self.send({"type": "conversation.item.input_audio_transcription.completed",
-                         "event_id": new_id("event"), "item_id": item_id, "content_index": 0,
-                         "transcript": turn.caller})  # fmt: skip
+        await self.send(
+            {
+                "type": "conversation.item.input_audio_transcription.completed",
+                "event_id": new_id("event"),
+                "item_id": item_id,
+                "content_index": 0,
+                "transcript": turn.caller,
+            }
+        )
         self._start_response(turn)
 
     def _turn(self) -> Turn:
@@ -191,55 +238,127 @@ class Session:
 
     async def _respond(self, turn: Turn) -> None:
         response_id = new_id("resp")
-        await self.send({"type": "response.created", "event_id": new_id("event"),
-                         "response": {"id": response_id, "status": "in_progress"}})  # fmt: skip
+        await self.send(
+            {
+                "type": "response.created",
+                "event_id": new_id("event"),
+                "response": {"id": response_id, "status": "in_progress"},
+            }
+        )
         await asyncio.sleep(self.behaviour.response_delay_ms / 1000)
         if turn.call is not None:
             call_id, item_id = new_id("call"), new_id("item")
             arguments = json.dumps(turn.call.get("arguments", {}))
-            item = {"id": item_id, "type": "function_call", "call_id": call_id,
-                    "name": turn.call["name"], "arguments": arguments}  # fmt: skip
-            await self.send({"type": "response.output_item.added", "event_id": new_id("event"),
-                             "response_id": response_id, "output_index": 0, "item": item})  # fmt: skip
-            await self.send({"type": "response.function_call_arguments.done",
-                             "event_id": new_id("event"), "response_id": response_id,
-                             "item_id": item_id, "output_index": 0, "call_id": call_id,
-                             "name": turn.call["name"], "arguments": arguments})  # fmt: skip
-            await self.send({"type": "response.done", "event_id": new_id("event"), "response": {
-                "id": response_id, "status": "completed", "output": [item]}})  # fmt: skip
+            item = {
+                "id": item_id,
+                "type": "function_call",
+                "call_id": call_id,
+                "name": turn.call["name"],
+                "arguments": arguments,
+            }
+            await self.send(
+                {
+                    "type": "response.output_item.added",
+                    "event_id": new_id("event"),
+                    "response_id": response_id,
+                    "output_index": 0,
+                    "item": item,
+                }
+            )
+            await self.send(
+                {
+                    "type": "response.function_call_arguments.done",
+                    "event_id": new_id("event"),
+                    "response_id": response_id,
+                    "item_id": item_id,
+                    "output_index": 0,
+                    "call_id": call_id,
+                    "name": turn.call["name"],
+                    "arguments": arguments,
+                }
+            )
+            await self.send(
+                {
+                    "type": "response.done",
+                    "event_id": new_id("event"),
+                    "response": {"id": response_id, "status": "completed", "output": [item]},
+                }
+            )
             # The spoken answer comes with the client's next response.create.
             self._pending_call = {"reply": turn.reply}
             return
         item_id = new_id("item")
-        await self.send({"type": "response.output_item.added", "event_id": new_id("event"),
-                         "response_id": response_id, "output_index": 0, "item": {
-                             "id": item_id, "type": "message", "role": "assistant"}})  # fmt: skip
+        await self.send(
+            {
+                "type": "response.output_item.added",
+                "event_id": new_id("event"),
+                "response_id": response_id,
+                "output_index": 0,
+                "item": {"id": item_id, "type": "message", "role": "assistant"},
+            }
+        )
         audio = tone(max(MIN_REPLY_MS, MS_PER_WORD * len(turn.reply.split())))
         chunk = DELTA_MS * BYTES_PER_MS
         words = turn.reply.split()
         for n, offset in enumerate(range(0, len(audio), chunk)):
-            await self.send({"type": "response.output_audio.delta", "event_id": new_id("event"),
-                             "response_id": response_id, "item_id": item_id, "output_index": 0,
-                             "content_index": 0,
-                             "delta": base64.b64encode(audio[offset:offset + chunk]).decode()})  # fmt: skip
+            await self.send(
+                {
+                    "type": "response.output_audio.delta",
+                    "event_id": new_id("event"),
+                    "response_id": response_id,
+                    "item_id": item_id,
+                    "output_index": 0,
+                    "content_index": 0,
+                    "delta": base64.b64encode(audio[offset : offset + chunk]).decode(),
+                }
+            )
             if n < len(words):
-                await self.send({"type": "response.output_audio_transcript.delta",
-                                 "event_id": new_id("event"), "response_id": response_id,
-                                 "item_id": item_id, "delta": words[n] + " "})  # fmt: skip
+                await self.send(
+                    {
+                        "type": "response.output_audio_transcript.delta",
+                        "event_id": new_id("event"),
+                        "response_id": response_id,
+                        "item_id": item_id,
+                        "delta": words[n] + " ",
+                    }
+                )
             await asyncio.sleep(DELTA_EVERY_S)
-        await self.send({"type": "response.output_audio_transcript.done",
-                         "event_id": new_id("event"), "response_id": response_id,
-                         "item_id": item_id, "transcript": turn.reply})  # fmt: skip
-        await self.send({"type": "response.output_audio.done", "event_id": new_id("event"),
-                         "response_id": response_id, "item_id": item_id})  # fmt: skip
-        await self.send({"type": "response.done", "event_id": new_id("event"), "response": {
-            "id": response_id, "status": "completed"}})  # fmt: skip
+        await self.send(
+            {
+                "type": "response.output_audio_transcript.done",
+                "event_id": new_id("event"),
+                "response_id": response_id,
+                "item_id": item_id,
+                "transcript": turn.reply,
+            }
+        )
+        await self.send(
+            {
+                "type": "response.output_audio.done",
+                "event_id": new_id("event"),
+                "response_id": response_id,
+                "item_id": item_id,
+            }
+        )
+        await self.send(
+            {
+                "type": "response.done",
+                "event_id": new_id("event"),
+                "response": {"id": response_id, "status": "completed"},
+            }
+        )
 
     def close(self) -> None:
         self._cancel()
 
     def summary(self) -> dict[str, Any]:
-        return {"id": self.id, "model": self.model, "config": self.config,
-                "received": sorted(set(self.received)), "appended_ms": self.audio_ms,
-                "truncations": self.truncations, "function_outputs": self.function_outputs,
-                "turns_answered": self.turns_answered}  # fmt: skip
+        return {
+            "id": self.id,
+            "model": self.model,
+            "config": self.config,
+            "received": sorted(set(self.received)),
+            "appended_ms": self.audio_ms,
+            "truncations": self.truncations,
+            "function_outputs": self.function_outputs,
+            "turns_answered": self.turns_answered,
+        }

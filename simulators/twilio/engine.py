@@ -159,10 +159,20 @@ class Network:
         that REST updates of it (transfers, hang-ups) find it; it is in progress."""
         now = time.time()
         with self.lock:
-            call = SimCall(sid=sid, account_sid=self.account_sid, to=to, from_=from_,
-                           status_callback=None, events=set(), behaviour=self.scenario.behaviour_for(to),
-                           created_at=now, start_at=now, status="in-progress", answered_at=now,
-                           direction="inbound")  # fmt: skip
+            call = SimCall(
+                sid=sid,
+                account_sid=self.account_sid,
+                to=to,
+                from_=from_,
+                status_callback=None,
+                events=set(),
+                behaviour=self.scenario.behaviour_for(to),
+                created_at=now,
+                start_at=now,
+                status="in-progress",
+                answered_at=now,
+                direction="inbound",
+            )
             self.calls[sid] = call
         return call
 

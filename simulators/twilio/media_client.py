@@ -85,8 +85,13 @@ class StreamResult:
 
 def speech_frame() -> bytes:
     """20 ms of a voice-like sound (two tones, loud): what VADs take for speech."""
-    samples = [int(5000 * math.sin(2 * math.pi * 220 * n / 8000)
-                   + 3000 * math.sin(2 * math.pi * 660 * n / 8000)) for n in range(FRAME_BYTES)]  # fmt: skip
+    samples = [
+        int(
+            5000 * math.sin(2 * math.pi * 220 * n / 8000)
+            + 3000 * math.sin(2 * math.pi * 660 * n / 8000)
+        )
+        for n in range(FRAME_BYTES)
+    ]
     return g711.from_pcm16(struct.pack(f"<{FRAME_BYTES}h", *samples))
 
 

@@ -437,10 +437,16 @@ def test_voice_agent_settings_and_a_call_transcript(
         session.add(call)
         session.flush()
         at = datetime(2026, 12, 6, 9, 0, tzinfo=UTC)
-        session.add_all([
-            TranscriptLine(call_id=call.id, seq=1, at=at, role="agent", text="Hello, Voice Bakery."),
-            TranscriptLine(call_id=call.id, seq=2, at=at, role="caller", text="Two loaves, please."),
-        ])  # fmt: skip
+        session.add_all(
+            [
+                TranscriptLine(
+                    call_id=call.id, seq=1, at=at, role="agent", text="Hello, Voice Bakery."
+                ),
+                TranscriptLine(
+                    call_id=call.id, seq=2, at=at, role="caller", text="Two loaves, please."
+                ),
+            ]
+        )
         session.commit()
     tab = Tab(browser, console.url, artifacts, DESKTOP, "desktop")
     page = tab.page
@@ -455,7 +461,8 @@ def test_voice_agent_settings_and_a_call_transcript(
     page.get_by_role("button", name="Save").click()
     expect(page.locator("#banner")).to_contain_text("Voice agent saved.")
     expect(page.locator("input[name=api_key]")).to_have_attribute(
-        "placeholder", "a key is set (type to replace it)")
+        "placeholder", "a key is set (type to replace it)"
+    )
     assert "sk-browser-test-key" not in page.content()
     with db.session() as session:
         row = session.get_one(AgentSettings, business.id)

@@ -26,9 +26,12 @@ def readme_agent() -> type[Agent]:
     match = re.search(r"<!-- example-agent -->\n```python\n(.*?)```", readme, re.S)
     assert match, "the README's example agent is missing"
     module = types.ModuleType("readme_example")
-    exec(compile(match.group(1), "README.md", "exec"), module.__dict__)  # noqa: S102
-    agents = [v for v in module.__dict__.values()
-              if isinstance(v, type) and issubclass(v, Agent) and v is not Agent]  # fmt: skip
+    exec(compile(match.group(1), "README.md", "exec"), module.__dict__)
+    agents = [
+        v
+        for v in module.__dict__.values()
+        if isinstance(v, type) and issubclass(v, Agent) and v is not Agent
+    ]
     assert len(agents) == 1
     return agents[0]
 
@@ -49,12 +52,15 @@ def test_the_readme_agent_greets_and_acts_on_a_key(tmp_path: Path) -> None:
         stream = MediaStream.__new__(MediaStream)
         MediaStream.__init__(stream, ctx=None, send=send)  # type: ignore[arg-type]
         stream.state = "started"
-        stream.start = protocol.Start("MZ" + "a" * 32, "CA" + "b" * 32, 1, 1, "audio/x-mulaw",
-                                      8000)  # fmt: skip
+        stream.start = protocol.Start("MZ" + "a" * 32, "CA" + "b" * 32, 1, 1, "audio/x-mulaw", 8000)
         stream.recorder = MulawWavWriter(tmp_path / "call.wav")
         stream.playout = Playout(pacer, stream.start.stream_sid, send)
-        line = Line(CallInfo(1, 1, stream.start.call_sid, "+14155550100"), stream.playout,
-                    perform, lambda reason: None)  # fmt: skip
+        line = Line(
+            CallInfo(1, 1, stream.start.call_sid, "+14155550100"),
+            stream.playout,
+            perform,
+            lambda reason: None,
+        )
         stream.line = line
         agent = readme_agent()()
         await stream._start_agent(agent)
@@ -71,4 +77,5 @@ def test_the_readme_agent_greets_and_acts_on_a_key(tmp_path: Path) -> None:
     assert 15 <= events.count("media") <= 25 and events[-1] == "clear", events
     assert acted == [UpdateLead({"notes": "pressed 1 on the first call"}), RequestCallback()]
     assert [(r, t) for _, r, t in line.transcript_lines] == [
-        ("agent", "Hello! Press 1 and we will call you back.")]
+        ("agent", "Hello! Press 1 and we will call you back.")
+    ]

@@ -14,8 +14,14 @@ from tests.campaign_factories import make_campaign, start_attempt
 
 
 def _answered(client: FlaskClient, query: str, call_sid: str, **extra: str) -> TestResponse:
-    params = {"CallSid": call_sid, "From": "+15005550006", "To": "+14155550100",
-              "Direction": "outbound-api", "CallStatus": "in-progress", **extra}  # fmt: skip
+    params = {
+        "CallSid": call_sid,
+        "From": "+15005550006",
+        "To": "+14155550100",
+        "Direction": "outbound-api",
+        "CallStatus": "in-progress",
+        **extra,
+    }
     path = "/webhook/twilio/voice" + (f"?{query}" if query else "")
     signature = sign(AUTH_TOKEN, PUBLIC + path, params)
     return client.post(path, data=params, headers={"X-Twilio-Signature": signature})
@@ -41,8 +47,9 @@ def test_an_answering_machine_is_hung_up_on(calls_client: FlaskClient, db: Datab
     campaign = make_campaign(db, 1)
     sid = new_sid()
     start_attempt(db, campaign.job_ids[0], sid)
-    answer = _answered(calls_client, f"job={campaign.job_ids[0]}&attempt=1", sid,
-                       AnsweredBy="machine_start")  # fmt: skip
+    answer = _answered(
+        calls_client, f"job={campaign.job_ids[0]}&attempt=1", sid, AnsweredBy="machine_start"
+    )
     root = ET.fromstring(answer.get_data(as_text=True))
     assert root.find("Hangup") is not None and root.find("Connect") is None
 

@@ -52,8 +52,12 @@ def proxy(
 ) -> Iterator[Proxy]:
     ports = {name: free_port() for name in ("api", "calls", "media", "http", "https")}
     public = f"http://127.0.0.1:{ports['http']}"
-    conf = render(tmp_path, {"api": ports["api"], "calls": ports["calls"],
-                             "calls:5060": ports["media"]}, ports["http"], ports["https"])  # fmt: skip
+    conf = render(
+        tmp_path,
+        {"api": ports["api"], "calls": ports["calls"], "calls:5060": ports["media"]},
+        ports["http"],
+        ports["https"],
+    )
     env = service_env(
         DATABASE_URL=database_url,
         REDIS_URL=redis_url,

@@ -39,7 +39,11 @@ def calls_env() -> dict[str, str]:
 
 @pytest.fixture
 def calls_service(
-    database_url: str, redis_url: str, redis_client: object, db: Database, tmp_path: Path,
+    database_url: str,
+    redis_url: str,
+    redis_client: object,
+    db: Database,
+    tmp_path: Path,
     calls_env: dict[str, str],
 ) -> Iterator[CallsService]:
     port, media_port = free_port(), free_port()

@@ -241,8 +241,9 @@ def test_a_person_answering_a_campaign_call_reaches_the_same_agent(
     url = f"{calls_service.public}/webhook/twilio/voice?job={campaign.job_ids[0]}&attempt=1"
     params = {"CallSid": call_sid, "From": "+15005550006", "To": "+14155550100",
               "Direction": "outbound-api", "CallStatus": "in-progress"}  # fmt: skip
-    answer = requests.post(url, data=params, timeout=10,
-                           headers={"X-Twilio-Signature": sign(AUTH_TOKEN, url, params)})  # fmt: skip
+    answer = requests.post(
+        url, data=params, timeout=10, headers={"X-Twilio-Signature": sign(AUTH_TOKEN, url, params)}
+    )
     assert answer.status_code == 200, answer.text
     stream_url, stream_params = _stream_params(answer.text)
     assert stream_url == calls_service.stream_url
@@ -252,6 +253,7 @@ def test_a_person_answering_a_campaign_call_reaches_the_same_agent(
     first = json.loads(ws.receive(timeout=5))
     assert first["event"] == "media"  # the greeting, as an inbound caller hears it
     ws.close()
-    call = _wait(db, lambda s: s.scalar(select(Call).where(Call.id == call_id,
-                                                           Call.ended_at.is_not(None))))  # fmt: skip
+    call = _wait(
+        db, lambda s: s.scalar(select(Call).where(Call.id == call_id, Call.ended_at.is_not(None)))
+    )
     assert call.stream_sid and call.direction == "outbound"

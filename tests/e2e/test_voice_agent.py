@@ -43,8 +43,9 @@ class Sims:
         requests.post(f"{self.realtime}/_sim/behaviour", json=raw, timeout=5).raise_for_status()
 
     def sessions(self) -> list[dict[str, Any]]:
-        data: list[dict[str, Any]] = requests.get(f"{self.realtime}/_sim/sessions",
-                                                  timeout=5).json()["sessions"]  # fmt: skip
+        data: list[dict[str, Any]] = requests.get(
+            f"{self.realtime}/_sim/sessions", timeout=5
+        ).json()["sessions"]
         return data
 
     def ledger(self) -> dict[str, Any]:
@@ -58,12 +59,19 @@ def sims(tmp_path: Path) -> Iterator[Sims]:
     env = service_env(TWILIO_ACCOUNT_SID=ACCOUNT_SID, TWILIO_AUTH_TOKEN=AUTH_TOKEN)
     python = sys.executable
     with (
-        running([python, "-m", "simulators.realtime", "--port", str(realtime_port)], env,
-                tmp_path / "realtime-sim.log", f"http://127.0.0.1:{realtime_port}/_sim/healthz"),
-        running([python, "-m", "simulators.twilio", "--port", str(twilio_port), "--cps", "100"],
-                env, tmp_path / "twilio-sim.log",
-                f"http://127.0.0.1:{twilio_port}/_sim/healthz"),
-    ):  # fmt: skip
+        running(
+            [python, "-m", "simulators.realtime", "--port", str(realtime_port)],
+            env,
+            tmp_path / "realtime-sim.log",
+            f"http://127.0.0.1:{realtime_port}/_sim/healthz",
+        ),
+        running(
+            [python, "-m", "simulators.twilio", "--port", str(twilio_port), "--cps", "100"],
+            env,
+            tmp_path / "twilio-sim.log",
+            f"http://127.0.0.1:{twilio_port}/_sim/healthz",
+        ),
+    ):
         yield Sims(f"http://127.0.0.1:{realtime_port}", f"http://127.0.0.1:{twilio_port}")
 
 
@@ -82,26 +90,39 @@ def calls_env(sims: Sims) -> dict[str, str]:
 def agent(calls_service: CallsService, db: Database) -> AgentSettings:
     """The business answers with the realtime model, its own instructions and voice."""
     with db.session() as session:
-        row = AgentSettings(business_id=calls_service.business_id, kind="realtime",
-                            model="gpt-realtime", voice="marin",
-                            instructions="You are Acme's receptionist.",
-                            transfer_number=HUMAN)  # fmt: skip
+        row = AgentSettings(
+            business_id=calls_service.business_id,
+            kind="realtime",
+            model="gpt-realtime",
+            voice="marin",
+            instructions="You are Acme's receptionist.",
+            transfer_number=HUMAN,
+        )
         session.add(row)
         session.commit()
     return row
 
 
-def _call(calls_service: CallsService, sims: Sims, seconds: float,
-          speech: list[tuple[float, float]]) -> StreamResult:  # fmt: skip
-    target = Target(ws_url="", voice_url=f"{calls_service.public}/webhook/twilio/voice",
-                    auth_token=AUTH_TOKEN, to=BUSINESS_NUMBER, twilio_sim=sims.twilio)  # fmt: skip
+def _call(
+    calls_service: CallsService, sims: Sims, seconds: float, speech: list[tuple[float, float]]
+) -> StreamResult:
+    target = Target(
+        ws_url="",
+        voice_url=f"{calls_service.public}/webhook/twilio/voice",
+        auth_token=AUTH_TOKEN,
+        to=BUSINESS_NUMBER,
+        twilio_sim=sims.twilio,
+    )
 
     async def one() -> StreamResult:
         async with aiohttp.ClientSession() as session:
             return await run_stream(session, target, 0, seconds, speech=speech)
 
     result = asyncio.run(one())
-    assert result.ok, (result.error, calls_service.media_log and calls_service.media_log.read_text()[-3000:])  # fmt: skip
+    assert result.ok, (
+        result.error,
+        calls_service.media_log and calls_service.media_log.read_text()[-3000:],
+    )
     return result
 
 
@@ -119,37 +140,61 @@ def _call_row(db: Database, call_sid: str, ended: bool = True) -> Call:
 
 def _transcript(db: Database, call_id: int) -> list[tuple[str, str]]:
     with db.session() as session:
-        rows = session.scalars(select(TranscriptLine).where(TranscriptLine.call_id == call_id)
-                               .order_by(TranscriptLine.seq)).all()  # fmt: skip
+        rows = session.scalars(
+            select(TranscriptLine)
+            .where(TranscriptLine.call_id == call_id)
+            .order_by(TranscriptLine.seq)
+        ).all()
         return [(r.role, r.text) for r in rows]
 
 
 def test_a_conversation_whose_function_call_creates_a_lead_with_fields(
-    calls_service: CallsService, sims: Sims, agent: AgentSettings, db: Database,
+    calls_service: CallsService,
+    sims: Sims,
+    agent: AgentSettings,
+    db: Database,
     client: FlaskClient,
 ) -> None:
-    sims.behaviour(greeting="Hello, Acme here.", response_delay_ms=100, script=[{
-        "caller": "I'm Ada Lovelace, ada@example.com, I want a quote for 20 seats.",
-        "reply": "Thanks Ada, someone will send you a quote.",
-        "call": {"name": "update_lead", "arguments": {
-            "name": "Ada Lovelace", "email": "ada@example.com", "fields": {"seats": 20}}},
-    }])  # fmt: skip
+    sims.behaviour(
+        greeting="Hello, Acme here.",
+        response_delay_ms=100,
+        script=[
+            {
+                "caller": "I'm Ada Lovelace, ada@example.com, I want a quote for 20 seats.",
+                "reply": "Thanks Ada, someone will send you a quote.",
+                "call": {
+                    "name": "update_lead",
+                    "arguments": {
+                        "name": "Ada Lovelace",
+                        "email": "ada@example.com",
+                        "fields": {"seats": 20},
+                    },
+                },
+            }
+        ],
+    )
     result = _call(calls_service, sims, seconds=4.5, speech=[(1.2, 0.6)])
     [session] = sims.sessions()
     config = session["config"]
     # Per-business settings reached the model, and μ-law both ways: nothing resampled.
     assert config["instructions"] == "You are Acme's receptionist."
     assert config["audio"]["output"]["voice"] == "marin"
-    assert config["audio"]["input"]["format"] == config["audio"]["output"]["format"] == {
-        "type": "audio/pcmu"}
+    assert (
+        config["audio"]["input"]["format"]
+        == config["audio"]["output"]["format"]
+        == {"type": "audio/pcmu"}
+    )
     assert {t["name"] for t in config["tools"]} >= {"update_lead", "transfer", "opt_out"}
     assert session["function_outputs"] and '"ok": true' in session["function_outputs"][0]["output"]
     call = _call_row(db, result.call_sid)
     with db.session() as s:
         lead = s.scalar(select(Lead).where(Lead.business_id == calls_service.business_id))
     assert lead is not None and call.lead_id == lead.id
-    assert (lead.name, lead.email, lead.attributes) == ("Ada Lovelace", "ada@example.com",
-                                                         {"seats": 20})  # fmt: skip
+    assert (lead.name, lead.email, lead.attributes) == (
+        "Ada Lovelace",
+        "ada@example.com",
+        {"seats": 20},
+    )
     lines = _transcript(db, call.id)
     assert ("agent", "Hello, Acme here.") in lines
     assert ("caller", "I'm Ada Lovelace, ada@example.com, I want a quote for 20 seats.") in lines
@@ -184,16 +229,25 @@ def test_a_barge_in_clears_twilio_and_truncates_at_the_heard_offset(
     # The barge-in is cut short well before the greeting's end.
     assert 1000 < truncation["audio_end_ms"] < 3000
     call = _call_row(db, result.call_sid)
-    assert any(role == "system" and "interrupted" in text for role, text in
-               _transcript(db, call.id))  # fmt: skip
+    assert any(
+        role == "system" and "interrupted" in text for role, text in _transcript(db, call.id)
+    )
 
 
 def test_a_cold_transfer_redirects_the_call_at_twilio(
     calls_service: CallsService, sims: Sims, agent: AgentSettings, db: Database
 ) -> None:
-    sims.behaviour(greeting="Hi.", response_delay_ms=50, script=[{
-        "caller": "Can I talk to a person?", "reply": "Connecting you.",
-        "call": {"name": "transfer", "arguments": {}}}])  # fmt: skip
+    sims.behaviour(
+        greeting="Hi.",
+        response_delay_ms=50,
+        script=[
+            {
+                "caller": "Can I talk to a person?",
+                "reply": "Connecting you.",
+                "call": {"name": "transfer", "arguments": {}},
+            }
+        ],
+    )
     result = _call(calls_service, sims, seconds=3.0, speech=[(0.6, 0.5)])
     calls = {c["sid"]: c for c in sims.ledger()["calls"]}
     twiml = calls[result.call_sid]["twiml"]
@@ -205,12 +259,25 @@ def test_a_cold_transfer_redirects_the_call_at_twilio(
 def test_a_warm_transfer_calls_the_person_first_with_a_summary(
     calls_service: CallsService, sims: Sims, agent: AgentSettings, db: Database
 ) -> None:
-    requests.post(f"{sims.twilio}/_sim/scenario", timeout=5, json={
-        "numbers": {HUMAN: {"ring_s": 0.3, "talk_s": 30}}}).raise_for_status()  # fmt: skip
-    sims.behaviour(greeting="Hi.", response_delay_ms=50, script=[{
-        "caller": "Billing please.", "reply": "One moment.",
-        "call": {"name": "transfer", "arguments": {
-            "warm": True, "summary": "Ada has a billing question."}}}])  # fmt: skip
+    requests.post(
+        f"{sims.twilio}/_sim/scenario",
+        timeout=5,
+        json={"numbers": {HUMAN: {"ring_s": 0.3, "talk_s": 30}}},
+    ).raise_for_status()
+    sims.behaviour(
+        greeting="Hi.",
+        response_delay_ms=50,
+        script=[
+            {
+                "caller": "Billing please.",
+                "reply": "One moment.",
+                "call": {
+                    "name": "transfer",
+                    "arguments": {"warm": True, "summary": "Ada has a billing question."},
+                },
+            }
+        ],
+    )
     result = _call(calls_service, sims, seconds=5.0, speech=[(0.6, 0.5)])
     calls = sims.ledger()["calls"]
     [human] = [c for c in calls if c["to"] == HUMAN]
@@ -246,8 +313,9 @@ def test_a_forged_upgrade_is_refused_before_the_model_is_called(
     async def forged() -> int:
         async with aiohttp.ClientSession() as session:
             try:
-                async with session.ws_connect(calls_service.stream_url,
-                                              headers={"X-Twilio-Signature": "bm90IGl0"}):
+                async with session.ws_connect(
+                    calls_service.stream_url, headers={"X-Twilio-Signature": "bm90IGl0"}
+                ):
                     return 101
             except aiohttp.WSServerHandshakeError as exc:
                 return exc.status
@@ -262,14 +330,29 @@ def test_a_cascaded_pipeline_from_the_same_settings(
     """speech-to-text → chat model (a function call, then the answer) → text-to-speech, turns
     taken by the line's own VAD, all over the simulator's HTTP APIs."""
     with db.session() as session:
-        session.add(AgentSettings(business_id=calls_service.business_id, kind="cascaded",
-                                  model="gpt-4o-mini", voice="coral", instructions="Be brief.",
-                                  tools=["update_lead"]))  # fmt: skip
+        session.add(
+            AgentSettings(
+                business_id=calls_service.business_id,
+                kind="cascaded",
+                model="gpt-4o-mini",
+                voice="coral",
+                instructions="Be brief.",
+                tools=["update_lead"],
+            )
+        )
         session.commit()
-    sims.behaviour(script=[{"caller": "I'm Grace, grace@example.com.", "reply": "Thanks Grace.",
-                            "call": {"name": "update_lead",
-                                     "arguments": {"name": "Grace Hopper",
-                                                   "email": "grace@example.com"}}}])  # fmt: skip
+    sims.behaviour(
+        script=[
+            {
+                "caller": "I'm Grace, grace@example.com.",
+                "reply": "Thanks Grace.",
+                "call": {
+                    "name": "update_lead",
+                    "arguments": {"name": "Grace Hopper", "email": "grace@example.com"},
+                },
+            }
+        ]
+    )
     result = _call(calls_service, sims, seconds=4.5, speech=[(1.2, 0.8)])
     call = _call_row(db, result.call_sid)
     with db.session() as s:

@@ -253,8 +253,11 @@ def _start_realtime_simulator(supervisor: Supervisor, env: dict[str, str], port:
     from simulators.realtime.__main__ import DEFAULT_API_KEY
 
     base = f"http://127.0.0.1:{port}"
-    env.update(OPENAI_API_KEY=DEFAULT_API_KEY, REALTIME_API_BASE=f"ws://127.0.0.1:{port}/v1",
-               MODEL_API_BASE=f"http://127.0.0.1:{port}/v1")  # the cascaded pipeline's too
+    env.update(
+        OPENAI_API_KEY=DEFAULT_API_KEY,
+        REALTIME_API_BASE=f"ws://127.0.0.1:{port}/v1",
+        MODEL_API_BASE=f"http://127.0.0.1:{port}/v1",
+    )  # the cascaded pipeline's too
     supervisor.start(
         "realtime-simulator",
         [sys.executable, "-m", "simulators.realtime", "--port", str(port)],

@@ -26,15 +26,14 @@ from libs.common.models.schedule import (
 from libs.common.models.upload import Upload
 
 __all__ = [
+    "ACTIVE_JOB_STATUSES",
     "AGENT_KINDS",
     "AGENT_TOOLS",
-    "AgentSettings",
-    "TranscriptLine",
-    "ACTIVE_JOB_STATUSES",
     "ALL_DAYS",
     "FINAL_CALL_STATUSES",
     "OPEN_JOB_STATUSES",
     "STATUS_RANK",
+    "AgentSettings",
     "ApiToken",
     "BackgroundJob",
     "Base",
@@ -56,6 +55,7 @@ __all__ = [
     "Schedule",
     "ScheduleOccurrence",
     "TokenRole",
+    "TranscriptLine",
     "Upload",
     "utcnow",
 ]

@@ -14,8 +14,14 @@ from libs.common.models.base import Base, BigId, TimestampMixin, UTCDateTime
 #: model, or a cascaded pipeline (speech-to-text, a chat model, text-to-speech).
 AGENT_KINDS = ("keypad", "realtime", "cascaded")
 #: What an agent's model may do, each a function it can call (all enabled by default).
-AGENT_TOOLS = ("update_lead", "request_callback", "opt_out", "transfer", "hang_up",
-               "set_disposition")  # fmt: skip
+AGENT_TOOLS = (
+    "update_lead",
+    "request_callback",
+    "opt_out",
+    "transfer",
+    "hang_up",
+    "set_disposition",
+)
 
 
 class AgentSettings(TimestampMixin, Base):

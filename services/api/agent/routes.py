@@ -24,9 +24,16 @@ MAX_MODEL, MAX_INSTRUCTIONS, MAX_VOICE, MAX_KEY = 100, 20_000, 40, 500
 
 def agent_dict(row: AgentSettings | None) -> dict[str, Any]:
     if row is None:  # nothing chosen: the deployment's default agent answers
-        return {"kind": "default", "model": "", "instructions": "", "voice": "",
-                "tools": list(AGENT_TOOLS), "transfer_number": None, "api_key_set": False,
-                "updated_at": None}  # fmt: skip
+        return {
+            "kind": "default",
+            "model": "",
+            "instructions": "",
+            "voice": "",
+            "tools": list(AGENT_TOOLS),
+            "transfer_number": None,
+            "api_key_set": False,
+            "updated_at": None,
+        }
     return {
         "kind": row.kind,
         "model": row.model,
@@ -64,15 +71,24 @@ def put_agent() -> Response:
     business_id = current_business_id()
     row = session.get(AgentSettings, business_id)
     if row is None:
-        row = AgentSettings(business_id=business_id, kind="keypad", model="", instructions="",
-                            voice="", tools=list(AGENT_TOOLS))  # fmt: skip
+        row = AgentSettings(
+            business_id=business_id,
+            kind="keypad",
+            model="",
+            instructions="",
+            voice="",
+            tools=list(AGENT_TOOLS),
+        )
         session.add(row)
     if "kind" in body:
         if body["kind"] not in AGENT_KINDS:
             raise bad_request(f"kind must be one of {', '.join(AGENT_KINDS)}")
         row.kind = body["kind"]
-    for name, limit in (("model", MAX_MODEL), ("instructions", MAX_INSTRUCTIONS),
-                        ("voice", MAX_VOICE)):  # fmt: skip
+    for name, limit in (
+        ("model", MAX_MODEL),
+        ("instructions", MAX_INSTRUCTIONS),
+        ("voice", MAX_VOICE),
+    ):
         if name in body:
             setattr(row, name, bounded_text(body[name], name, limit).strip())
     if "tools" in body:

@@ -163,9 +163,12 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "required": ["transcript"],
         "properties": {
-            "transcript": {"type": "array", "items": ref("TranscriptLine"),
-                           "description": "both sides, timestamped, in order"},
-        },  # fmt: skip
+            "transcript": {
+                "type": "array",
+                "items": ref("TranscriptLine"),
+                "description": "both sides, timestamped, in order",
+            },
+        },
     },
 }
 

@@ -15,26 +15,42 @@ from services.api.openapi.helpers import (
 )
 
 _NULLABLE_STR = {"type": ["string", "null"]}
-_TOOLS = {"type": "array", "items": {"type": "string", "enum": list(AGENT_TOOLS)},
-          "maxItems": len(AGENT_TOOLS)}  # fmt: skip
+_TOOLS = {
+    "type": "array",
+    "items": {"type": "string", "enum": list(AGENT_TOOLS)},
+    "maxItems": len(AGENT_TOOLS),
+}
 
 SCHEMAS: dict[str, Any] = {
     "AgentSettings": {
         "type": "object",
-        "required": ["kind", "model", "instructions", "voice", "tools", "transfer_number",
-                     "api_key_set", "updated_at"],  # fmt: skip
+        "required": [
+            "kind",
+            "model",
+            "instructions",
+            "voice",
+            "tools",
+            "transfer_number",
+            "api_key_set",
+            "updated_at",
+        ],
         "properties": {
-            "kind": {"type": "string", "enum": ["default", *AGENT_KINDS],
-                     "description": "default: nothing chosen, the deployment's VOICE_AGENT"},
+            "kind": {
+                "type": "string",
+                "enum": ["default", *AGENT_KINDS],
+                "description": "default: nothing chosen, the deployment's VOICE_AGENT",
+            },
             "model": {"type": "string"},
             "instructions": {"type": "string"},
             "voice": {"type": "string"},
             "tools": _TOOLS,
             "transfer_number": _NULLABLE_STR,
-            "api_key_set": {"type": "boolean",
-                            "description": "a key of the business's own is stored (never shown)"},
+            "api_key_set": {
+                "type": "boolean",
+                "description": "a key of the business's own is stored (never shown)",
+            },
             "updated_at": _NULLABLE_STR,
-        },  # fmt: skip
+        },
     },
     "AgentSettingsUpdate": {
         "type": "object",
@@ -46,10 +62,13 @@ SCHEMAS: dict[str, Any] = {
             "voice": {"type": "string", "maxLength": 40},
             "tools": _TOOLS,
             "transfer_number": {"type": ["string", "null"], "maxLength": 40},
-            "api_key": {"type": ["string", "null"], "minLength": 1, "maxLength": 500,
-                        "description": "the model provider's key; stored encrypted; null "
-                                       "removes it"},
-        },  # fmt: skip
+            "api_key": {
+                "type": ["string", "null"],
+                "minLength": 1,
+                "maxLength": 500,
+                "description": "the model provider's key; stored encrypted; null removes it",
+            },
+        },
     },
     "TranscriptLine": {
         "type": "object",
@@ -73,8 +92,7 @@ PATHS: dict[str, dict[str, Any]] = {
         "put": {
             "summary": "Choose the voice agent: fields given are set, others kept",
             "requestBody": body(ref("AgentSettingsUpdate")),
-            "responses": {"200": _AGENT, "400": BAD_REQUEST, "401": UNAUTHORIZED,
-                          "403": FORBIDDEN},  # fmt: skip
+            "responses": {"200": _AGENT, "400": BAD_REQUEST, "401": UNAUTHORIZED, "403": FORBIDDEN},
         },
     },
 }

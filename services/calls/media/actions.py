@@ -69,8 +69,12 @@ async def _perform(ctx: MediaContext, info: CallInfo, line: Line, action: Action
     elif isinstance(action, RequestCallback):
         await ctx.blocking(call_log.record_choice, db, info.call_id, callback=True)
         if action.when:
-            await ctx.blocking(call_log.update_lead, db, info.call_id, {"callback_when": action.when})
-        line.transcript("system", "callback requested" + (f": {action.when}" if action.when else ""))
+            await ctx.blocking(
+                call_log.update_lead, db, info.call_id, {"callback_when": action.when}
+            )
+        line.transcript(
+            "system", "callback requested" + (f": {action.when}" if action.when else "")
+        )
         logger.info("call %s: caller asked for a callback", info.call_sid)
     elif isinstance(action, OptOut):
         await ctx.blocking(call_log.record_choice, db, info.call_id, opt_out=True)
@@ -136,9 +140,11 @@ def _update(settings: Settings, call_sid: str, params: dict[str, str]) -> None:
 def _create(settings: Settings, to: str, from_: str, twiml: str) -> str:
     try:
         call = make_client(settings).calls.create(
-            to=to, from_=from_ or settings.twilio_from_number, twiml=twiml,
+            to=to,
+            from_=from_ or settings.twilio_from_number,
+            twiml=twiml,
             timeout=settings.ring_timeout_s,
-        )  # fmt: skip
+        )
     except TwilioRestException as exc:
         raise ActionFailed(f"Twilio refused the call: {exc.code} {exc.msg}") from None
     return str(call.sid)

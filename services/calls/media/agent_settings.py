@@ -46,12 +46,20 @@ def load(database: Database, settings: Settings, business_id: int) -> AgentConfi
             try:
                 api_key = secret_box(settings).decrypt(row.api_key_encrypted)
             except InvalidToken:
-                logger.error("business %d: its provider key opens with no ENCRYPTION_KEYS key",
-                             business_id)  # fmt: skip
+                logger.error(
+                    "business %d: its provider key opens with no ENCRYPTION_KEYS key", business_id
+                )
         base = settings.realtime_api_base if row.kind == "realtime" else settings.model_api_base
-        return AgentConfig(row.kind, row.model, row.instructions, row.voice,
-                           tuple(t for t in row.tools if t in AGENT_TOOLS),
-                           row.transfer_number, api_key, base)  # fmt: skip
+        return AgentConfig(
+            row.kind,
+            row.model,
+            row.instructions,
+            row.voice,
+            tuple(t for t in row.tools if t in AGENT_TOOLS),
+            row.transfer_number,
+            api_key,
+            base,
+        )
 
 
 def build(settings: Settings, config: AgentConfig | None) -> Agent:

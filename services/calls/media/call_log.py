@@ -65,12 +65,19 @@ def claim_stream(database: Database, start: protocol.Start) -> CallInfo:
     if direction == "outbound":
         # The person we called is the "caller" an agent talks to.
         from_number = to_number
-    return CallInfo(start.business_id, start.call_id, start.call_sid, from_number, to_number,
-                    direction)  # fmt: skip
+    return CallInfo(
+        start.business_id, start.call_id, start.call_sid, from_number, to_number, direction
+    )
 
 
-def record_choice(database: Database, call_id: int, *, callback: bool = False,
-                  opt_out: bool = False, reason: str = "caller opted out") -> None:  # fmt: skip
+def record_choice(
+    database: Database,
+    call_id: int,
+    *,
+    callback: bool = False,
+    opt_out: bool = False,
+    reason: str = "caller opted out",
+) -> None:
     with database.session() as session:
         call = session.get_one(Call, call_id)
         if callback:
@@ -81,9 +88,10 @@ def record_choice(database: Database, call_id: int, *, callback: bool = False,
             number = call.from_number if call.direction == "inbound" else call.to_number
             if number:
                 insert_ignoring_conflicts(
-                    session, DncEntry.__table__,
+                    session,
+                    DncEntry.__table__,
                     {"business_id": call.business_id, "phone_e164": number, "reason": reason},
-                )  # fmt: skip
+                )
         session.commit()
 
 
@@ -94,8 +102,13 @@ def update_call(database: Database, call_id: int, **values: Any) -> None:
         session.commit()
 
 
-def finish(database: Database, broker: dramatiq.Broker, call_id: int, duration_ms: int,
-           transcript: Sequence[tuple[datetime, str, str]] = ()) -> None:  # fmt: skip
+def finish(
+    database: Database,
+    broker: dramatiq.Broker,
+    call_id: int,
+    duration_ms: int,
+    transcript: Sequence[tuple[datetime, str, str]] = (),
+) -> None:
     """The stream ended: close the call log, store the transcript, and send the follow-ups
     (lead, recording)."""
     with database.session() as session:
@@ -108,9 +121,7 @@ def finish(database: Database, broker: dramatiq.Broker, call_id: int, duration_m
             call.duration_s = duration_ms // 1000
         call_sid = call.provider_call_sid or ""
         if call.direction == "inbound":  # an outbound call already has its lead
-            enqueue_after_commit(
-                session, LEADS_CREATE_FROM_CALL.message(call_sid=call_sid), broker
-            )
+            enqueue_after_commit(session, LEADS_CREATE_FROM_CALL.message(call_sid=call_sid), broker)
         enqueue_after_commit(session, RECORDINGS_PROCESS.message(call_sid=call_sid), broker)
         try:
             session.commit()
@@ -120,12 +131,17 @@ def finish(database: Database, broker: dramatiq.Broker, call_id: int, duration_m
             logger.error("call %s: follow-up messages not queued (broker down)", call_sid)
 
 
-def _add_transcript(session: Session, call_id: int,
-                    lines: Sequence[tuple[datetime, str, str]]) -> None:  # fmt: skip
+def _add_transcript(
+    session: Session, call_id: int, lines: Sequence[tuple[datetime, str, str]]
+) -> None:
     if not lines:
         return
-    last = session.scalar(select(func.max(TranscriptLine.seq)).where(
-        TranscriptLine.call_id == call_id)) or 0  # fmt: skip
+    last = (
+        session.scalar(
+            select(func.max(TranscriptLine.seq)).where(TranscriptLine.call_id == call_id)
+        )
+        or 0
+    )
     session.add_all(
         TranscriptLine(call_id=call_id, seq=last + i, at=at, role=role, text=text[:10_000])
         for i, (at, role, text) in enumerate(lines, 1)
@@ -151,12 +167,19 @@ def update_lead(database: Database, call_id: int, fields: dict[str, Any]) -> int
             return None
         if call.lead_id is None:
             insert_ignoring_conflicts(
-                session, Lead.__table__,
-                {"business_id": call.business_id, "phone_e164": number, "name": "",
-                 "source": "call", "callback_requested": False},
-            )  # fmt: skip
-            lead = session.scalars(select(Lead).where(
-                Lead.business_id == call.business_id, Lead.phone_e164 == number)).one()  # fmt: skip
+                session,
+                Lead.__table__,
+                {
+                    "business_id": call.business_id,
+                    "phone_e164": number,
+                    "name": "",
+                    "source": "call",
+                    "callback_requested": False,
+                },
+            )
+            lead = session.scalars(
+                select(Lead).where(Lead.business_id == call.business_id, Lead.phone_e164 == number)
+            ).one()
             call.lead_id = lead.id
         else:
             lead = session.get_one(Lead, call.lead_id)

@@ -24,8 +24,9 @@ T = TypeVar("T")
 
 
 class MediaContext:
-    def __init__(self, settings: Settings, database: Database, broker: dramatiq.Broker,
-                 threads: int) -> None:  # fmt: skip
+    def __init__(
+        self, settings: Settings, database: Database, broker: dramatiq.Broker, threads: int
+    ) -> None:
         self.settings, self.database, self.broker = settings, database, broker
         #: Database, broker and provider calls: blocking, so never on the event loop. Bounded:
         #: a slow database queues work here instead of opening a connection per stream.

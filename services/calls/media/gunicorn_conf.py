@@ -1,6 +1,10 @@
-"""Gunicorn settings for the calls service's media server (Twilio Media Streams on asyncio):
-gunicorn -c services/calls/media/gunicorn_conf.py. The webhooks keep services/calls/gunicorn_conf.py;
-`switchboard calls` runs both in the calls container."""
+"""Gunicorn settings for the calls service's media server (Twilio Media Streams on asyncio).
+
+    gunicorn -c services/calls/media/gunicorn_conf.py
+
+The webhooks keep services/calls/gunicorn_conf.py; `switchboard calls` runs both in the calls
+container.
+"""
 
 import os
 

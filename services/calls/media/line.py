@@ -21,9 +21,13 @@ logger = logging.getLogger(__name__)
 
 
 class Line:
-    def __init__(self, info: CallInfo, playout: Playout,
-                 perform: Callable[[Action], Awaitable[None]],
-                 on_failure: Callable[[str], None]) -> None:  # fmt: skip
+    def __init__(
+        self,
+        info: CallInfo,
+        playout: Playout,
+        perform: Callable[[Action], Awaitable[None]],
+        on_failure: Callable[[str], None],
+    ) -> None:
         self.info = info
         self._playout, self._perform, self._on_failure = playout, perform, on_failure
         #: (when, "caller" | "agent", text), in the order said.

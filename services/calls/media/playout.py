@@ -5,8 +5,8 @@ Twilio's buffer where a barge-in can only ``clear`` it blind, and audio sent lat
 caller hears. Each stream's ``Playout`` holds the frames not yet sent; one ``Pacer`` per
 process (a single task, not a timer per frame) sends every stream's due frame on a fixed
 schedule, ``LEAD_S`` ahead of what the caller hears: a late tick does not move the next one,
-and a stream that fell behind starts a new schedule instead of bursting. Marks go out right after the audio
-queued before them, so Twilio echoes each one when that audio has played.
+and a stream that fell behind starts a new schedule instead of bursting. Marks go out right
+after the audio queued before them, so Twilio echoes each one when that audio has played.
 """
 
 from __future__ import annotations
@@ -51,8 +51,9 @@ class Heard:
 class Playout:
     """One stream's queue of outgoing frames and marks (not thread-safe: the loop's only)."""
 
-    def __init__(self, pacer: Pacer, stream_sid: str, send: Send,
-                 writable: Callable[[], bool] = lambda: True) -> None:  # fmt: skip
+    def __init__(
+        self, pacer: Pacer, stream_sid: str, send: Send, writable: Callable[[], bool] = lambda: True
+    ) -> None:
         self.pacer, self.stream_sid, self._send, self._writable = pacer, stream_sid, send, writable
         self._loop = asyncio.get_running_loop()
         self._items: deque[tuple[bytes | None, str | None]] = deque()
@@ -165,7 +166,7 @@ class Playout:
             if self.closed:
                 pass
             elif self._writable():
-                await self._send(f"{self._prefix}{_b64(frame)}\"}}}}")
+                await self._send(f'{self._prefix}{_b64(frame)}"}}}}')
                 self.frames_sent += 1
             else:
                 # The caller's socket is not draining: drop rather than stall every stream.

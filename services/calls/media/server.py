@@ -57,8 +57,7 @@ def signature_ok(settings: Settings, request: web.Request) -> bool:
     signature = request.headers.get("X-Twilio-Signature")
     if request.query_string:
         return False  # Twilio's stream URLs carry no query: this is not Twilio's request
-    return twilio_signature.is_valid(settings.twilio_auth_token, settings.stream_url, {},
-                                     signature)  # fmt: skip
+    return twilio_signature.is_valid(settings.twilio_auth_token, settings.stream_url, {}, signature)
 
 
 def _error(status: int, code: str, message: str) -> web.Response:
@@ -69,8 +68,10 @@ async def media_stream(request: web.Request) -> web.StreamResponse:
     ctx = request.app[CONTEXT]
     if not signature_ok(ctx.settings, request):
         metrics.WEBHOOK_SIGNATURE_FAILURES.labels(MEDIA_PATH).inc()
-        logger.warning("refused media stream upgrade: %s X-Twilio-Signature",
-                       "wrong" if request.headers.get("X-Twilio-Signature") else "missing")  # fmt: skip
+        logger.warning(
+            "refused media stream upgrade: %s X-Twilio-Signature",
+            "wrong" if request.headers.get("X-Twilio-Signature") else "missing",
+        )
         return _error(403, "invalid_signature", "missing or invalid X-Twilio-Signature")
     # No receive_timeout: it re-arms a timer on every frame; the idle sweep reads a timestamp.
     ws = web.WebSocketResponse(heartbeat=PING_INTERVAL_S, max_msg_size=MAX_MESSAGE_BYTES)
@@ -124,16 +125,22 @@ async def readyz(request: web.Request) -> web.Response:
     except Exception as exc:  # any driver error means "not ready", never a 500
         checks["database"] = {"ok": False, "error": type(exc).__name__}
     try:
-        await ctx.blocking(check_broker, ctx.settings.redis_url,
-                           ctx.settings.broker_check_timeout_s)  # fmt: skip
+        await ctx.blocking(
+            check_broker, ctx.settings.redis_url, ctx.settings.broker_check_timeout_s
+        )
         checks["broker"] = {"ok": True}
     except QueueUnavailable as exc:
         checks["broker"] = {"ok": False, "error": exc.message}
     down = sorted(name for name, check in checks.items() if not check["ok"])
     if down:
-        return web.json_response({"status": "unavailable", "checks": checks, "error": {
-            "code": "not_ready", "message": f"unreachable: {', '.join(down)}"}},
-            status=503)  # fmt: skip
+        return web.json_response(
+            {
+                "status": "unavailable",
+                "checks": checks,
+                "error": {"code": "not_ready", "message": f"unreachable: {', '.join(down)}"},
+            },
+            status=503,
+        )
     return web.json_response({"status": "ready", "checks": checks})
 
 
@@ -142,8 +149,11 @@ async def metrics_endpoint(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": content_type})
 
 
-def create_app(settings: Settings | None = None, broker: dramatiq.Broker | None = None,
-               database: Database | None = None) -> web.Application:  # fmt: skip
+def create_app(
+    settings: Settings | None = None,
+    broker: dramatiq.Broker | None = None,
+    database: Database | None = None,
+) -> web.Application:
     settings = settings or get_settings()
     configure_logging(settings)
     # The loop must get the GIL back quickly from a pool thread running database code: at the
@@ -155,8 +165,9 @@ def create_app(settings: Settings | None = None, broker: dramatiq.Broker | None 
         dramatiq.set_broker(broker)  # the outbox sends through the global broker
     database = database or Database(settings.database_url)
     app = web.Application(client_max_size=64 * 1024)
-    ctx = MediaContext(settings, database, broker or dramatiq.get_broker(),
-                       settings.media_blocking_threads)  # fmt: skip
+    ctx = MediaContext(
+        settings, database, broker or dramatiq.get_broker(), settings.media_blocking_threads
+    )
     app[CONTEXT] = ctx
     app[STREAMS] = {}
     app.router.add_get(MEDIA_PATH, media_stream)
@@ -183,8 +194,7 @@ async def _sweep_idle(app: web.Application) -> None:
         for ws, stream in list(app[STREAMS].items()):
             timeout = stream.receive_timeout_s
             if now - stream.last_frame_at > timeout:
-                logger.warning("media stream %s idle for %.0f s: closing", stream._sid(),
-                               timeout)  # fmt: skip
+                logger.warning("media stream %s idle for %.0f s: closing", stream._sid(), timeout)
                 await ws.close(code=1000, message=b"idle")
 
 

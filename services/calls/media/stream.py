@@ -233,9 +233,12 @@ class MediaStream:
                 try:
                     await failed.stop(f"failed: {reason}")
                 except Exception:
-                    logger.exception("call %s: failed agent did not stop cleanly", line.info.call_sid)
-            await self.ctx.blocking(call_log.update_call, self.ctx.database, line.info.call_id,
-                                    agent_error=reason)  # fmt: skip
+                    logger.exception(
+                        "call %s: failed agent did not stop cleanly", line.info.call_sid
+                    )
+            await self.ctx.blocking(
+                call_log.update_call, self.ctx.database, line.info.call_id, agent_error=reason
+            )
             await self._start_agent(fallback)
 
         self.ctx.spawn(switch())
@@ -262,9 +265,14 @@ class MediaStream:
                 logger.exception("call %s: agent did not stop cleanly", self._call_sid())
         await self.line.close()
         info = self.line.info
-        await self.ctx.blocking(call_log.finish, self.ctx.database, self.ctx.broker,
-                                info.call_id, self.recorder.duration_ms,
-                                transcript=self.line.transcript_lines)  # fmt: skip
+        await self.ctx.blocking(
+            call_log.finish,
+            self.ctx.database,
+            self.ctx.broker,
+            info.call_id,
+            self.recorder.duration_ms,
+            transcript=self.line.transcript_lines,
+        )
 
     def _sid(self) -> str:
         return self.start.stream_sid if self.start else "(not started)"

@@ -23,7 +23,13 @@ from libs.common.audio import g711
 from services.calls.media.actions import ActionFailed
 from services.calls.media.agent import Agent
 from services.calls.media.agent_settings import AgentConfig
-from services.calls.media.frames import CallerAudio, Event, Interrupted, SpeechStarted, SpeechStopped
+from services.calls.media.frames import (
+    CallerAudio,
+    Event,
+    Interrupted,
+    SpeechStarted,
+    SpeechStopped,
+)
 from services.calls.media.realtime import tools
 
 logger = logging.getLogger(__name__)
@@ -57,8 +63,9 @@ class CascadedAgent(Agent):
             headers={"Authorization": f"Bearer {self.cfg.api_key}"},
             timeout=aiohttp.ClientTimeout(total=30, connect=5),
         )
-        self.history = [{"role": "system",
-                         "content": self.cfg.instructions or tools.DEFAULT_INSTRUCTIONS}]  # fmt: skip
+        self.history = [
+            {"role": "system", "content": self.cfg.instructions or tools.DEFAULT_INSTRUCTIONS}
+        ]
         self._turn = self.line.spawn(self._say(GREETING), "cascaded greeting")
 
     async def on_event(self, event: Event) -> None:
@@ -96,8 +103,13 @@ class CascadedAgent(Agent):
             if not calls:
                 break
             for call in calls:
-                self.history.append({"role": "tool", "tool_call_id": call.get("id", ""),
-                                     "content": await self._run_tool(call)})  # fmt: skip
+                self.history.append(
+                    {
+                        "role": "tool",
+                        "tool_call_id": call.get("id", ""),
+                        "content": await self._run_tool(call),
+                    }
+                )
         reply = (self.history[-1].get("content") or "").strip()
         if reply:
             await self._say(reply)
@@ -105,8 +117,9 @@ class CascadedAgent(Agent):
     async def _run_tool(self, call: dict[str, Any]) -> str:
         function = call.get("function") or {}
         try:
-            action = tools.to_action(function.get("name", ""), function.get("arguments") or "{}",
-                                     self.cfg)  # fmt: skip
+            action = tools.to_action(
+                function.get("name", ""), function.get("arguments") or "{}", self.cfg
+            )
             await self.line.act(action)
             return json.dumps({"ok": True})
         except (ActionFailed, tools.BadCall) as exc:
@@ -129,8 +142,10 @@ class CascadedAgent(Agent):
 
     async def _chat(self) -> dict[str, Any]:
         assert self._http is not None
-        functions = [{"type": "function", "function": {k: v for k, v in d.items() if k != "type"}}
-                     for d in tools.definitions(self.cfg.tools)]  # fmt: skip
+        functions = [
+            {"type": "function", "function": {k: v for k, v in d.items() if k != "type"}}
+            for d in tools.definitions(self.cfg.tools)
+        ]
         body = {"model": self.cfg.model or CHAT_MODEL, "messages": self.history}
         if functions:
             body["tools"] = functions
@@ -141,8 +156,12 @@ class CascadedAgent(Agent):
 
     async def _speak(self, text: str) -> bytes:
         assert self._http is not None
-        body = {"model": TTS_MODEL, "voice": self.cfg.voice or "alloy", "input": text,
-                "response_format": "pcm"}  # fmt: skip
+        body = {
+            "model": TTS_MODEL,
+            "voice": self.cfg.voice or "alloy",
+            "input": text,
+            "response_format": "pcm",
+        }
         async with self._http.post("audio/speech", json=body) as response:
             response.raise_for_status()
             pcm = await response.read()

@@ -65,10 +65,12 @@ class RealtimeAgent(Agent):
             "audio": {
                 "input": {
                     "format": {"type": "audio/pcmu"},
-                    "turn_detection": {"type": "server_vad",
-                                       "silence_duration_ms": SILENCE_DURATION_MS},
+                    "turn_detection": {
+                        "type": "server_vad",
+                        "silence_duration_ms": SILENCE_DURATION_MS,
+                    },
                     "transcription": {"model": "gpt-4o-mini-transcribe"},
-                },  # fmt: skip
+                },
                 "output": {"format": {"type": "audio/pcmu"}, "voice": self.cfg.voice or "alloy"},
             },
             "tools": tools.definitions(self.cfg.tools),
@@ -83,27 +85,36 @@ class RealtimeAgent(Agent):
         timeout = aiohttp.ClientTimeout(total=None, connect=CONNECT_TIMEOUT_S)
         self._http = aiohttp.ClientSession(timeout=timeout)
         self._ws = await self._http.ws_connect(
-            url, headers={"Authorization": f"Bearer {self.cfg.api_key}"}, heartbeat=20,
+            url,
+            headers={"Authorization": f"Bearer {self.cfg.api_key}"},
+            heartbeat=20,
             max_msg_size=4 * 1024 * 1024,
-        )  # fmt: skip
+        )
         await self._send({"type": "session.update", "session": self.session_config(model)})
-        await self._send({"type": "response.create",
-                          "response": {"instructions": GREETING_INSTRUCTIONS}})  # fmt: skip
+        await self._send(
+            {"type": "response.create", "response": {"instructions": GREETING_INSTRUCTIONS}}
+        )
         self.line.spawn(self._read(), "realtime model")
 
     async def on_event(self, event: Event) -> None:
         if isinstance(event, CallerAudio):
             if self._ws is not None and not self._ws.closed:
                 audio = binascii.b2a_base64(event.audio, newline=False).decode("ascii")
-                await self._ws.send_str(
-                    f'{{"type":"input_audio_buffer.append","audio":"{audio}"}}'
-                )
+                await self._ws.send_str(f'{{"type":"input_audio_buffer.append","audio":"{audio}"}}')
         elif isinstance(event, Dtmf):
             # Keypad digits reach the model as text: "press 1 for …" still works.
-            await self._send({"type": "conversation.item.create", "item": {
-                "type": "message", "role": "user",
-                "content": [{"type": "input_text", "text": f"(the caller pressed {event.digit})"}],
-            }})  # fmt: skip
+            await self._send(
+                {
+                    "type": "conversation.item.create",
+                    "item": {
+                        "type": "message",
+                        "role": "user",
+                        "content": [
+                            {"type": "input_text", "text": f"(the caller pressed {event.digit})"}
+                        ],
+                    },
+                }
+            )
             await self._send({"type": "response.create"})
 
     async def stop(self, reason: str) -> None:
@@ -147,8 +158,12 @@ class RealtimeAgent(Agent):
             self.line.spawn(self._call_function(event), "realtime function")
         elif kind == "error":
             error = event.get("error") or {}
-            logger.warning("call %s: model error %s: %s", self.line.info.call_sid,
-                           error.get("code"), str(error.get("message"))[:200])  # fmt: skip
+            logger.warning(
+                "call %s: model error %s: %s",
+                self.line.info.call_sid,
+                error.get("code"),
+                str(error.get("message"))[:200],
+            )
 
     async def _barge_in(self) -> None:
         """The caller spoke over the model: stop its audio, and tell it what was heard."""
@@ -157,8 +172,14 @@ class RealtimeAgent(Agent):
         heard = self.line.clear()
         self.line.transcript("system", f"caller interrupted after {heard.ms} ms")
         if heard.label:
-            await self._send({"type": "conversation.item.truncate", "item_id": heard.label,
-                              "content_index": 0, "audio_end_ms": heard.ms})  # fmt: skip
+            await self._send(
+                {
+                    "type": "conversation.item.truncate",
+                    "item_id": heard.label,
+                    "content_index": 0,
+                    "audio_end_ms": heard.ms,
+                }
+            )
 
     async def _call_function(self, event: dict[str, Any]) -> None:
         name, call_id = event.get("name", ""), event.get("call_id", "")
@@ -170,8 +191,16 @@ class RealtimeAgent(Agent):
             output: dict[str, Any] = {"ok": True}
         except (ActionFailed, tools.BadCall) as exc:
             output = {"ok": False, "error": str(exc)}
-        await self._send({"type": "conversation.item.create", "item": {
-            "type": "function_call_output", "call_id": call_id, "output": json.dumps(output)}})  # fmt: skip
+        await self._send(
+            {
+                "type": "conversation.item.create",
+                "item": {
+                    "type": "function_call_output",
+                    "call_id": call_id,
+                    "output": json.dumps(output),
+                },
+            }
+        )
         if name != "hang_up":  # the model answers with the function's outcome in mind
             await self._send({"type": "response.create"})
 

@@ -22,22 +22,40 @@ DEFAULT_INSTRUCTIONS = (
     "caller with update_lead. If they ask to be called back, use request_callback; if they ask "
     "never to be called again, use opt_out. Transfer to a person when they ask for one."
 )
-DISPOSITIONS = ["interested", "not_interested", "callback", "wrong_number", "voicemail",
-                "do_not_call", "transferred", "other"]  # fmt: skip
+DISPOSITIONS = [
+    "interested",
+    "not_interested",
+    "callback",
+    "wrong_number",
+    "voicemail",
+    "do_not_call",
+    "transferred",
+    "other",
+]
 
 _STRING = {"type": "string"}
 FUNCTIONS: dict[str, dict[str, Any]] = {
     "update_lead": {
         "description": "Save facts about the caller on their lead (name, email, notes, or any "
-                       "other field the business asked for).",
-        "parameters": {"type": "object", "properties": {
-            "name": _STRING, "email": _STRING, "notes": _STRING,
-            "fields": {"type": "object", "description": "any other fields"}}},
+        "other field the business asked for).",
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "name": _STRING,
+                "email": _STRING,
+                "notes": _STRING,
+                "fields": {"type": "object", "description": "any other fields"},
+            },
+        },
     },
     "request_callback": {
         "description": "The caller wants to be called back.",
-        "parameters": {"type": "object", "properties": {
-            "when": {"type": "string", "description": "when, in the caller's words"}}},
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "when": {"type": "string", "description": "when, in the caller's words"}
+            },
+        },
     },
     "opt_out": {
         "description": "The caller asks never to be called again.",
@@ -45,9 +63,14 @@ FUNCTIONS: dict[str, dict[str, Any]] = {
     },
     "transfer": {
         "description": "Hand the caller to a person. warm: the person first hears summary.",
-        "parameters": {"type": "object", "properties": {
-            "number": {"type": "string", "description": "E.164; default: the business's"},
-            "warm": {"type": "boolean"}, "summary": _STRING}},
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "number": {"type": "string", "description": "E.164; default: the business's"},
+                "warm": {"type": "boolean"},
+                "summary": _STRING,
+            },
+        },
     },
     "hang_up": {
         "description": "End the call after saying goodbye.",
@@ -55,10 +78,13 @@ FUNCTIONS: dict[str, dict[str, Any]] = {
     },
     "set_disposition": {
         "description": "Record how the call went.",
-        "parameters": {"type": "object", "required": ["value"], "properties": {
-            "value": {"type": "string", "enum": DISPOSITIONS}}},
+        "parameters": {
+            "type": "object",
+            "required": ["value"],
+            "properties": {"value": {"type": "string", "enum": DISPOSITIONS}},
+        },
     },
-}  # fmt: skip
+}
 
 
 class BadCall(ValueError):
@@ -66,8 +92,11 @@ class BadCall(ValueError):
 
 
 def definitions(enabled: tuple[str, ...]) -> list[dict[str, Any]]:
-    return [{"type": "function", "name": name, **spec} for name, spec in FUNCTIONS.items()
-            if name in enabled]  # fmt: skip
+    return [
+        {"type": "function", "name": name, **spec}
+        for name, spec in FUNCTIONS.items()
+        if name in enabled
+    ]
 
 
 def to_action(name: str, arguments: str, config: AgentConfig) -> Action:
