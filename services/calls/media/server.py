@@ -46,7 +46,8 @@ SWITCH_INTERVAL_S = 0.001
 IDLE_SWEEP_S = 1
 
 CONTEXT = web.AppKey("media_context", MediaContext)
-STREAMS = web.AppKey("media_streams", dict)
+#: Open sockets and their streams, for the idle sweep and a clean shutdown.
+STREAMS: web.AppKey[dict[web.WebSocketResponse, MediaStream]] = web.AppKey("media_streams", dict)
 
 metrics.WEBHOOK_SIGNATURE_FAILURES.labels(MEDIA_PATH)
 
@@ -201,7 +202,7 @@ async def _sweep_idle(app: web.Application) -> None:
 async def _close_streams(app: web.Application) -> None:
     # A restart: close every caller's socket so each stream finishes its call log now.
     app[CONTEXT].cancel_background()
-    for ws in list(app[STREAMS]):
+    for ws in list(app[STREAMS].keys()):
         await ws.close(code=1001, message=b"server shutdown")
 
 
