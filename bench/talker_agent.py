@@ -11,6 +11,7 @@ TALK_S = 60
 
 class TalkerAgent(Agent):
     local_barge_in = False
+    local_vad = False
 
     async def start(self) -> None:
         self.line.play(greeting_audio() * TALK_S, label="talk")

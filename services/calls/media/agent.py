@@ -57,6 +57,9 @@ class Agent:
     #: When the local VAD hears the caller during the agent's audio, the line clears it and
     #: sends ``Interrupted``. Agents whose model detects turns itself set this False.
     local_barge_in: ClassVar[bool] = True
+    #: Whether the line runs its VAD on the caller's audio for this agent (``SpeechStarted``,
+    #: ``SpeechStopped``, local barge-in). Agents whose model hears turns itself skip it.
+    local_vad: ClassVar[bool] = True
 
     line: Line
 
@@ -100,6 +103,7 @@ class EchoAgent(Agent):
     the load the media benchmark measures (every frame in answers a frame out)."""
 
     local_barge_in = False
+    local_vad = False
 
     async def on_event(self, event: Event) -> None:
         if isinstance(event, CallerAudio):

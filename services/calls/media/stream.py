@@ -161,10 +161,10 @@ class MediaStream:
         await playout.send_inline()
 
     async def _hear(self, audio: bytes, playout: Playout) -> None:
-        change = self.vad.feed(audio)
+        agent = self.agent
+        change = self.vad.feed(audio) if agent is not None and agent.local_vad else None
         if change == "started":
             await self._to_agent(SpeechStarted())
-            agent = self.agent
             if agent is not None and agent.local_barge_in and playout.playing:
                 heard = playout.clear()
                 await self._to_agent(Interrupted(heard.label, heard.ms))

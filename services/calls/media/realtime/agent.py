@@ -47,7 +47,9 @@ class ModelGone(ConnectionError):
 
 
 class RealtimeAgent(Agent):
-    local_barge_in = False  # the model's server VAD detects the caller's turns and barge-ins
+    # The model's server VAD detects the caller's turns and barge-ins.
+    local_barge_in = False
+    local_vad = False
 
     def __init__(self, config: AgentConfig | None = None) -> None:
         super().__init__(config)
