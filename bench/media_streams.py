@@ -414,7 +414,8 @@ server's own `services/calls/media/gunicorn_conf.py`, {result["workers"]} worker
 WebSocket settings). Switchboard runs `EchoAgent` (every frame in answers a frame out) through
 the whole pipeline: signed voice webhook, signed upgrade, frame parsing, WAV recording, the
 agent, the playout, metrics, the call log (the local VAD runs only for agents that use it, as
-the keypad and cascaded ones do; the echo and realtime agents do not: ~1.5 µs a frame). Load: `simulators/twilio/media_client.py` (asyncio +
+the keypad and cascaded ones do; the echo and realtime agents do not: ~1.5 µs a frame).
+Load: `simulators/twilio/media_client.py` (asyncio +
 aiohttp) in {result["clients"]} processes on the same cores. Calls arrive at {ARRIVALS_PER_S}
 per second; latency is taken in the steady window when every call is up. Steps
 {", ".join(map(str, steps))} ({result["seconds"]:g} s of audio per call); echo and Switchboard
