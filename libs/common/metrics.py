@@ -95,7 +95,7 @@ AGENT_FAILURES = Counter(
 )
 AGENT_FIRST_AUDIO = Histogram(
     "switchboard_agent_first_audio_seconds",
-    "From a stream's start to the agent's first audio frame sent to the caller.",
+    "From a stream's start (the call claimed) to the agent's first audio frame sent.",
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5),
 )
 MEDIA_FRAMES_DROPPED = Counter(

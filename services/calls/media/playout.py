@@ -21,6 +21,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from libs.common import metrics
 from services.calls.media.frames import FRAME_BYTES, FRAME_MS
 
 logger = logging.getLogger(__name__)
@@ -56,6 +57,7 @@ class Playout:
     ) -> None:
         self.pacer, self.stream_sid, self._send, self._writable = pacer, stream_sid, send, writable
         self._loop = asyncio.get_running_loop()
+        self._opened_at = self._loop.time()
         self._items: deque[tuple[bytes | None, str | None]] = deque()
         #: When the caller will have heard everything sent so far (loop time).
         self.next_due = 0.0
@@ -168,9 +170,12 @@ class Playout:
             elif self._writable():
                 await self._send(f'{self._prefix}{_b64(frame)}"}}}}')
                 self.frames_sent += 1
+                if self.frames_sent == 1:
+                    metrics.AGENT_FIRST_AUDIO.observe(self._loop.time() - self._opened_at)
             else:
                 # The caller's socket is not draining: drop rather than stall every stream.
                 self.frames_dropped += 1
+                metrics.MEDIA_FRAMES_DROPPED.inc()
             self._label_frames += 1
             self.next_due = max(self.next_due, now) + FRAME_S
             while items and items[0][0] is None:
