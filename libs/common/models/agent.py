@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import JSON, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
@@ -56,6 +55,3 @@ class TranscriptLine(Base):
     #: caller | agent | system (what the line did: barge-in, transfer, fallback)
     role: Mapped[str] = mapped_column(String(16))
     text: Mapped[str] = mapped_column(Text)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"at": self.at.isoformat(), "role": self.role, "text": self.text}
