@@ -49,16 +49,12 @@ def load(database: Database, settings: Settings, business_id: int) -> AgentConfi
                 logger.error(
                     "business %d: its provider key opens with no ENCRYPTION_KEYS key", business_id
                 )
-        base = settings.realtime_api_base if row.kind == "realtime" else settings.model_api_base
+        realtime = row.kind == "realtime"
+        base = settings.realtime_api_base if realtime else settings.model_api_base
+        model = row.model or (settings.realtime_model if realtime else "")
+        tools = tuple(t for t in row.tools if t in AGENT_TOOLS)
         return AgentConfig(
-            row.kind,
-            row.model,
-            row.instructions,
-            row.voice,
-            tuple(t for t in row.tools if t in AGENT_TOOLS),
-            row.transfer_number,
-            api_key,
-            base,
+            row.kind, model, row.instructions, row.voice, tools, row.transfer_number, api_key, base
         )
 
 
