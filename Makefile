@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint lint-js typecheck pytest clean bench bench-api bench-dialer bench-schedules bench-media bench-receipts bench-queue bench-queue-variants bench-webhook bench-latency bench-report soak reliability-report probe probe-report
+.PHONY: help run test lint lint-js typecheck pytest clean bench bench-api bench-dialer bench-schedules bench-media bench-turn bench-receipts bench-queue bench-queue-variants bench-webhook bench-latency bench-report soak reliability-report probe probe-report
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -57,8 +57,11 @@ bench-dialer: $(STAMP) ## Dialer benchmark: 50 businesses x 3 slots x 20 leads, 
 bench-schedules: $(STAMP) ## Schedule tick on 100k vs 1M schedules with 1,000 due (PostgreSQL)
 	$(BENCH) bench.schedules
 
-bench-media: $(STAMP) ## Media streams at 50 frames/s: most sustained with p99 < 20 ms vs a bare echo WebSocket
+bench-media: $(STAMP) ## Media streams at 50 frames/s: most sustained with p99 < 20 ms vs a bare asyncio echo; agent playback pacing at 500
 	$(BENCH) bench.media_streams
+
+bench-turn: $(STAMP) ## Voice agent turn latency at 100 calls through the realtime model simulator (model delay subtracted)
+	$(BENCH) bench.turn_latency
 
 bench-receipts: $(STAMP) ## Gmail full-sync throughput vs the quota limit; incremental sync API calls per new message
 	$(BENCH) bench.receipts
@@ -94,5 +97,5 @@ soak: $(STAMP) ## 15 minutes of mixed load; fails if a process's memory or descr
 	$(BIN)/python -m bench.soak --minutes 15
 
 # One after another (each measures a machine the others leave idle), then the report.
-bench: bench-queue bench-webhook bench-latency bench-dialer bench-schedules bench-media bench-receipts bench-api ## Every benchmark, then docs/benchmarks.md (under 15 minutes on 2 cores)
+bench: bench-queue bench-webhook bench-latency bench-dialer bench-schedules bench-media bench-turn bench-receipts bench-api ## Every benchmark, then docs/benchmarks.md (under 15 minutes on 2 cores)
 	$(BENCH) bench.report

@@ -1,35 +1,32 @@
-"""The media benchmark's baseline: a bare echo WebSocket on the calls service's own stack (Flask,
-simple-websocket's Server, gunicorn gthread with the calls service's gunicorn_conf.py), so the
-difference measured is Switchboard's frame handling and nothing else.
+"""The media benchmark's baseline: a bare echo WebSocket on the media server's own stack (aiohttp
+under gunicorn with services/calls/media/gunicorn_conf.py: same workers, same worker class, same
+WebSocket settings), so the difference measured is Switchboard's frame handling and nothing else.
 
-    gunicorn -c services/calls/gunicorn_conf.py bench.echo_ws:app
+    gunicorn -c services/calls/media/gunicorn_conf.py bench.echo_ws:app_factory
 """
 
 from __future__ import annotations
 
-from flask import Flask, Response, jsonify, request
-from simple_websocket import ConnectionClosed, Server
+from aiohttp import WSMsgType, web
 
-from services.calls.media.routes import PING_INTERVAL_S, WebSocketAnswered
-from services.calls.media.stream import RECEIVE_TIMEOUT_S
-from services.calls.webhooks.voice import MEDIA_PATH
-
-app = Flask(__name__)
+from services.calls.media.server import MAX_MESSAGE_BYTES, MEDIA_PATH, PING_INTERVAL_S
 
 
-@app.get("/readyz")
-def readyz() -> Response:
-    return jsonify({"status": "ready"})
+async def echo(request: web.Request) -> web.WebSocketResponse:
+    ws = web.WebSocketResponse(heartbeat=PING_INTERVAL_S, max_msg_size=MAX_MESSAGE_BYTES)
+    await ws.prepare(request)
+    async for message in ws:
+        if message.type == WSMsgType.TEXT:
+            await ws.send_str(message.data)
+    return ws
 
 
-@app.get(MEDIA_PATH, websocket=True)
-def echo() -> Response:
-    ws = Server(request.environ, ping_interval=PING_INTERVAL_S, max_message_size=64 * 1024)
-    try:
-        while (raw := ws.receive(timeout=RECEIVE_TIMEOUT_S)) is not None:
-            ws.send(raw)
-    except ConnectionClosed:
-        pass
-    finally:
-        ws.close()
-    return WebSocketAnswered(ws)
+async def readyz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ready"})
+
+
+async def app_factory() -> web.Application:
+    app = web.Application()
+    app.router.add_get(MEDIA_PATH, echo)
+    app.router.add_get("/readyz", readyz)
+    return app

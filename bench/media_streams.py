@@ -1,33 +1,40 @@
-"""Media-stream benchmark: how many concurrent calls, each streaming 50 frames/s, one calls
-service sustains with p99 frame-handling latency under 20 ms, next to a bare echo WebSocket on
-the same server stack (bench/echo_ws.py under the calls service's gunicorn_conf.py).
+"""Media-stream benchmark: how many concurrent calls, each streaming 50 frames/s, the media
+server sustains with p99 frame latency under 20 ms and none dropped, next to a bare asyncio echo
+WebSocket on the same server stack (bench/echo_ws.py under services/calls/media/gunicorn_conf.py);
+then the agent's playback at the target count: the pacing of its frames as the caller receives
+them (jitter, gaps) and the wait from the answer to its first audio.
 
-Switchboard runs with ``EchoAgent`` (every frame in answers a frame out, as a streaming voice
-agent does), so both sides do one receive and one send per frame and the latency is the same
-thing on both: a frame's send by "Twilio" to its echo. Switchboard's side also answers the
-signed voice webhook, checks the signed upgrade, validates every frame, records the WAV,
-counts metrics and writes the call log. Load comes from simulators/twilio/media_client.py in
-several client processes; the steps alternate echo and Switchboard at each stream count.
+Switchboard runs with ``EchoAgent`` (every frame in answers a frame out through the whole
+pipeline: parse, recording, VAD, agent, paced playout), so both sides do one receive and one
+send per frame and the latency is the same thing on both: a frame's send by "Twilio" to its
+echo. Switchboard's side also answers the signed voice webhook, checks the signed upgrade,
+validates every frame, records the WAV, counts metrics and writes the call log. The playback
+phase runs ``bench.talker_agent:TalkerAgent`` (talks for the whole call). Load comes from
+simulators/twilio/media_client.py in several client processes sharing the same cores; the CPU
+each side spends per frame is measured (server process trees and the clients).
 
-    .venv/bin/python -m bench.media_streams [--seconds 5 --steps 25,50,100,...]
+    .venv/bin/python -m bench.media_streams [--seconds 5 --steps 100,200,...]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import os
 import statistics
 import tempfile
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import redis
 
-from bench.support import table, write_result
+from bench.support import Check, table, tree_cpu_seconds, write_result
 from libs.common import migrate
 from libs.common.db import Database
 from libs.common.models import Business, PhoneNumber
@@ -39,13 +46,52 @@ COMMAND = "make bench-media"
 NUMBER = "+14155550000"
 AUTH_TOKEN = "bench-auth-token"
 P99_BOUND_MS = 20.0
-DEFAULT_STEPS = "25,50,75,100,125,150,200,250,300,400,500"
-
+TARGET_STREAMS = 500
+JITTER_P99_BOUND_MS = 10.0
+MAX_GAP_BOUND_MS = 60.0
+FIRST_AUDIO_P99_BOUND_MS = 1000.0
+DEFAULT_STEPS = "100,200,300,400,500,600,700,800,1000"
 
 #: New calls per second while ramping up: a busy inbound line, not a thundering herd.
 ARRIVALS_PER_S = 50
 #: Frames sent this close to the ramp's end or the hang-up are outside the steady window.
 SETTLE_S = 0.5
+
+
+class CpuSampler:
+    """The servers' CPU seconds, sampled twice a second in a thread, to read the CPU spent in
+    any window of the run (the steady one: every call up, none being set up)."""
+
+    def __init__(self, pids: tuple[int, ...]) -> None:
+        self.pids = pids
+        self.samples = [(time.monotonic(), self._cpu())]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _cpu(self) -> float:
+        return sum(tree_cpu_seconds(pid) for pid in self.pids)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.5):
+            self.samples.append((time.monotonic(), self._cpu()))
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def between(self, start: float, end: float) -> float:
+        inside = [(t, c) for t, c in self.samples if start <= t <= end]
+        if len(inside) < 2:
+            return 0.0
+        (t0, c0), (t1, c1) = inside[0], inside[-1]
+        return (c1 - c0) / (t1 - t0) * (end - start)
+
+
+@dataclass(frozen=True)
+class Side:
+    target: Target
+    pids: tuple[int, ...]  # the server process trees whose CPU is counted
 
 
 def _client(target: Target, first: int, count: int, seconds: float, ramp_s: float
@@ -62,14 +108,37 @@ def _percentile(values: list[float], p: float) -> float:
     return round(ordered[min(len(ordered) - 1, int(p * len(ordered)))], 2) if ordered else -1.0
 
 
-def measure(pool: ProcessPoolExecutor, clients: int, target: Target, streams: int,
+def _pacing(results: list[StreamResult], start: float, end: float) -> dict[str, float]:
+    """Gaps between consecutive agent frames as each caller received them, in the window."""
+    jitter, gaps = [], []
+    for r in results:
+        arrivals = [t for t in r.arrivals if start <= t <= end]
+        for a, b in itertools.pairwise(arrivals):
+            gap = (b - a) * 1000
+            gaps.append(gap)
+            jitter.append(abs(gap - 20.0))
+    first = [(r.first_audio_at - r.answered_at) * 1000 for r in results if r.first_audio_at]
+    return {
+        "gaps": len(gaps),
+        "jitter_p50_ms": _percentile(jitter, 0.50),
+        "jitter_p99_ms": _percentile(jitter, 0.99),
+        "max_gap_ms": round(max(gaps), 1) if gaps else -1.0,
+        "first_audio_p50_ms": _percentile(first, 0.50),
+        "first_audio_p99_ms": _percentile(first, 0.99),
+        "first_audio_max_ms": round(max(first), 1) if first else -1.0,
+    }
+
+
+def measure(pool: ProcessPoolExecutor, clients: int, side: Side, streams: int,
             seconds: float) -> dict[str, Any]:  # fmt: skip
     shares = [streams // clients + (1 if i < streams % clients else 0) for i in range(clients)]
     firsts = [sum(shares[:i]) for i in range(clients)]
     started = time.monotonic()
+    sampler = CpuSampler(side.pids)
+    server_cpu = sum(tree_cpu_seconds(pid) for pid in side.pids)
     ramp_s = max(1.0, streams / ARRIVALS_PER_S)
     futures = [
-        pool.submit(_client, target, first, n, seconds, ramp_s)
+        pool.submit(_client, side.target, first, n, seconds, ramp_s)
         for first, n in zip(firsts, shares, strict=True)
         if n
     ]
@@ -79,6 +148,8 @@ def measure(pool: ProcessPoolExecutor, clients: int, target: Target, streams: in
         part, cpu = future.result()
         results += part
         client_cpu += cpu
+    server_cpu = sum(tree_cpu_seconds(pid) for pid in side.pids) - server_cpu
+    sampler.stop()
     wall = time.monotonic() - started
     sent = sum(r.sent for r in results)
     echoed = sum(r.received_media for r in results)
@@ -95,6 +166,12 @@ def measure(pool: ProcessPoolExecutor, clients: int, target: Target, streams: in
             elif sent_at < everyone_up:
                 ramp.append(latency)
     p99 = _percentile(steady, 0.99)
+    frames = max(sent + echoed, 1)
+    # Steady state alone (no call set-up or hang-up in it): frames moved per second of the
+    # window is 2 x 50 x streams for an echo; the talker only sends, 50 x streams.
+    window = max(first_down - everyone_up, 1e-9)
+    per_s = (2 if side.target.voice_url is None or echoed else 1) * 50 * streams
+    steady_us = sampler.between(everyone_up, first_down) / (window * per_s) * 1e6
     return {
         "streams": streams,
         "frames_sent": sent,
@@ -107,6 +184,11 @@ def measure(pool: ProcessPoolExecutor, clients: int, target: Target, streams: in
         "ramp_s": round(ramp_s, 1),
         "ramp_p99_ms": _percentile(ramp, 0.99),
         "client_cpu_per_core": round(client_cpu / wall / clients, 2),
+        # CPU per frame moved (one in plus one out is two), each side of the socket.
+        "server_cpu_us_per_frame": round(server_cpu / frames * 1e6, 1),
+        "client_cpu_us_per_frame": round(client_cpu / frames * 1e6, 1),
+        "server_steady_cpu_us_per_frame": round(steady_us, 1),
+        "pacing": _pacing(results, everyone_up, first_down),
         "sustained": dropped == 0 and echoed == sent and 0 <= p99 < P99_BOUND_MS,
     }
 
@@ -122,59 +204,94 @@ def _business(database_url: str) -> None:
     db.dispose()
 
 
-def _servers(stack: ExitStack, database_url: str, workdir: Path, threads: int
-             ) -> dict[str, Target]:  # fmt: skip
-    """The calls service (EchoAgent) and the bare echo server, same gunicorn settings."""
-    targets = {}
-    for name in ("echo", "switchboard"):
-        port = free_port()
-        url = f"http://127.0.0.1:{port}"
+def _servers(stack: ExitStack, database_url: str, workdir: Path) -> dict[str, Side]:
+    """The bare echo server, and Switchboard (webhooks + media server) twice: with EchoAgent for
+    the search, with TalkerAgent for the playback phase. Same media gunicorn settings for all."""
+    sides = {}
+    for name, agent in (("echo", None), ("switchboard", "services.calls.media.agent:EchoAgent"),
+                        ("playback", "bench.talker_agent:TalkerAgent")):  # fmt: skip
+        media_port = free_port()
+        media = f"http://127.0.0.1:{media_port}"
+        ws_url = media.replace("http://", "ws://") + "/ws/media"
         env = service_env(
             DATABASE_URL=database_url, REDIS_URL=REDIS_TEST_URL,
-            SWITCHBOARD_VAR_DIR=str(workdir / name), PUBLIC_BASE_URL=url,
-            TWILIO_AUTH_TOKEN=AUTH_TOKEN, CALLS_BIND=f"127.0.0.1:{port}",
-            CALLS_THREADS=str(threads), SERVICE_ROLE="calls", LOG_LEVEL="WARNING",
-            VOICE_AGENT="services.calls.media.agent:EchoAgent",
+            SWITCHBOARD_VAR_DIR=str(workdir / name), TWILIO_AUTH_TOKEN=AUTH_TOKEN,
+            CALLS_MEDIA_BIND=f"127.0.0.1:{media_port}", MEDIA_STREAM_URL=ws_url,
+            SERVICE_ROLE="calls", LOG_LEVEL="WARNING", VOICE_AGENT=agent or "",
         )  # fmt: skip
-        argv = gunicorn_argv("calls") + (["bench.echo_ws:app"] if name == "echo" else [])
-        stack.enter_context(running(argv, env, workdir / f"{name}.log", f"{url}/readyz"))
-        ws_url = url.replace("http://", "ws://") + "/ws/media"
-        if name == "echo":
-            targets[name] = Target(ws_url=ws_url)
-        else:
-            targets[name] = Target(ws_url, f"{url}/webhook/twilio/voice", AUTH_TOKEN, NUMBER)
-    return targets
+        argv = gunicorn_argv("calls/media") + (["bench.echo_ws:app_factory"] if not agent else [])
+        media_process = stack.enter_context(
+            running(argv, env, workdir / f"{name}-media.log", f"{media}/readyz")
+        )
+        if not agent:
+            sides[name] = Side(Target(ws_url=ws_url), (media_process.pid,))
+            continue
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        webhooks = stack.enter_context(running(
+            gunicorn_argv("calls"), {**env, "CALLS_BIND": f"127.0.0.1:{port}",
+                                     "PUBLIC_BASE_URL": url},
+            workdir / f"{name}-webhooks.log", f"{url}/readyz"))  # fmt: skip
+        target = Target(ws_url, f"{url}/webhook/twilio/voice", AUTH_TOKEN, NUMBER)
+        sides[name] = Side(target, (media_process.pid, webhooks.pid))
+    return sides
 
 
-def _search(pool: ProcessPoolExecutor, clients: int, targets: dict[str, Target],
+def _line(name: str, row: dict[str, Any]) -> str:
+    return (f"{name:>12} {row['streams']:>5} streams  p50 {row['p50_ms']:>7.2f} ms  "
+            f"p99 {row['p99_ms']:>8.2f} ms  (ramp {row['ramp_s']:g} s: p99 "
+            f"{row['ramp_p99_ms']:.0f} ms)  dropped {row['dropped_streams']:>3}  "
+            f"cpu/frame server {row['server_cpu_us_per_frame']:.0f} us "
+            f"(steady {row['server_steady_cpu_us_per_frame']:.0f}), client "
+            f"{row['client_cpu_us_per_frame']:.0f} us  "
+            f"{'ok' if row['sustained'] else 'NOT sustained'}")  # fmt: skip
+
+
+def _search(pool: ProcessPoolExecutor, clients: int, sides: dict[str, Side],
             steps: list[int], seconds: float, rows: dict[str, list[dict[str, Any]]]
             ) -> dict[str, int]:  # fmt: skip
     """One round: raise the stream count until each side misses; its last pass is its max."""
-    best = dict.fromkeys(targets, 0)
+    names = ("echo", "switchboard")
+    best = dict.fromkeys(names, 0)
     failed: set[str] = set()
     for streams in steps:
-        for name in ("echo", "switchboard"):  # side by side at each step
+        for name in names:  # side by side at each step
             if name in failed:
                 continue
-            row = measure(pool, clients, targets[name], streams, seconds)
+            row = measure(pool, clients, sides[name], streams, seconds)
             rows[name].append(row)
-            print(f"{name:>12} {streams:>5} streams  p50 {row['p50_ms']:>7.2f} ms  "
-                  f"p99 {row['p99_ms']:>8.2f} ms  (ramp {row['ramp_s']:g} s: p99 "
-                  f"{row['ramp_p99_ms']:.0f} ms)  dropped {row['dropped_streams']:>3}  "
-                  f"client cpu/core {row['client_cpu_per_core']:.2f}  "
-                  f"{'ok' if row['sustained'] else 'NOT sustained'}", flush=True)  # fmt: skip
+            print(_line(name, row), flush=True)
             if row["sustained"]:
                 best[name] = streams
             else:
                 failed.add(name)
-        if failed == set(targets):
+        if failed == set(names):
             break
     return best
 
 
-def run(steps: list[int], seconds: float, clients: int, threads: int, rounds: int
+def _playback(pool: ProcessPoolExecutor, clients: int, side: Side, streams: int,
+              seconds: float) -> dict[str, Any]:  # fmt: skip
+    row = measure(pool, clients, side, streams, seconds)
+    pacing = row["pacing"]
+    row["pacing_ok"] = (
+        row["dropped_streams"] == 0
+        and 0 <= pacing["jitter_p99_ms"] < JITTER_P99_BOUND_MS
+        and 0 <= pacing["max_gap_ms"] <= MAX_GAP_BOUND_MS
+        and 0 <= pacing["first_audio_p99_ms"] < FIRST_AUDIO_P99_BOUND_MS
+    )
+    print(f"    playback {streams:>5} streams  jitter p50 {pacing['jitter_p50_ms']:.2f} ms, "
+          f"p99 {pacing['jitter_p99_ms']:.2f} ms, max gap {pacing['max_gap_ms']:.1f} ms; "
+          f"answer to first audio p50 {pacing['first_audio_p50_ms']:.0f} ms, p99 "
+          f"{pacing['first_audio_p99_ms']:.0f} ms; dropped {row['dropped_streams']}  "
+          f"{'ok' if row['pacing_ok'] else 'NOT ok'}", flush=True)  # fmt: skip
+    return row
+
+
+def run(steps: list[int], seconds: float, clients: int, rounds: int, playback_streams: int
         ) -> dict[str, Any]:  # fmt: skip
     rows: dict[str, list[dict[str, Any]]] = {"echo": [], "switchboard": []}
+    playback: list[dict[str, Any]] = []
     per_round: list[dict[str, int]] = []
     with ExitStack() as stack:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-media-")))
@@ -182,16 +299,18 @@ def run(steps: list[int], seconds: float, clients: int, threads: int, rounds: in
         migrate.upgrade(database_url)
         _business(database_url)
         redis.Redis.from_url(REDIS_TEST_URL).flushdb()
-        targets = _servers(stack, database_url, workdir, threads)
+        sides = _servers(stack, database_url, workdir)
         pool = stack.enter_context(ProcessPoolExecutor(clients))
         for round_no in range(rounds):
             print(f"round {round_no + 1} of {rounds}", flush=True)
-            per_round.append(_search(pool, clients, targets, steps, seconds, rows))
+            per_round.append(_search(pool, clients, sides, steps, seconds, rows))
+            playback.append(_playback(pool, clients, sides["playback"], playback_streams,
+                                      seconds))  # fmt: skip
         redis.Redis.from_url(REDIS_TEST_URL).flushdb()
     best = {
         name: int(statistics.median(r[name] for r in per_round)) for name in ("echo", "switchboard")
     }
-    return {"steps": rows, "rounds": per_round, "max_sustained": best}
+    return {"steps": rows, "rounds": per_round, "max_sustained": best, "playback": playback}
 
 
 def _per_round(steps: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
@@ -215,6 +334,32 @@ def _cell(best: int, median_best: int, steps: list[dict[str, Any]]) -> str:
     return f"{best} ({first['streams']}: {why})"
 
 
+def _playback_median(result: dict[str, Any], key: str) -> float:
+    values = [r["pacing"][key] for r in result.get("playback", [])]
+    return statistics.median(values) if values else float("nan")
+
+
+def checks(result: dict[str, Any]) -> list[Check]:
+    best, ratio = result["max_sustained"], result["ratio"]
+    jitter = _playback_median(result, "jitter_p99_ms")
+    gap = _playback_median(result, "max_gap_ms")
+    first = _playback_median(result, "first_audio_p99_ms")
+    streams = result.get("target_streams", TARGET_STREAMS)
+    dropped = max((r["dropped_streams"] for r in result.get("playback", [])), default=0)
+    return [
+        Check("Media streams sustained (p99 < 20 ms, none dropped)", f">= {streams}",
+              str(best["switchboard"]), best["switchboard"] >= streams),
+        Check("Media streams vs a bare asyncio echo, same stack", ">= 0.8x", f"{ratio:.2f}x",
+              ratio >= 0.8),
+        Check(f"Agent playback at {streams} streams: p99 jitter", "< 10 ms", f"{jitter:.1f} ms",
+              0 <= jitter < JITTER_P99_BOUND_MS and not dropped),
+        Check(f"Agent playback at {streams} streams: longest gap", "<= 60 ms", f"{gap:.0f} ms",
+              0 <= gap <= MAX_GAP_BOUND_MS and not dropped),
+        Check("Answer to first agent audio, p99", "< 1 s", f"{first:.0f} ms",
+              0 <= first < FIRST_AUDIO_P99_BOUND_MS),
+    ]  # fmt: skip
+
+
 def markdown(result: dict[str, Any]) -> str:
     """The docs/benchmarks.md section, figures from ``result`` (media_streams.json)."""
     best, ratio = result["max_sustained"], result["ratio"]
@@ -232,44 +377,82 @@ def markdown(result: dict[str, Any]) -> str:
               if r["sustained"] and r["streams"] == best["switchboard"]]  # fmt: skip
     p99 = statistics.median(r["p99_ms"] for r in at_max) if at_max else float("nan")
     p50 = statistics.median(r["p50_ms"] for r in at_max) if at_max else float("nan")
+    cpu_rows = []
+    for name in ("echo", "switchboard"):
+        mine = [r for r in result["steps"][name] if r["sustained"]]
+        if mine:
+            cpu_rows.append(
+                [
+                    name,
+                    statistics.median(r["server_steady_cpu_us_per_frame"] for r in mine),
+                    statistics.median(r["server_cpu_us_per_frame"] for r in mine),
+                    statistics.median(r["client_cpu_us_per_frame"] for r in mine),
+                ]
+            )
+    playback_rows = [
+        [
+            i + 1,
+            r["streams"],
+            r["pacing"]["jitter_p50_ms"],
+            r["pacing"]["jitter_p99_ms"],
+            r["pacing"]["max_gap_ms"],
+            r["pacing"]["first_audio_p50_ms"],
+            r["pacing"]["first_audio_p99_ms"],
+            r["dropped_streams"],
+        ]
+        for i, r in enumerate(result.get("playback", []))
+    ]
     steps = sorted({r["streams"] for rows_ in result["steps"].values() for r in rows_})
-    cpu = max((r["client_cpu_per_core"] for rs in result["steps"].values() for r in rs),
-              default=0.0)  # fmt: skip
     cores = result.get("cores", 2)
     return f"""## Media streams
 
 `{result["command"]}` (= `.venv/bin/python -m bench.media_streams`): how many concurrent
-inbound calls, each streaming 20 ms μ-law frames at 50 frames/s, one calls service sustains with
-**p99 frame latency under {result["p99_bound_ms"]:g} ms and no call dropped**, next to a **bare
-echo WebSocket on the same server stack** (`bench/echo_ws.py`: Flask + simple-websocket under
-the calls service's own `gunicorn_conf.py`, {result["workers"]} workers,
-`CALLS_THREADS={result["threads"]}` for both so threads are not the limit).
-
-Switchboard runs with `VOICE_AGENT=services.calls.media.agent:EchoAgent`, which answers every
-frame with a frame (as a streaming voice agent does), so on both sides a frame's latency is the
-same thing: its send by "Twilio" to its echo, measured by the load generator
-(`simulators/twilio/media_client.py`, asyncio + aiohttp in {result["clients"]} processes, at
-most {cpu:.2f} of a core each in this run: not the bottleneck). Switchboard's side also answers
-the signed voice webhook, checks the signed upgrade, validates each frame, records the WAV,
-counts metrics and writes the call log. Calls arrive at {ARRIVALS_PER_S} per second; latency is
-taken in the steady window when every call is up (the ramp's p99 is printed apart: it is what a
-burst of new calls costs). Steps {", ".join(map(str, steps))}, … ({result["seconds"]:g} s of
-audio per call); echo and Switchboard alternate at each step; {result["rounds_run"]} rounds, the
-median maximum counts.
+calls, each streaming 20 ms μ-law frames at 50 frames/s, the media server sustains with **p99
+frame latency under {result["p99_bound_ms"]:g} ms and none dropped**, next to a **bare asyncio
+echo WebSocket on the same server stack** (`bench/echo_ws.py`: aiohttp under the media
+server's own `services/calls/media/gunicorn_conf.py`, {result["workers"]} workers, the same
+WebSocket settings). Switchboard runs `EchoAgent` (every frame in answers a frame out) through
+the whole pipeline: signed voice webhook, signed upgrade, frame parsing, WAV recording, the
+agent, the playout, metrics, the call log (the local VAD runs only for agents that use it, as
+the keypad and cascaded ones do; the echo and realtime agents do not: ~1.5 µs a frame).
+Load: `simulators/twilio/media_client.py` (asyncio +
+aiohttp) in {result["clients"]} processes on the same cores. Calls arrive at {ARRIVALS_PER_S}
+per second; latency is taken in the steady window when every call is up. Steps
+{", ".join(map(str, steps))} ({result["seconds"]:g} s of audio per call); echo and Switchboard
+alternate at each step; {result["rounds_run"]} rounds, the median maximum counts.
 
 {table(["round", "bare echo", "Switchboard"], rows, "lrr")}
 
-At its maximum Switchboard's p99 was {p99:.1f} ms (p50 {p50:.2f} ms). Run on {cores} cores shared
-with PostgreSQL, Redis and the load generator, so single steps are noisy (a round below the median
-names, in brackets, the step that failed). Where the time goes (profiled while building it): per
-frame the stack (wsproto parsing and framing, the reader thread handing each frame to the handler
-thread) costs ~0.2 ms of CPU for echo and Switchboard alike; Switchboard's own handling is 0.014 ms
-per frame (measured in-process); the rest of the gap is call set-up (webhook, upgrade, start: two
-database writes per call) landing during the steady window of the slower calls. Two fixes came out
-of this benchmark: frame metrics were taken under prometheus-client's process-wide lock three times
-per frame (a lock convoy: p99 over 1 s at 100 streams), now batched per stream once a second; and
-the api/calls workers `gc.freeze()` the loaded application (a full collection of its ~90,000
-objects paused every stream ~45 ms).
+At its maximum Switchboard's p99 was {p99:.1f} ms (p50 {p50:.2f} ms). CPU per frame moved (one
+in and one out count two), medians over the sustained steps: the server's in the steady window,
+the server's over the whole step (call set-up included), and the load generator's:
+
+{table(["side", "server steady µs", "server all µs", "client µs"], cpu_rows, "lrrr")}
+
+**Playback** (after each round): {result.get("target_streams", TARGET_STREAMS)} calls whose agent
+talks for the whole call (`bench/talker_agent.py`), the frames' spacing as each caller received
+them, and the wait from the voice webhook (the answer) to the first agent frame:
+
+{
+        table(
+            [
+                "round",
+                "streams",
+                "jitter p50 ms",
+                "jitter p99 ms",
+                "longest gap ms",
+                "first audio p50 ms",
+                "first audio p99 ms",
+                "dropped",
+            ],
+            playback_rows,
+            "rrrrrrrr",
+        )
+    }
+
+Run on {cores} cores shared with PostgreSQL, Redis and the load generator (load average
+{result.get("load_average", "?")} at the end). See docs/voice.md for the design and what the
+profiles showed.
 """
 
 
@@ -278,20 +461,21 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0, help="audio per call, per step")
     parser.add_argument("--steps", default=DEFAULT_STEPS, help="stream counts to try, in order")
     parser.add_argument("--clients", type=int, default=2, help="load-generator processes")
-    parser.add_argument("--threads", type=int, default=512, help="CALLS_THREADS for both")
     parser.add_argument("--rounds", type=int, default=3, help="searches; the median max counts")
+    parser.add_argument("--playback-streams", type=int, default=TARGET_STREAMS,
+                        help="streams of the playback phase (pacing, first audio)")  # fmt: skip
     args = parser.parse_args()
     steps = [int(s) for s in args.steps.split(",")]
     print(f"media streams at 50 frames/s, {args.seconds:g} s per step, "
           f"{os.cpu_count()} cores ({COMMAND})", flush=True)  # fmt: skip
-    out = run(steps, args.seconds, args.clients, args.threads, args.rounds)
+    out = run(steps, args.seconds, args.clients, args.rounds, args.playback_streams)
     best = out["max_sustained"]
     ratio = best["switchboard"] / best["echo"] if best["echo"] else 0.0
     out.update(
         command=COMMAND, rounds_run=args.rounds, seconds=args.seconds, clients=args.clients,
-        threads=args.threads,
-        workers=int(os.environ.get("CALLS_WORKERS", "2")), p99_bound_ms=P99_BOUND_MS,
-        ratio=round(ratio, 2), cores=os.cpu_count(),
+        workers=int(os.environ.get("CALLS_MEDIA_WORKERS", "2")), p99_bound_ms=P99_BOUND_MS,
+        target_streams=TARGET_STREAMS, ratio=round(ratio, 2), cores=os.cpu_count(),
+        load_average=[round(x, 2) for x in os.getloadavg()],
     )  # fmt: skip
     print(f"\nmost streams with p99 < {P99_BOUND_MS:g} ms and none dropped (median of "
           f"{args.rounds} rounds): switchboard "

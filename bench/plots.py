@@ -150,6 +150,18 @@ def media_streams(result: dict[str, Any], path: Path) -> Path:
     return _save(fig, path)
 
 
+def turn_latency(result: dict[str, Any], path: Path) -> Path:
+    rows = result["rows"]
+    fig, ax = plt.subplots(figsize=(6, 3))
+    _bars(ax, [f"{r['calls']} calls" for r in rows],
+          {"path added p50": [r["added_p50_ms"] for r in rows],
+           "path added p99": [r["added_p99_ms"] for r in rows]}, "{:.0f}")  # fmt: skip
+    ax.axhline(result["p99_bound_ms"], color="#c0392b", lw=1, ls="--")
+    ax.set_ylabel("ms (model's own time subtracted)")
+    ax.set_title("Voice agent: turn latency the path adds", fontsize=10)
+    return _save(fig, path)
+
+
 def receipts(result: dict[str, Any], path: Path) -> Path:
     rows = result["incremental"]
     fig, ax = plt.subplots(figsize=(6, 3))
@@ -167,6 +179,7 @@ def receipts(result: dict[str, Any], path: Path) -> Path:
 
 
 PLOTS: dict[str, Callable[[dict[str, Any], Path], Path]] = {
+    "turn_latency": turn_latency,
     "queue_throughput": queue_throughput,
     "webhook_ingest": webhook_ingest,
     "enqueue_latency": enqueue_latency,

@@ -54,6 +54,7 @@ SECTIONS = (
     Section("dialer", "Dialer"),
     Section("schedules", "Schedule tick"),
     Section("media_streams", "Media streams"),
+    Section("turn_latency", "Voice agent turn latency"),
     Section("receipts", "Gmail receipts sync"),
 )
 

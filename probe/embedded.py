@@ -60,19 +60,22 @@ def embedded_target(var_dir: Path, log: Path) -> Iterator[Target]:
                         "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "GOOGLE_CLIENT_ID")}  # fmt: skip
     env.update(SWITCHBOARD_VAR_DIR=str(var_dir), PYTHONUNBUFFERED="1")
     ports = {name: _free_port() for name in ("api", "calls", "worker", "scheduler", "twilio",
-                                             "gmail", "console")}  # fmt: skip
+                                             "gmail", "console", "media", "realtime")}  # fmt: skip
     argv = [sys.executable, "-m", "libs.common.cli", "run",
             "--api-port", str(ports["api"]), "--calls-port", str(ports["calls"]),
             "--worker-metrics-port", str(ports["worker"]),
             "--scheduler-metrics-port", str(ports["scheduler"]),
             "--simulator-port", str(ports["twilio"]),
             "--gmail-simulator-port", str(ports["gmail"]),
-            "--console-port", str(ports["console"])]  # fmt: skip
+            "--console-port", str(ports["console"]), "--media-port", str(ports["media"]),
+            "--realtime-simulator-port", str(ports["realtime"])]  # fmt: skip
     console, calls = f"http://127.0.0.1:{ports['console']}", f"http://127.0.0.1:{ports['calls']}"
     with log.open("wb") as out:
         process = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
     try:
-        for url in (f"{console}/", f"http://127.0.0.1:{ports['api']}/readyz", f"{calls}/readyz"):
+        media = f"http://127.0.0.1:{ports['media']}"
+        for url in (f"{console}/", f"http://127.0.0.1:{ports['api']}/readyz", f"{calls}/readyz",
+                    f"{media}/readyz"):  # fmt: skip
             _wait(url, process, log)
         tokens = {}
         for name in ("A", "B"):
@@ -94,6 +97,7 @@ def embedded_target(var_dir: Path, log: Path) -> Iterator[Target]:
             logs=[log],
             may_place_calls=True,
             label=LABEL,
+            stream_url=f"ws://127.0.0.1:{ports['media']}/ws/media",
         )
     finally:
         process.send_signal(signal.SIGINT)  # Ctrl-C: `switchboard run` stops its children

@@ -35,6 +35,9 @@ class Target:
     #: simulators make them harmless; against a real deployment they would be real).
     may_place_calls: bool = False
     label: str = ""
+    #: The media stream URL (ws:// or wss://) when it is not ``calls``'s /ws/media (nginx
+    #: routes both in production; the embedded stack's media server has a port of its own).
+    stream_url: str | None = None
 
 
 def bearer(token: str) -> dict[str, str]:

@@ -207,8 +207,8 @@ def _hostile_signed_forms(client: Client, record: Callable[[Check], Check], toke
 def _check_streams(client: Client, record: Callable[[Check], Check],
                    inbound: InboundCall | None) -> None:  # fmt: skip
     operation = f"GET {MEDIA_PATH}"
-    ws_url = ws_url_of(client.target.calls) + MEDIA_PATH
-    plain = client.calls("GET", MEDIA_PATH)
+    ws_url = client.target.stream_url or ws_url_of(client.target.calls) + MEDIA_PATH
+    plain = client.send("GET", "http" + ws_url.removeprefix("ws"))
     problem, server_error = judge(plain)
     record(Check(TWILIO, operation, "a plain GET, no upgrade", plain.status_code, problem,
                  server_error))  # fmt: skip

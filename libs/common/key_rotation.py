@@ -16,12 +16,13 @@ from sqlalchemy import Column, bindparam, inspect, select, update
 
 from libs.common.crypto import InvalidToken, SecretBox
 from libs.common.db import Database
-from libs.common.models import GmailConnection, WebhookEndpoint
+from libs.common.models import AgentSettings, GmailConnection, WebhookEndpoint
 
 #: Every column holding a SecretBox ciphertext. A new one must be listed here, or rotating
 #: would leave it under a key that is about to be removed (a test finds unlisted ones).
 ENCRYPTED_COLUMNS: tuple[Column[Any], ...] = (
     inspect(GmailConnection).columns["refresh_token_encrypted"],
+    inspect(AgentSettings).columns["api_key_encrypted"],
     inspect(WebhookEndpoint).columns["secret_encrypted"],
     inspect(WebhookEndpoint).columns["previous_secret_encrypted"],
 )
@@ -43,7 +44,7 @@ def rotate_column(
     progress: Callable[[Rotation], None] | None = None,
 ) -> Rotation:
     table = column.table
-    key = table.c.id
+    [key] = table.primary_key.columns  # single-column keys (agent_settings: business_id)
     result = Rotation(f"{table.name}.{column.name}")
     statement = (
         update(table).where(key == bindparam("row_id")).values({column.name: bindparam("value")})

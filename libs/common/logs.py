@@ -97,6 +97,7 @@ def configure_logging(settings: Settings) -> None:
             settings.twilio_auth_token,
             settings.google_client_secret,
             settings.encryption_keys,
+            settings.openai_api_key,
             *(settings.encryption_keys or "").split(","),
         ]
     )

@@ -84,6 +84,24 @@ MEDIA_FRAME_SECONDS = Histogram(
     buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1),
 )
 
+AGENT_ACTIONS = Counter(
+    "switchboard_agent_actions_total",
+    "Voice-agent actions (UpdateLead, Transfer, OptOut, …) by outcome (ok, failed).",
+    ["action", "outcome"],
+)
+AGENT_FAILURES = Counter(
+    "switchboard_agent_failures_total",
+    "Calls whose voice agent failed mid-call (the caller heard the fallback prompt).",
+)
+AGENT_FIRST_AUDIO = Histogram(
+    "switchboard_agent_first_audio_seconds",
+    "From a stream's start (the call claimed) to the agent's first audio frame sent.",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5),
+)
+MEDIA_FRAMES_DROPPED = Counter(
+    "switchboard_media_outbound_dropped_total",
+    "Agent audio frames dropped because the caller's socket was not draining.",
+)
 GMAIL_API_CALLS = Counter(
     "switchboard_gmail_api_calls_total",
     "Gmail API calls made by receipt syncs, by method and outcome (ok, rate_limited, error).",

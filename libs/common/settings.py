@@ -25,7 +25,15 @@ LOG_FORMATS = ("json", "text")
 #: Variables a production process refuses to start without, per role.
 PRODUCTION_REQUIRED: dict[str, tuple[str, ...]] = {
     "api": ("DATABASE_URL", "REDIS_URL", "PUBLIC_BASE_URL", "ENCRYPTION_KEYS"),
-    "calls": ("DATABASE_URL", "REDIS_URL", "PUBLIC_BASE_URL", "TWILIO_AUTH_TOKEN"),
+    # calls: its agents transfer calls (Twilio REST) and read businesses' model keys.
+    "calls": (
+        "DATABASE_URL",
+        "REDIS_URL",
+        "PUBLIC_BASE_URL",
+        "TWILIO_ACCOUNT_SID",
+        "TWILIO_AUTH_TOKEN",
+        "ENCRYPTION_KEYS",
+    ),
     "worker": (
         "DATABASE_URL",
         "REDIS_URL",
@@ -92,6 +100,18 @@ class Settings:
     recordings_dir: Path = ROOT / "var" / "recordings"
     #: "module:Class" of the voice agent that talks to inbound callers.
     voice_agent: str = "services.calls.media.agent:KeypadAgent"
+    #: The wss:// URL Twilio is told to stream to (and signs). Unset: PUBLIC_BASE_URL's
+    #: /ws/media, which nginx routes to the media server; locally, the media server's own.
+    media_stream_url: str = ""
+    #: Threads of each media-server process for blocking work (database, broker, Twilio REST).
+    #: Few: each busy one takes the GIL from the event loop that paces every stream's audio.
+    media_blocking_threads: int = 4
+    #: Realtime speech-to-speech model (OpenAI Realtime API wire format) and the HTTP API of
+    #: the cascaded pipeline's models; a business's own key overrides OPENAI_API_KEY.
+    realtime_api_base: str = "wss://api.openai.com/v1"
+    model_api_base: str = "https://api.openai.com/v1"
+    openai_api_key: str | None = field(default=None, repr=False)
+    realtime_model: str = "gpt-realtime"
     google_client_id: str | None = None
     google_client_secret: str | None = field(default=None, repr=False)
     #: Google's OAuth endpoints and the Gmail API root; unset means Google itself. The local
@@ -122,6 +142,15 @@ class Settings:
     webhook_sweep_s: float = 10.0
     #: Events (with their deliveries and attempts) are deleted after this many days.
     webhook_retention_days: int = 30
+
+    @property
+    def stream_url(self) -> str:
+        """Where Twilio streams a call's audio: the URL in the TwiML and the one it signs."""
+        if self.media_stream_url:
+            return self.media_stream_url
+        base = self.public_base_url.rstrip("/")
+        scheme, rest = base.split("://", 1)
+        return f"{'wss' if scheme == 'https' else 'ws'}://{rest}/ws/media"
 
     @property
     def is_production(self) -> bool:
@@ -185,6 +214,14 @@ class Settings:
             ring_timeout_s=int(reader.number("RING_TIMEOUT_S", 30, 15, 600)),
             recordings_dir=Path(reader.text("RECORDINGS_DIR") or str(var_dir / "recordings")),
             voice_agent=reader.text("VOICE_AGENT") or cls.voice_agent,
+            media_stream_url=reader.text("MEDIA_STREAM_URL") or "",
+            media_blocking_threads=int(reader.number("MEDIA_BLOCKING_THREADS", 4, 1, 64)),
+            realtime_api_base=(reader.text("REALTIME_API_BASE") or cls.realtime_api_base).rstrip(
+                "/"
+            ),
+            model_api_base=(reader.text("MODEL_API_BASE") or cls.model_api_base).rstrip("/"),
+            openai_api_key=reader.text("OPENAI_API_KEY"),
+            realtime_model=reader.text("REALTIME_MODEL") or cls.realtime_model,
             google_client_id=reader.text("GOOGLE_CLIENT_ID"),
             google_client_secret=reader.text("GOOGLE_CLIENT_SECRET"),
             google_auth_uri=reader.text("GOOGLE_AUTH_URI") or cls.google_auth_uri,
@@ -215,6 +252,12 @@ class Settings:
             parse_keys(settings.encryption_keys)
         if not settings.public_base_url.startswith(("http://", "https://")):
             raise ConfigError("PUBLIC_BASE_URL must start with http:// or https://")
+        if settings.media_stream_url and not settings.media_stream_url.startswith(
+            ("ws://", "wss://")
+        ):
+            raise ConfigError("MEDIA_STREAM_URL must start with ws:// or wss://")
+        if not settings.realtime_api_base.startswith(("ws://", "wss://")):
+            raise ConfigError("REALTIME_API_BASE must start with ws:// or wss://")
         if settings.is_production:
             missing = [name for name in PRODUCTION_REQUIRED[role] if not reader.text(name)]
             if missing:

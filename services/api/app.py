@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dramatiq
-from flask import Blueprint, Flask, Response, jsonify
+from flask import Blueprint, Flask
 
 from libs.common.queue_metrics import QueueDepthCollector
 from libs.common.settings import Settings, get_settings
@@ -12,6 +12,7 @@ from libs.common.web.app_base import create_base_app
 from services.api import auth
 from services.api.account.routes import blueprint as account_blueprint
 from services.api.admin.routes import blueprint as admin_blueprint
+from services.api.agent.routes import blueprint as agent_blueprint
 from services.api.calls.routes import blueprint as calls_blueprint
 from services.api.gmail.routes import blueprint as gmail_blueprint
 from services.api.jobs.routes import blueprint as jobs_blueprint
@@ -20,10 +21,9 @@ from services.api.receipts.routes import blueprint as receipts_blueprint
 from services.api.runs.routes import blueprint as runs_blueprint
 from services.api.schedules.routes import blueprint as schedules_blueprint
 from services.api.schemas import Health
-from services.api.spec import answers, api, public, read_json_body
+from services.api.spec import answers, api, openapi_document, read_json_body
 from services.api.system.routes import blueprint as system_blueprint
 from services.api.webhooks.routes import blueprint as webhooks_blueprint
-from services.api.webhooks.schemas import WEBHOOKS
 
 
 def create_app(settings: Settings | None = None, broker: dramatiq.Broker | None = None) -> Flask:
@@ -36,14 +36,12 @@ def create_app(settings: Settings | None = None, broker: dramatiq.Broker | None 
     blueprint = Blueprint("api", __name__, url_prefix="/api")
     blueprint.before_request(auth.authenticate)
     blueprint.before_request(read_json_body)
-    blueprint.add_url_rule("/openapi.json", "openapi", _document)
+    blueprint.add_url_rule("/openapi.json", "openapi", openapi_document)
     # nginx sends /api/* here; health under /api too so it can be probed through the proxy.
     alive = answers({200: Health}, auth="public")
     ready = answers({200: Health, 503: Health}, auth="public")
-    blueprint.add_url_rule(
-        "/healthz", "healthz", api.validate(resp=alive, **public())(health.healthz)
-    )
-    blueprint.add_url_rule("/readyz", "readyz", api.validate(resp=ready, **public())(health.readyz))
+    blueprint.add_url_rule("/healthz", "healthz", api.validate(resp=alive)(health.healthz))
+    blueprint.add_url_rule("/readyz", "readyz", api.validate(resp=ready)(health.readyz))
     for child in (
         account_blueprint,
         jobs_blueprint,
@@ -52,6 +50,7 @@ def create_app(settings: Settings | None = None, broker: dramatiq.Broker | None 
         runs_blueprint,
         schedules_blueprint,
         calls_blueprint,
+        agent_blueprint,
         gmail_blueprint,
         receipts_blueprint,
         webhooks_blueprint,
@@ -60,9 +59,3 @@ def create_app(settings: Settings | None = None, broker: dramatiq.Broker | None 
         blueprint.register_blueprint(child)
     app.register_blueprint(blueprint)
     return app
-
-
-def _document() -> Response:
-    """GET /api/openapi.json: the routes' document, generated once by spectree, with the
-    events Switchboard sends to businesses' endpoints (OpenAPI 3.1 ``webhooks``)."""
-    return jsonify({**api.spec, "webhooks": WEBHOOKS})

@@ -12,10 +12,11 @@ deeper than 32 levels, text the database cannot store, or anything but an object
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from flask import request
+from flask import Response as FlaskResponse
+from flask import jsonify, request
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 from spectree import Response, SecurityScheme, SecuritySchemeData, SpecTree
@@ -27,6 +28,7 @@ from spectree.utils import get_multidict_items
 from libs.common.web.errors import ApiError
 from libs.common.web.validation import MAX_JSON_DEPTH, bad_request, storable
 from services.api.schemas import HHMM, Error
+from services.api.webhooks.schemas import WEBHOOKS
 
 #: Patterns a person knows by another name.
 PATTERN_NAMES = {HHMM: "HH:MM (24-hour)", "@": "an email address"}
@@ -164,12 +166,46 @@ class FlaskPlugin(flask_plugin.FlaskPlugin):
         )
 
 
-api = SpecTree(
+class SwitchboardSpec(SpecTree):
+    """SpecTree whose ``validate`` also tags the view with the audience its answers declare,
+    and leaves public routes out of the bearer security requirement.
+
+    The audience (``answers(auth=...)``: ``business``, ``operator``, ``any`` or ``public``) is
+    declared once per route: it documents the route's 401/403 and is what
+    ``services.api.auth.authenticate`` enforces before the route's models read the request, so
+    a token of the wrong role is a 403 whatever the body."""
+
+    # Keyword arguments only (as every route passes them), hence the narrower signature.
+    def validate(  # type: ignore[override]
+        self, resp: Response | None = None, **kwargs: Any
+    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        audience = getattr(resp, "audience", "business")
+        if audience == "public":
+            kwargs.setdefault("security", {})
+        decorate = super().validate(resp=resp, **kwargs)
+
+        # Typed as returning Any, as spectree's own: a route returns models, which the
+        # validation turns into the Flask response.
+        def tag(view: Callable[..., Any]) -> Callable[..., Any]:
+            validated: Callable[..., Any] = decorate(view)
+            validated.audience = audience  # type: ignore[attr-defined]
+            return validated
+
+        return tag
+
+
+def audience_of(view: Any) -> str:
+    """The audience a view was declared for (``openapi.json`` is public; undeclared views are
+    for business tokens, the narrowest audience that still needs a token)."""
+    return str(getattr(view, "audience", "business"))
+
+
+api = SwitchboardSpec(
     "flask",
     backend=FlaskPlugin,
     mode="strict",  # only routes declared here are documented: a test finds any other
     # The document is served by the api blueprint (GET /api/openapi.json, see
-    # services/api/app.py); spectree's own route and UI pages are not registered.
+    # openapi_document); spectree's own route and UI pages are not registered.
     path="apidoc",
     title="Switchboard API",
     version="0.1.0",
@@ -206,12 +242,18 @@ def answers(
     for item in (400, *AUTH_ERRORS[auth], *errors):
         status, text = item if isinstance(item, tuple) else (item, ERRORS[item])
         codes[f"HTTP_{status}"] = (Error, text)
-    return Response(**codes)
+    response = Response(**codes)
+    response.audience = auth  # type: ignore[attr-defined]  # read by SwitchboardSpec.validate
+    return response
 
 
-def public() -> dict[str, Any]:
-    """``@api.validate(**public(), ...)``: a route that answers without a token."""
-    return {"security": {}}
+def openapi_document() -> FlaskResponse:
+    """GET /api/openapi.json: generated from the routes' models on first use, then kept, with
+    the events Switchboard sends to businesses' endpoints (OpenAPI 3.1's ``webhooks``)."""
+    return jsonify({**api.spec, "webhooks": WEBHOOKS})
+
+
+openapi_document.audience = "public"  # type: ignore[attr-defined]
 
 
 def read_json_body() -> None:
@@ -230,4 +272,4 @@ def read_json_body() -> None:
     storable(body)
 
 
-__all__ = ["ApiError", "answers", "api", "public", "read_json_body"]
+__all__ = ["ApiError", "answers", "api", "audience_of", "openapi_document", "read_json_body"]

@@ -1,4 +1,5 @@
-"""The calls service: Twilio webhooks (status, voice) and the media-stream WebSocket."""
+"""The calls service's webhooks: Twilio status callbacks and the voice webhook (TwiML). The
+media-stream WebSocket is served by the media server (services/calls/media/server.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ from flask import Flask
 
 from libs.common.settings import Settings, get_settings
 from libs.common.web.app_base import create_base_app
-from services.calls.media.routes import blueprint as media_blueprint
 from services.calls.webhooks.status import blueprint as status_blueprint
 from services.calls.webhooks.voice import blueprint as voice_blueprint
 
@@ -17,5 +17,4 @@ def create_app(settings: Settings | None = None, broker: dramatiq.Broker | None 
     app = create_base_app(__name__, "calls", settings, broker)
     app.register_blueprint(status_blueprint)
     app.register_blueprint(voice_blueprint)
-    app.register_blueprint(media_blueprint)
     return app

@@ -76,6 +76,8 @@ def create_app(account_sid: str, auth_token: str, scenario: Scenario | None = No
             return twilio_error(400, 21211, f"The 'To' number {to} is not a valid phone number.")
         events = {e.strip() for e in form.getlist("StatusCallbackEvent") for e in e.split(" ")}
         call = network.create(to, from_, form.get("StatusCallback"), {e for e in events if e})
+        if form.get("Twiml"):
+            network.redirect(call, form["Twiml"])
         return jsonify(call.to_json()), 201
 
     @app.get(f"{API}/Calls/<sid>.json")
@@ -93,9 +95,22 @@ def create_app(account_sid: str, auth_token: str, scenario: Scenario | None = No
         status = request.form.get("Status")
         if status not in (None, "canceled", "completed"):
             return twilio_error(400, 21218, "Invalid Status: must be canceled or completed")
+        twiml = request.form.get("Twiml")
+        if twiml is not None:
+            if call.status in FINAL:
+                return twilio_error(400, 21220, "Call is not in-progress. Cannot redirect.")
+            network.redirect(call, twiml)
         if status:
             network.hang_up(call, status)
         return jsonify(call.to_json())
+
+    @app.post("/_sim/inbound")
+    def inbound() -> tuple[Response, int]:
+        """A caller dials in: Twilio knows the call (its REST API can then redirect it)."""
+        data = request.get_json(force=True)
+        call = network.register_inbound(str(data["sid"]), str(data.get("from", "")),
+                                        str(data.get("to", "")))  # fmt: skip
+        return jsonify(call.to_json()), 201
 
     @app.get("/_sim/healthz")
     def healthz() -> Response:

@@ -55,6 +55,10 @@ class SimCall:
     duration_s: int | None = None
     sequence: int = 0
     callbacks: list[dict[str, Any]] = field(default_factory=list)
+    #: The TwiML the call was created with, then each TwiML a REST update redirected it to
+    #: (how an agent transfers a call), in order.
+    twiml: list[str] = field(default_factory=list)
+    direction: str = "outbound-api"
 
     @property
     def queue_time_ms(self) -> int:
@@ -76,7 +80,7 @@ class SimCall:
             "from": self.from_,
             "from_formatted": self.from_,
             "status": self.status,
-            "direction": "outbound-api",
+            "direction": self.direction,
             "api_version": "2010-04-01",
             "answered_by": self.behaviour.answered_by if self.answered_at else None,
             "date_created": _rfc2822(self.created_at),
@@ -103,6 +107,9 @@ class SimCall:
             "ended_at": self.ended_at,
             "queue_time_ms": self.queue_time_ms,
             "callbacks": list(self.callbacks),
+            "from": self.from_,
+            "direction": self.direction,
+            "twiml": list(self.twiml),
         }
 
 
@@ -146,6 +153,32 @@ class Network:
             self.calls[call.sid] = call
             self._plan(call)
         return call
+
+    def register_inbound(self, sid: str, from_: str, to: str) -> SimCall:
+        """An inbound call a test's caller placed (as Twilio knows the calls it delivers), so
+        that REST updates of it (transfers, hang-ups) find it; it is in progress."""
+        now = time.time()
+        with self.lock:
+            call = SimCall(
+                sid=sid,
+                account_sid=self.account_sid,
+                to=to,
+                from_=from_,
+                status_callback=None,
+                events=set(),
+                behaviour=self.scenario.behaviour_for(to),
+                created_at=now,
+                start_at=now,
+                status="in-progress",
+                answered_at=now,
+                direction="inbound",
+            )
+            self.calls[sid] = call
+        return call
+
+    def redirect(self, call: SimCall, twiml: str) -> None:
+        with self.lock:
+            call.twiml.append(twiml)
 
     def hang_up(self, call: SimCall, status: str) -> None:
         """REST update with Status=canceled (not yet answered) or completed (hang up)."""

@@ -17,18 +17,25 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import heapq
+import itertools
 import json
+import math
 import secrets
+import struct
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import aiohttp
 
+from libs.common.audio import g711
 from libs.common.telephony.twilio_signature import sign
 
 FRAME_S = 0.020
 FRAME_BYTES = 160
+SILENCE = b"\xff"
 
 
 @dataclass(frozen=True)
@@ -40,6 +47,9 @@ class Target:
     voice_url: str | None = None
     auth_token: str | None = None
     to: str = "+14155550000"
+    #: The Twilio simulator's base URL: each call is registered there first, as Twilio knows
+    #: the calls it delivers, so the service's REST updates (transfers, hang-ups) find it.
+    twilio_sim: str | None = None
 
 
 @dataclass
@@ -54,6 +64,16 @@ class StreamResult:
     #: those frames was sent (time.monotonic(): one clock for every process on the host).
     latencies_ms: list[float] = field(default_factory=list)
     echoed_sent_at: list[float] = field(default_factory=list)
+    #: When each media frame from the service arrived (time.monotonic()): its pacing.
+    arrivals: list[float] = field(default_factory=list)
+    #: When the voice webhook was posted (the call answered), and when the first media frame
+    #: from the service arrived: what the caller waits before hearing the agent.
+    answered_at: float = 0.0
+    first_audio_at: float = 0.0
+    #: When each of the caller's speech segments ended (last loud frame sent), and when each
+    #: ``clear`` from the service arrived.
+    speech_ended_at: list[float] = field(default_factory=list)
+    clears_at: list[float] = field(default_factory=list)
     #: The service closed the socket before we sent ``stop``: a dropped call.
     closed_early: bool = False
     error: str | None = None
@@ -63,6 +83,18 @@ class StreamResult:
     @property
     def ok(self) -> bool:
         return self.error is None and not self.closed_early
+
+
+def speech_frame() -> bytes:
+    """20 ms of a voice-like sound (two tones, loud): what VADs take for speech."""
+    samples = [
+        int(
+            5000 * math.sin(2 * math.pi * 220 * n / 8000)
+            + 3000 * math.sin(2 * math.pi * 660 * n / 8000)
+        )
+        for n in range(FRAME_BYTES)
+    ]
+    return g711.from_pcm16(struct.pack(f"<{FRAME_BYTES}h", *samples))
 
 
 def caller_number(index: int) -> str:
@@ -115,6 +147,9 @@ class _Player:
         if '"media"' in text[:40]:
             k = self.result.received_media
             self.result.received_media += 1
+            self.result.arrivals.append(now)
+            if not k:
+                self.result.first_audio_at = now
             if k < len(self.sent_at):
                 self.result.latencies_ms.append((now - self.sent_at[k]) * 1000)
                 self.result.echoed_sent_at.append(self.sent_at[k])
@@ -126,6 +161,7 @@ class _Player:
             name = message.get("mark", {}).get("name", "")
             self.loop.call_at(max(self.loop.time(), self.playback_end), self._echo_mark, name)
         elif message.get("event") == "clear":
+            self.result.clears_at.append(now)
             self.playback_end = self.loop.time()
 
     def _echo_mark(self, name: str) -> None:
@@ -134,6 +170,111 @@ class _Player:
             sending = asyncio.ensure_future(self.ws.send_str(json.dumps(mark)))
             self.pending.add(sending)
             sending.add_done_callback(self.pending.discard)
+
+
+class _Frames:
+    """One call's media frames, each sent on its own 20 ms schedule from ``t0`` (a late frame
+    does not move the next one); ``done`` resolves after the last, or when the socket closed."""
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse, stream_sid: str,
+                 result: StreamResult, sent_at: list[float], receiver: asyncio.Task[None],
+                 count: int, payload: str, spoken: str, speaking: set[int],
+                 ends: set[int]) -> None:  # fmt: skip
+        self.ws, self.stream_sid, self.result, self.sent_at = ws, stream_sid, result, sent_at
+        self.receiver, self.count, self.payload, self.spoken = receiver, count, payload, spoken
+        self.speaking, self.ends = speaking, ends
+        self.i = 0
+        self.t0 = 0.0
+        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    async def send_next(self) -> float | None:
+        """Send frame i; when the next one is due (loop time), or None when finished."""
+        if self.ws.closed or self.receiver.done():
+            self.result.closed_early = True
+            self.i = self.count
+        i = self.i
+        if i < self.count:
+            self.sent_at.append(time.monotonic())
+            payload = self.spoken if i in self.speaking else self.payload
+            await self.ws.send_str(
+                f'{{"event":"media","sequenceNumber":"{i + 2}","streamSid":"{self.stream_sid}",'
+                f'"media":{{"track":"inbound","chunk":"{i + 1}","timestamp":"{i * 20}",'
+                f'"payload":"{payload}"}}}}'
+            )
+            if i in self.ends:
+                self.result.speech_ended_at.append(self.sent_at[-1])
+            self.result.sent += 1
+            self.i = i = i + 1
+        if i >= self.count:
+            if not self.done.done():
+                self.done.set_result(None)
+            return None
+        return self.t0 + i * FRAME_S
+
+
+class _Metronome:
+    """Sends every call's due frame from one task per event loop: a sleep per frame per call
+    (25,000 a second at 500 calls) cost the load generator more CPU than the sends."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.heap: list[tuple[float, int, _Frames]] = []
+        self.order = itertools.count()
+        self.waiter: asyncio.Future[None] | None = None
+        self.sleep_until = float("inf")
+        self.task = loop.create_task(self._run())
+
+    def add(self, frames: _Frames, t0: float) -> None:
+        frames.t0 = t0
+        heapq.heappush(self.heap, (t0, next(self.order), frames))
+        if t0 < self.sleep_until and self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
+
+    async def _run(self) -> None:
+        heap = self.heap
+        while True:
+            now = self.loop.time()
+            while heap and heap[0][0] <= now:
+                _, _, frames = heapq.heappop(heap)
+                try:
+                    due = await frames.send_next()
+                except (aiohttp.ClientError, ConnectionError, RuntimeError) as exc:
+                    frames.result.closed_early = True
+                    frames.i = frames.count
+                    if not frames.done.done():
+                        frames.done.set_exception(exc)
+                    continue
+                if due is not None:
+                    heapq.heappush(heap, (due, next(self.order), frames))
+                now = self.loop.time()
+            self.waiter = self.loop.create_future()
+            timer = None
+            self.sleep_until = heap[0][0] if heap else float("inf")
+            if heap:
+                timer = self.loop.call_at(self.sleep_until, _wake, self.waiter)
+            try:
+                await self.waiter
+            finally:
+                if timer is not None:
+                    timer.cancel()
+                self.sleep_until = float("-inf")
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
+_METRONOMES: dict[asyncio.AbstractEventLoop, _Metronome] = {}
+
+
+def _metronome(loop: asyncio.AbstractEventLoop) -> _Metronome:
+    metronome = _METRONOMES.get(loop)
+    if metronome is None or metronome.task.done():
+        for old in [k for k in _METRONOMES if k.is_closed()]:
+            del _METRONOMES[old]
+        metronome = _METRONOMES[loop] = _Metronome(loop)
+    return metronome
 
 
 async def _receive(ws: aiohttp.ClientWebSocketResponse, player: _Player) -> None:
@@ -145,12 +286,19 @@ async def _receive(ws: aiohttp.ClientWebSocketResponse, player: _Player) -> None
 
 
 async def run_stream(session: aiohttp.ClientSession, target: Target, index: int,
-                     seconds: float, digits: str = "") -> StreamResult:  # fmt: skip
-    """One call: ``seconds`` of audio at 50 frames/s, then ``digits`` on the keypad, then stop."""
+                     seconds: float, digits: str = "",
+                     speech: Sequence[tuple[float, float]] = ()) -> StreamResult:  # fmt: skip
+    """One call: ``seconds`` of audio at 50 frames/s (quiet, but speech in each ``(start_s,
+    length_s)`` of ``speech``), then ``digits`` on the keypad, then stop."""
     result = StreamResult(index, call_sid="CA" + secrets.token_hex(16))
     stream_sid = "MZ" + secrets.token_hex(16)
     ws_url, params = target.ws_url, {}
     try:
+        result.answered_at = time.monotonic()
+        if target.twilio_sim:
+            registration = {"sid": result.call_sid, "from": caller_number(index), "to": target.to}
+            async with session.post(f"{target.twilio_sim}/_sim/inbound", json=registration):
+                pass
         if target.voice_url:
             ws_url, params = await _answer(session, target, result.call_sid, caller_number(index))
         headers = {}
@@ -158,7 +306,7 @@ async def run_stream(session: aiohttp.ClientSession, target: Target, index: int,
             headers["X-Twilio-Signature"] = sign(target.auth_token, ws_url, {})
         async with session.ws_connect(ws_url, headers=headers, autoping=True) as ws:
             result.opened_at = time.monotonic()
-            await _talk(ws, stream_sid, result, params, seconds, digits)
+            await _talk(ws, stream_sid, result, params, seconds, digits, speech)
             result.closed_at = time.monotonic()
     except (aiohttp.ClientError, RuntimeError, ValueError, OSError) as exc:
         result.error = f"{type(exc).__name__}: {exc}"
@@ -166,29 +314,25 @@ async def run_stream(session: aiohttp.ClientSession, target: Target, index: int,
 
 
 async def _talk(ws: aiohttp.ClientWebSocketResponse, stream_sid: str, result: StreamResult,
-                params: dict[str, str], seconds: float, digits: str) -> None:  # fmt: skip
+                params: dict[str, str], seconds: float, digits: str,
+                speech: Sequence[tuple[float, float]]) -> None:  # fmt: skip
     sent_at: list[float] = []
     player = _Player(ws, stream_sid, result, sent_at)
     receiver = asyncio.create_task(_receive(ws, player))
     await ws.send_str(json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"}))
     await ws.send_str(_start_frame(stream_sid, result.call_sid, params))
-    payload = base64.b64encode(secrets.token_bytes(FRAME_BYTES)).decode()
+    # A quiet line (μ-law silence): the service's VAD must not hear speech in it. Tests that
+    # need speech send it themselves.
+    payload = base64.b64encode(SILENCE * FRAME_BYTES).decode()
+    spoken = base64.b64encode(speech_frame()).decode()
+    speaking = {round((start + k * FRAME_S) / FRAME_S) for start, length in speech
+                for k in range(round(length / FRAME_S))}  # fmt: skip
+    ends = {round((start + length) / FRAME_S) - 1 for start, length in speech}
     loop = asyncio.get_running_loop()
-    t0 = loop.time()
-    for i in range(round(seconds / FRAME_S)):
-        delay = t0 + i * FRAME_S - loop.time()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        if ws.closed or receiver.done():
-            result.closed_early = True
-            break
-        sent_at.append(time.monotonic())
-        await ws.send_str(
-            f'{{"event":"media","sequenceNumber":"{i + 2}","streamSid":"{stream_sid}",'
-            f'"media":{{"track":"inbound","chunk":"{i + 1}","timestamp":"{i * 20}",'
-            f'"payload":"{payload}"}}}}'
-        )
-        result.sent += 1
+    frames = _Frames(ws, stream_sid, result, sent_at, receiver, round(seconds / FRAME_S),
+                     payload, spoken, speaking, ends)  # fmt: skip
+    _metronome(loop).add(frames, loop.time())
+    await frames.done
     for digit in digits:
         if not ws.closed:
             dtmf = {"track": "inbound_track", "digit": digit}
@@ -209,7 +353,8 @@ async def _talk(ws: aiohttp.ClientWebSocketResponse, stream_sid: str, result: St
 
 
 async def run_streams(target: Target, count: int, seconds: float, ramp_s: float = 1.0,
-                      digits: str = "", first_index: int = 0, end_together: bool = False
+                      digits: str = "", first_index: int = 0, end_together: bool = False,
+                      speech: Sequence[tuple[float, float]] = ()
                       ) -> list[StreamResult]:  # fmt: skip
     """``count`` concurrent calls, their starts spread over ``ramp_s`` (Twilio's calls do not
     all arrive in the same millisecond, and a synchronised start measures a thundering herd).
@@ -223,7 +368,7 @@ async def run_streams(target: Target, count: int, seconds: float, ramp_s: float 
             offset = ramp_s * i / max(count, 1)
             await asyncio.sleep(offset)
             length = seconds + (ramp_s - offset if end_together else 0.0)
-            return await run_stream(session, target, first_index + i, length, digits)
+            return await run_stream(session, target, first_index + i, length, digits, speech)
 
         return list(await asyncio.gather(*(one(i) for i in range(count))))
 

@@ -524,3 +524,67 @@ def test_webhook_endpoints_and_redelivery(
     tab.shot("05-disabled-notice")
     assert tab.problems == [], tab.problems
     tab.close()
+
+
+def test_voice_agent_settings_and_a_call_transcript(
+    console: Console, db: Database, browser: Browser, artifacts: Path
+) -> None:
+    """A business chooses its voice agent (the key is write-only) and reads a call's
+    transcript on the calls page."""
+    from datetime import UTC, datetime
+
+    from playwright.sync_api import expect
+
+    from libs.common.models import AgentSettings, TranscriptLine
+
+    business = make_business(db, "Voice Bakery", limit=1)
+    with db.session() as session:
+        call = Call(business_id=business.id, direction="inbound", to_number="+14155550000",
+                    from_number="+14155550123", provider_call_sid="CA" + uuid.uuid4().hex,
+                    status="completed", disposition="interested")  # fmt: skip
+        session.add(call)
+        session.flush()
+        at = datetime(2026, 12, 6, 9, 0, tzinfo=UTC)
+        session.add_all(
+            [
+                TranscriptLine(
+                    call_id=call.id, seq=1, at=at, role="agent", text="Hello, Voice Bakery."
+                ),
+                TranscriptLine(
+                    call_id=call.id, seq=2, at=at, role="caller", text="Two loaves, please."
+                ),
+            ]
+        )
+        session.commit()
+    tab = Tab(browser, console.url, artifacts, DESKTOP, "desktop")
+    page = tab.page
+    tab.sign_in(business.token, "/agent")
+    expect(page.locator("#agent-settings")).to_contain_text("Nothing chosen yet")
+    page.locator("select[name=kind]").select_option("realtime")
+    page.locator("input[name=voice]").fill("marin")
+    page.locator("textarea[name=instructions]").fill("You take bread orders.")
+    page.locator("input[name=transfer_number]").fill("(415) 555-0199")
+    page.locator("input[name=tools][value=hang_up]").uncheck()
+    page.locator("input[name=api_key]").fill("sk-browser-test-key-0123456789")
+    page.get_by_role("button", name="Save").click()
+    expect(page.locator("#banner")).to_contain_text("Voice agent saved.")
+    expect(page.locator("input[name=api_key]")).to_have_attribute(
+        "placeholder", "a key is set (type to replace it)"
+    )
+    assert "sk-browser-test-key" not in page.content()
+    with db.session() as session:
+        row = session.get_one(AgentSettings, business.id)
+    assert (row.kind, row.voice, row.transfer_number) == ("realtime", "marin", "+14155550199")
+    assert "hang_up" not in row.tools and row.api_key_encrypted
+    tab.shot("20-voice-agent")
+
+    page.get_by_role("link", name="Calls").click()
+    page.locator("details.transcript-toggle summary").first.click()
+    lines = page.locator(".transcript-lines li")
+    expect(lines).to_have_count(2)
+    expect(lines.nth(0)).to_contain_text("agent: Hello, Voice Bakery.")
+    expect(lines.nth(1)).to_contain_text("caller: Two loaves, please.")
+    expect(page.locator("#calls-list")).to_contain_text("interested")
+    tab.shot("21-call-transcript")
+    assert tab.problems == [], tab.problems
+    tab.close()

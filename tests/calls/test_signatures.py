@@ -5,10 +5,15 @@ here fails the test."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from dramatiq.brokers.stub import StubBroker
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
@@ -16,14 +21,16 @@ from werkzeug.test import TestResponse
 
 from libs.common.db import Database
 from libs.common.models import Call, CallEvent
+from libs.common.settings import Settings
 from libs.common.telephony.twilio_signature import sign
+from services.calls.media import server as media_server
 from tests.calls.conftest import AUTH_TOKEN, PUBLIC, callback, new_sid
 
 WS_HEADERS = {"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
               "Sec-WebSocket-Key": base64.b64encode(b"0123456789abcdef").decode()}  # fmt: skip
 WRONG = base64.b64encode(b"not twilio's signature").decode()
 
-Send = Callable[[FlaskClient, str | None, dict[str, str], str], TestResponse]
+Send = Callable[[FlaskClient, str | None, dict[str, str], str], Any]
 
 
 def _post(path: str) -> Send:
@@ -35,12 +42,35 @@ def _post(path: str) -> Send:
     return send
 
 
+@dataclass
+class _Answer:
+    """The media server's answer to an upgrade, shaped like Flask's test response."""
+
+    status_code: int
+    body: Any
+
+    def get_json(self) -> Any:
+        return self.body
+
+
 def _upgrade(client: FlaskClient, signature: str | None, params: dict[str, str],
-             query: str) -> TestResponse:  # fmt: skip
+             query: str) -> _Answer:  # fmt: skip
+    """The upgrade, sent to the media server (aiohttp) with the calls service's settings."""
+    settings: Settings = client.application.config["SETTINGS"]
     headers = dict(WS_HEADERS)
     if signature is not None:
         headers["X-Twilio-Signature"] = signature
-    return client.get("/ws/media" + (f"?{query}" if query else ""), headers=headers)
+
+    async def send() -> _Answer:
+        database = Database(settings.database_url)
+        app = media_server.create_app(settings, broker=StubBroker(), database=database)
+        async with TestClient(TestServer(app)) as http:
+            response = await http.get("/ws/media" + (f"?{query}" if query else ""),
+                                      headers=headers)  # fmt: skip
+            body = await response.json() if response.status != 101 else None
+            return _Answer(response.status, body)
+
+    return asyncio.run(send())
 
 
 VOICE = {"CallSid": "CA" + "7" * 32, "From": "+14155550111", "To": "+14155550000",
@@ -60,9 +90,12 @@ def _public_url(rule: str, query: str = "") -> str:
     return base + rule + (f"?{query}" if query else "")
 
 
-def test_every_twilio_facing_route_has_a_case(calls_app: Flask) -> None:
+def test_every_twilio_facing_route_has_a_case(calls_app: Flask, calls_settings: Settings) -> None:
     facing = {r.rule for r in calls_app.url_map.iter_rules()
               if r.rule.startswith(("/webhook/twilio/", "/ws/"))}  # fmt: skip
+    media = media_server.create_app(calls_settings, broker=StubBroker(), database=None)
+    facing |= {r.resource.canonical for r in media.router.routes()
+               if r.resource is not None and r.resource.canonical.startswith("/ws/")}  # fmt: skip
     assert facing == set(ROUTES)
 
 
@@ -109,3 +142,8 @@ def test_the_genuine_request_is_accepted(rule: str, calls_client: FlaskClient) -
     send, params, _ = ROUTES[rule]
     response = send(calls_client, sign(AUTH_TOKEN, _public_url(rule), params), params, "")
     assert response.status_code in (200, 204), response.get_data()
+
+
+def test_the_genuine_upgrade_is_accepted(calls_client: FlaskClient) -> None:
+    answer = _upgrade(calls_client, sign(AUTH_TOKEN, _public_url("/ws/media"), {}), {}, "")
+    assert answer.status_code == 101

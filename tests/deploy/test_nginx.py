@@ -30,7 +30,8 @@ AUTH_TOKEN = secret_scan.remember("nginx-test-auth-token")
 
 
 def test_nginx_accepts_the_repository_config(tmp_path: Path) -> None:
-    conf = render(tmp_path, {"api": free_port(), "calls": free_port()}, free_port(), free_port())
+    conf = render(tmp_path, {"api": free_port(), "calls": free_port(),
+                             "calls:5060": free_port()}, free_port(), free_port())  # fmt: skip
     result = subprocess.run(
         [nginx_binary(), "-t", "-c", str(conf), "-p", str(tmp_path)],
         capture_output=True, text=True, timeout=30,
@@ -49,10 +50,14 @@ class Proxy:
 def proxy(
     database_url: str, redis_url: str, redis_client: redis.Redis, db: Database, tmp_path: Path
 ) -> Iterator[Proxy]:
-    ports = {name: free_port() for name in ("api", "calls", "http", "https")}
+    ports = {name: free_port() for name in ("api", "calls", "media", "http", "https")}
     public = f"http://127.0.0.1:{ports['http']}"
-    conf = render(tmp_path, {"api": ports["api"], "calls": ports["calls"]}, ports["http"],
-                  ports["https"])  # fmt: skip
+    conf = render(
+        tmp_path,
+        {"api": ports["api"], "calls": ports["calls"], "calls:5060": ports["media"]},
+        ports["http"],
+        ports["https"],
+    )
     env = service_env(
         DATABASE_URL=database_url,
         REDIS_URL=redis_url,
@@ -61,6 +66,7 @@ def proxy(
         TWILIO_AUTH_TOKEN=AUTH_TOKEN,
         API_BIND=f"127.0.0.1:{ports['api']}",
         CALLS_BIND=f"127.0.0.1:{ports['calls']}",
+        CALLS_MEDIA_BIND=f"127.0.0.1:{ports['media']}",
     )
     nginx = [nginx_binary(), "-c", str(conf), "-p", str(tmp_path), "-g", "daemon off;"]
     with (
@@ -68,6 +74,8 @@ def proxy(
                 f"http://127.0.0.1:{ports['api']}/healthz"),
         running(gunicorn_argv("calls"), {**env, "SERVICE_ROLE": "calls"}, tmp_path / "calls.log",
                 f"http://127.0.0.1:{ports['calls']}/healthz"),
+        running(gunicorn_argv("calls/media"), {**env, "SERVICE_ROLE": "calls"},
+                tmp_path / "media.log", f"http://127.0.0.1:{ports['media']}/healthz"),
         running(nginx, env, tmp_path / "nginx.log", f"{public}/api/healthz"),
     ):  # fmt: skip
         yield Proxy(public, f"https://127.0.0.1:{ports['https']}")
@@ -80,7 +88,9 @@ def test_nginx_drops_idle_upstream_connections_before_gunicorn_does() -> None:
 
     conf = (Path(__file__).parents[2] / "deploy/nginx/nginx.conf").read_text()
     upstreams = dict(re.findall(r"upstream (\w+) \{(.*?)\}", conf, re.S))
-    assert set(upstreams) == {"api", "calls"}
+    assert set(upstreams) == {"api", "calls", "calls_media"}
+    # The media server's connections are WebSockets, held for a call: no keepalive pool.
+    assert "keepalive" not in upstreams.pop("calls_media")
     for service, block in upstreams.items():
         gunicorn_conf = Path(__file__).parents[2] / f"services/{service}/gunicorn_conf.py"
         [gunicorn_s] = re.findall(r"^keepalive = (\d+)$", gunicorn_conf.read_text(), re.M)

@@ -1,5 +1,5 @@
-"""Streams that are not a call are refused at the WebSocket, against a real gunicorn calls
-service, with the signed upgrade exactly as Twilio sends it.
+"""Streams that are not a call are refused at the WebSocket, against a real calls service (its
+webhooks and its media server), with the signed upgrade exactly as Twilio sends it.
 
 Twilio signs the upgrade over the URL alone, so anyone who saw one call's upgrade and ``start``
 can replay them: a stream for a call that already streamed or ended is refused and changes
@@ -113,9 +113,11 @@ def _whole_call(service: CallsService, answered: Answered, media: int = 20) -> s
     ws.send(_start(stream_sid, answered.call_sid, answered.params))
     for i in range(media):
         ws.send(_media(stream_sid, i))
+        time.sleep(0.02)  # Twilio's pace: the greeting plays meanwhile
     ws.send(_stop(stream_sid, answered.call_sid))
     sent = _drain(ws)
-    assert sum(1 for m in sent if m["event"] == "media") == GREETING_FRAMES
+    # The greeting began (paced at real time, so the stop sent at once cut it short).
+    assert sum(1 for m in sent if m["event"] == "media") >= 1, [m["event"] for m in sent]
     return stream_sid
 
 
@@ -158,7 +160,8 @@ def _state(db: Database, service: CallsService, call_sid: str) -> CallState:
 
 
 def _refusals(service: CallsService) -> list[str]:
-    return [line for line in service.log.read_text().splitlines() if "media stream" in line]
+    assert service.media_log is not None
+    return [line for line in service.media_log.read_text().splitlines() if "media stream" in line]
 
 
 def test_a_replayed_start_after_the_call_is_refused_and_changes_nothing(

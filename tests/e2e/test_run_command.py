@@ -22,7 +22,7 @@ def test_run_serves_both_services_and_ctrl_c_leaves_no_orphans(tmp_path: Path) -
     log_path = tmp_path / "run.log"
     process, ports = start_switchboard_run(env, log_path)
     try:
-        for port in ports[:2]:
+        for port in (*ports[:2], ports[7]):
             wait_for_http(f"http://127.0.0.1:{port}/readyz", process, log_path, timeout_s=90)
         deadline = time.monotonic() + 30
         while "Press Ctrl-C to stop." not in log_path.read_text() and time.monotonic() < deadline:
@@ -34,6 +34,7 @@ def test_run_serves_both_services_and_ctrl_c_leaves_no_orphans(tmp_path: Path) -
         assert f"gmail      simulator at http://127.0.0.1:{ports[5]}" in output
         # The console: the SPA with /api/ passed on, at the URL printed first.
         assert f"console    http://127.0.0.1:{ports[6]}/" in output
+        assert f"model      realtime simulator at ws://127.0.0.1:{ports[8]}/v1" in output
         console = requests.get(f"http://127.0.0.1:{ports[6]}/runs/1", timeout=5)
         assert console.status_code == 200 and "<h1>Switchboard</h1>" in console.text
         assert "default-src 'self'" in console.headers["Content-Security-Policy"]
@@ -43,7 +44,8 @@ def test_run_serves_both_services_and_ctrl_c_leaves_no_orphans(tmp_path: Path) -
         names = " ".join(" ".join(p.cmdline()) for p in descendants)
         for part in ("redis-server", "services/api/gunicorn_conf.py", "calls/gunicorn_conf.py",
                      "dramatiq", "services.worker.scheduler", "simulators.twilio",
-                     "simulators.gmail", "libs.common.dev_console"):  # fmt: skip
+                     "simulators.gmail", "libs.common.dev_console", "calls/media/gunicorn_conf.py",
+                     "simulators.realtime"):  # fmt: skip
             assert part in names, part
     finally:
         process.send_signal(signal.SIGINT)

@@ -135,6 +135,8 @@ OPERATOR = {
 }  # fmt: skip
 #: Routes that act only on the caller's own business or are public, each with why it is safe.
 OWN_OR_PUBLIC = {
+    ("GET", "/api/agent"): "the caller's own business's agent (tests/api/test_agent.py)",
+    ("PUT", "/api/agent"): "sets the caller's own business's agent (tests/api/test_agent.py)",
     ("POST", "/api/dnc"): "adds to the caller's own list",
     ("GET", "/api/gmail/callback"): "no token: the signed, single-use, browser-bound state names "
     "the business (tests/api/test_gmail.py)",

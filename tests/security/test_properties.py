@@ -4,6 +4,7 @@ an unhandled exception, never lost state."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import string
 from pathlib import Path
@@ -17,6 +18,9 @@ from libs.common.audio.wav import MulawWavWriter
 from libs.common.campaigns.leads import InvalidCsv, InvalidLead, csv_rows, decode_csv, parse_lead
 from services.calls.media import protocol
 from services.calls.media.agent import KeypadAgent
+from services.calls.media.frames import CallInfo
+from services.calls.media.line import Line
+from services.calls.media.playout import Pacer, Playout
 from services.calls.media.stream import MediaStream
 
 JSON = st.recursive(
@@ -49,30 +53,46 @@ def frames(draw: st.DrawFn) -> str | bytes:
     return json.dumps(message)
 
 
-def _started_stream(tmp: Path) -> tuple[MediaStream, list[str]]:
+def _started_stream(tmp: Path) -> tuple[MediaStream, list[str], list[object]]:
+    """The state after a valid start, without a database: actions are recorded, not done."""
     sent: list[str] = []
-    stream = MediaStream.__new__(MediaStream)  # the state after a valid start, without a DB
-    stream.agent, stream.send, stream.state = KeypadAgent(), sent.append, "started"
-    stream.frames = stream.received = 0
-    stream._unflushed = {}
+    acted: list[object] = []
+
+    async def send(text: str) -> None:
+        sent.append(text)
+
+    async def perform(action: object) -> None:
+        acted.append(action)
+
+    stream = MediaStream.__new__(MediaStream)
+    MediaStream.__init__(stream, ctx=None, send=send)  # type: ignore[arg-type]
+    stream.state = "started"
     stream.start = protocol.Start("MZ" + "a" * 32, "CA" + "b" * 32, 1, 1, "audio/x-mulaw", 8000)
     stream.recorder = MulawWavWriter(tmp / "fuzz.wav")
-    return stream, sent
+    stream.playout = Playout(Pacer(), stream.start.stream_sid, send)
+    info = CallInfo(1, 1, stream.start.call_sid, "+14155550100")
+    stream.line = Line(info, stream.playout, perform, lambda reason: None)
+    stream.agent = KeypadAgent()
+    stream.agent.line = stream.line
+    return stream, sent, acted
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(batch=st.lists(frames(), min_size=1, max_size=20))
 def test_no_frame_kills_a_stream(batch: list[str | bytes], tmp_path_factory: Any) -> None:
-    stream, _ = _started_stream(tmp_path_factory.mktemp("frames"))
-    for frame in batch:
-        if isinstance(frame, str) and '"stop"' in frame[:20]:
-            continue  # a real stop ends the stream (tested elsewhere); it would need the DB
-        stream.receive(frame)  # must not raise
-        assert stream.state == "started"
-    before = stream.recorder.data_bytes if stream.recorder else 0
-    good = {"event": "media", "media": {"payload": "f39/fw==", "track": "inbound"}}
-    stream.receive(json.dumps(good))
-    assert stream.recorder is not None and stream.recorder.data_bytes == before + 4
+    async def scenario() -> None:
+        stream, _, _ = _started_stream(tmp_path_factory.mktemp("frames"))
+        for frame in batch:
+            if isinstance(frame, str) and '"stop"' in frame[:20]:
+                continue  # a real stop ends the stream (tested elsewhere); it would need the DB
+            await stream.receive(frame)  # must not raise
+            assert stream.state == "started"
+        before = stream.recorder.data_bytes if stream.recorder else 0
+        good = {"event": "media", "media": {"payload": "f39/fw==", "track": "inbound"}}
+        await stream.receive(json.dumps(good))
+        assert stream.recorder is not None and stream.recorder.data_bytes == before + 4
+
+    asyncio.run(scenario())
 
 
 @settings(max_examples=300, deadline=None)

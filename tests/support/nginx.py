@@ -49,9 +49,11 @@ def render(tmp: Path, upstreams: dict[str, int], http_port: int, https_port: int
         text = text.replace("/tmp/nginx-", f"{tmp}/nginx-")
         text = text.replace("listen 8080;", f"listen 127.0.0.1:{http_port};")
         text = text.replace("listen 8443 ssl;", f"listen 127.0.0.1:{https_port} ssl;")
-        for service, port in upstreams.items():
-            # "server api:5000;" becomes "server 127.0.0.1:PORT;"
-            text = re.sub(rf"server {service}:\d+;", f"server 127.0.0.1:{port};", text)
+        # "server api:5000;" becomes "server 127.0.0.1:PORT;"; a key with a port ("calls:5060")
+        # names one server of a service that has several.
+        for service, port in sorted(upstreams.items(), key=lambda item: ":" not in item[0]):
+            pattern = re.escape(service) if ":" in service else rf"{service}:\d+"
+            text = re.sub(rf"server {pattern};", f"server 127.0.0.1:{port};", text)
         if path.name == "nginx.conf" and os.geteuid() == 0:
             # As root, nginx's workers would run as "nobody", who cannot read pytest's
             # root-only temporary directories. Production runs nginx's image defaults.

@@ -87,7 +87,7 @@ def switchboard_argv(*args: str) -> list[str]:
 #: The ports `switchboard run` is given, in the order start_switchboard_run returns them.
 RUN_PORT_OPTIONS = ("--api-port", "--calls-port", "--worker-metrics-port",
                     "--scheduler-metrics-port", "--simulator-port", "--gmail-simulator-port",
-                    "--console-port")  # fmt: skip
+                    "--console-port", "--media-port", "--realtime-simulator-port")  # fmt: skip
 
 
 def start_switchboard_run(

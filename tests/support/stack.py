@@ -144,7 +144,7 @@ def campaign_stack(
     cps: float = 50,
     extra_env: dict[str, str] | None = None,
 ) -> Iterator[Stack]:
-    ports = {name: free_port() for name in ("api", "calls", "sim", "scheduler")}
+    ports = {name: free_port() for name in ("api", "calls", "media", "sim", "scheduler")}
     api, calls = f"http://127.0.0.1:{ports['api']}", f"http://127.0.0.1:{ports['calls']}"
     sim_url = f"http://127.0.0.1:{ports['sim']}"
     env = service_env(
@@ -158,6 +158,9 @@ def campaign_stack(
         TWILIO_CPS=str(cps),
         API_BIND=f"127.0.0.1:{ports['api']}",
         CALLS_BIND=f"127.0.0.1:{ports['calls']}",
+        # The calls service's media server: Twilio streams here (no nginx in front).
+        CALLS_MEDIA_BIND=f"127.0.0.1:{ports['media']}",
+        MEDIA_STREAM_URL=f"ws://127.0.0.1:{ports['media']}/ws/media",
         SCHEDULER_TICK_S="1",
         SCHEDULER_LOCK_TTL_S="2",
         DIALING_TIMEOUT_S="5",
@@ -173,6 +176,9 @@ def campaign_stack(
                            tmp_path / "api.log", f"{api}/readyz"),
         "calls": ServiceSpec(gunicorn_argv("calls"), {**env, "SERVICE_ROLE": "calls"},
                              tmp_path / "calls.log", f"{calls}/readyz"),
+        "media": ServiceSpec(gunicorn_argv("calls/media"), {**env, "SERVICE_ROLE": "calls"},
+                             tmp_path / "media.log",
+                             f"http://127.0.0.1:{ports['media']}/readyz"),
         "scheduler": ServiceSpec(
             switchboard_argv("scheduler", "--metrics-port", str(ports["scheduler"])), env,
             tmp_path / "scheduler.log", f"http://127.0.0.1:{ports['scheduler']}/metrics"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -15,7 +16,7 @@ from libs.common.contracts import DIALER_DISPATCH, MAINTENANCE_RECONCILE
 from libs.common.db import Database
 from libs.common.models import Call, CallJob, CallJobStatus, DncEntry
 from libs.common.settings import Settings
-from services.calls.media.agent import KeypadAgent
+from services.calls.media.context import MediaContext
 from services.calls.media.stream import MediaStream
 from services.worker.dialer.claim import claim_next
 from tests.campaign_factories import make_campaign, phone, start_attempt
@@ -98,17 +99,28 @@ def test_a_caller_who_pressed_2_is_never_dialed(
         session.add(call)
         session.commit()
         call_id = call.id
-    stream = MediaStream(settings, db, stub_broker, KeypadAgent(), lambda _frame: None)
     stream_sid = "MZ" + "3" * 32
-    for frame in (
-        {"event": "start", "streamSid": stream_sid,
-         "start": {"streamSid": stream_sid, "callSid": "CA" + "2" * 32,
-                   "customParameters": {"business_id": str(campaign.business_id),
-                                        "call_id": str(call_id)}}},
-        {"event": "dtmf", "streamSid": stream_sid, "dtmf": {"digit": "2"}},
-        {"event": "stop", "streamSid": stream_sid},
-    ):  # fmt: skip
-        stream.receive(json.dumps(frame))
+
+    async def call() -> None:
+        async def send(_text: str) -> None:
+            pass
+
+        ctx = MediaContext(settings, db, stub_broker, threads=2)
+        ctx.pacer.start()
+        stream = MediaStream(ctx, send)
+        for frame in (
+            {"event": "start", "streamSid": stream_sid,
+             "start": {"streamSid": stream_sid, "callSid": "CA" + "2" * 32,
+                       "customParameters": {"business_id": str(campaign.business_id),
+                                            "call_id": str(call_id)}}},
+            {"event": "dtmf", "streamSid": stream_sid, "dtmf": {"digit": "2"}},
+            {"event": "stop", "streamSid": stream_sid},
+        ):  # fmt: skip
+            await stream.receive(json.dumps(frame))
+        await stream.finish()
+        await ctx.close()
+
+    asyncio.run(call())
     _dispatch(stub_broker, stub_worker, campaign.business_id)
     assert [c["to"] for c in sim.ledger()["calls"]] == [phone(1)]
     assert _statuses(db, campaign.run_id) == ["dialing", "skipped_dnc"]

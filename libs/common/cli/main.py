@@ -29,6 +29,7 @@ for command in (
     crypto.crypto,
     processes.worker,
     processes.scheduler,
+    processes.calls,
 ):
     cli.add_command(command)
 

@@ -1,16 +1,19 @@
-"""`switchboard worker` and `switchboard scheduler`: the worker service's two process types."""
+"""`switchboard worker` and `switchboard scheduler` (the worker service's two process types),
+and `switchboard calls` (the calls container's two servers)."""
 
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import time
 
 import click
 
 from libs.common.broker import worker_metrics_env
 from libs.common.contracts import QUEUES
 from libs.common.metrics_files import reset_multiprocess_dir
-from libs.common.settings import Settings
+from libs.common.settings import ROOT, Settings
 
 
 @click.command(context_settings={"ignore_unknown_options": True})
@@ -45,3 +48,36 @@ def scheduler(metrics_port: int) -> None:
     env = dict(os.environ, SERVICE_ROLE="scheduler", SCHEDULER_METRICS_PORT=str(metrics_port))
     argv = [sys.executable, "-m", "services.worker.scheduler"]
     os.execve(sys.executable, argv, env)
+
+
+@click.command()
+def calls() -> None:
+    """Run the calls service: the webhooks (Flask, gunicorn gthread on CALLS_BIND) and the
+    media server (aiohttp, on CALLS_MEDIA_BIND). If either stops, both stop (the container's
+    restart policy brings them back together)."""
+    from libs.common.supervisor import Supervisor
+
+    env = dict(os.environ, SERVICE_ROLE="calls")
+    supervisor = Supervisor()
+    stopping = {"now": False}
+
+    def stop(_signum: int, _frame: object) -> None:
+        stopping["now"] = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    gunicorn = [sys.executable, "-m", "gunicorn", "-c"]
+    supervisor.start("webhooks", [*gunicorn, "services/calls/gunicorn_conf.py"], env, ROOT)
+    supervisor.start("media", [*gunicorn, "services/calls/media/gunicorn_conf.py"], env, ROOT)
+    code = 0
+    try:
+        while not stopping["now"]:
+            exited = supervisor.first_exited()
+            if exited is not None:
+                click.echo(f"calls: {exited.name} exited ({exited.process.returncode})", err=True)
+                code = 1
+                break
+            time.sleep(0.5)
+    finally:
+        supervisor.stop_all()
+    raise SystemExit(code)

@@ -31,6 +31,13 @@ def _raise_stop(_signum: int, _frame: FrameType | None) -> None:
 @click.option("--api-port", default=5000, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--calls-port", default=5050, show_default=True, type=click.IntRange(1, 65535))
 @click.option(
+    "--media-port",
+    default=5060,
+    show_default=True,
+    type=click.IntRange(1, 65535),
+    help="The calls service's media server (Twilio Media Streams, the voice agents).",
+)
+@click.option(
     "--worker-metrics-port", default=9191, show_default=True, type=click.IntRange(1, 65535)
 )
 @click.option(
@@ -58,18 +65,27 @@ def _raise_stop(_signum: int, _frame: FrameType | None) -> None:
     type=click.IntRange(1, 65535),
     help="Gmail simulator port (started when GOOGLE_CLIENT_ID is unset).",
 )
+@click.option(
+    "--realtime-simulator-port",
+    default=5070,
+    show_default=True,
+    type=click.IntRange(1, 65535),
+    help="Realtime model simulator port (started when OPENAI_API_KEY is unset).",
+)
 @click.pass_obj
 def run(
     settings: Settings,
     host: str,
     api_port: int,
     calls_port: int,
+    media_port: int,
     worker_metrics_port: int,
     scheduler_metrics_port: int,
     console_port: int,
     worker_processes: int,
     simulator_port: int,
     gmail_simulator_port: int,
+    realtime_simulator_port: int,
 ) -> None:
     """Run api, calls, a worker and the scheduler; Ctrl-C stops them all."""
     if settings.is_production:
@@ -83,6 +99,8 @@ def run(
     env["SWITCHBOARD_VAR_DIR"] = str(settings.var_dir)
     # Locally there is no nginx in front: Twilio (the simulator) calls the calls service directly.
     env.setdefault("PUBLIC_BASE_URL", f"http://{host}:{calls_port}")
+    # ... and streams to the media server directly (nginx routes /ws/ there in production).
+    env.setdefault("MEDIA_STREAM_URL", f"ws://{host}:{media_port}/ws/media")
     try:
         redis_note = settings.redis_url
         if not settings.redis_url:
@@ -94,6 +112,9 @@ def run(
         gmail_note = "Google OAuth client from the environment"
         if not settings.google_client_id:
             gmail_note = _start_gmail_simulator(supervisor, env, gmail_simulator_port)
+        model_note = "OPENAI_API_KEY from the environment"
+        if not settings.openai_api_key:
+            model_note = _start_realtime_simulator(supervisor, env, realtime_simulator_port)
         api_env = dict(env, SERVICE_ROLE="api", API_BIND=f"{host}:{api_port}")
         if not os.environ.get("PUBLIC_BASE_URL"):
             # Google's redirect to /api/gmail/callback (the api's only use of the public URL)
@@ -109,6 +130,12 @@ def run(
             "calls",
             [python, "-m", "gunicorn", "-c", "services/calls/gunicorn_conf.py"],
             dict(env, SERVICE_ROLE="calls", CALLS_BIND=f"{host}:{calls_port}"),
+            cwd=ROOT,
+        )
+        supervisor.start(
+            "media",
+            [python, "-m", "gunicorn", "-c", "services/calls/media/gunicorn_conf.py"],
+            dict(env, SERVICE_ROLE="calls", CALLS_MEDIA_BIND=f"{host}:{media_port}"),
             cwd=ROOT,
         )
         cli = [python, "-m", "libs.common.cli"]
@@ -128,18 +155,21 @@ def run(
         )
         base = f"http://{host}:"
         console_note = _start_console(supervisor, env, host, console_port, f"{base}{api_port}")
-        _wait_ready(supervisor, [f"{base}{api_port}/readyz", f"{base}{calls_port}/readyz"])
+        _wait_ready(supervisor, [f"{base}{api_port}/readyz", f"{base}{calls_port}/readyz",
+                                 f"{base}{media_port}/readyz"])  # fmt: skip
         click.echo(
             "\nSwitchboard is running.\n"
             f"  console    {console_note}\n"
             f"  api        {base}{api_port}/api   (readiness {base}{api_port}/readyz)\n"
             f"  calls      {base}{calls_port}      (readiness {base}{calls_port}/readyz)\n"
+            f"  media      {env['MEDIA_STREAM_URL']}   (readiness {base}{media_port}/readyz)\n"
             f"  metrics    {base}{api_port}/metrics  {base}{calls_port}/metrics  "
             f"{base}{worker_metrics_port}/metrics  {base}{scheduler_metrics_port}/metrics\n"
             f"  database   {settings.database_url}\n"
             f"  redis      {redis_note}\n"
             f"  twilio     {twilio_note}\n"
             f"  gmail      {gmail_note}\n"
+            f"  model      {model_note}\n"
             "Create a business and a token in another terminal:\n"
             "  .venv/bin/switchboard business create --name 'Acme'\n"
             "  .venv/bin/switchboard token create --business-id 1\n"
@@ -215,6 +245,27 @@ def _start_twilio_simulator(supervisor: Supervisor, env: dict[str, str], port: i
     )
     _wait_ready(supervisor, [f"{base}/_sim/healthz"])
     return f"simulator at {base} (ledger: {base}/_sim/ledger)"
+
+
+def _start_realtime_simulator(supervisor: Supervisor, env: dict[str, str], port: int) -> str:
+    """No model credentials: realtime and cascaded agents talk to the local simulator, through
+    the same client code production uses (the OpenAI wire formats)."""
+    from simulators.realtime.__main__ import DEFAULT_API_KEY
+
+    base = f"http://127.0.0.1:{port}"
+    env.update(
+        OPENAI_API_KEY=DEFAULT_API_KEY,
+        REALTIME_API_BASE=f"ws://127.0.0.1:{port}/v1",
+        MODEL_API_BASE=f"http://127.0.0.1:{port}/v1",
+    )  # the cascaded pipeline's too
+    supervisor.start(
+        "realtime-simulator",
+        [sys.executable, "-m", "simulators.realtime", "--port", str(port)],
+        env,
+        cwd=ROOT,
+    )
+    _wait_ready(supervisor, [f"{base}/_sim/healthz"])
+    return f"realtime simulator at ws://127.0.0.1:{port}/v1 (no OPENAI_API_KEY set)"
 
 
 def _api_public_url(host: str, api_port: int, console_port: int) -> str:

@@ -1,5 +1,6 @@
 """All models, importable from one place so API and worker share them without cycles."""
 
+from libs.common.models.agent import AGENT_KINDS, AGENT_TOOLS, AgentSettings, TranscriptLine
 from libs.common.models.api_token import ApiToken, TokenRole
 from libs.common.models.background_job import BackgroundJob, JobStatus
 from libs.common.models.base import Base, utcnow
@@ -34,10 +35,13 @@ from libs.common.models.webhook import (
 
 __all__ = [
     "ACTIVE_JOB_STATUSES",
+    "AGENT_KINDS",
+    "AGENT_TOOLS",
     "ALL_DAYS",
     "FINAL_CALL_STATUSES",
     "OPEN_JOB_STATUSES",
     "STATUS_RANK",
+    "AgentSettings",
     "ApiToken",
     "AttemptOutcome",
     "BackgroundJob",
@@ -61,6 +65,7 @@ __all__ = [
     "Schedule",
     "ScheduleOccurrence",
     "TokenRole",
+    "TranscriptLine",
     "Upload",
     "WebhookAttempt",
     "WebhookDelivery",

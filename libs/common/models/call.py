@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import JSON, BigInteger, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.ext.hybrid import hybrid_property
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.sql import ColumnElement
 
 from libs.common.models.base import Base, BigId, TimestampMixin, UTCDateTime, utcnow
+
+if TYPE_CHECKING:
+    from libs.common.models.agent import TranscriptLine
 
 #: Twilio call statuses in the order a call moves through them; the finals share the last rank.
 STATUS_RANK = {
@@ -57,11 +60,22 @@ class Call(TimestampMixin, Base):
     callback_requested: Mapped[bool] = mapped_column(default=False, server_default="0")
     opted_out: Mapped[bool] = mapped_column(default=False, server_default="0")
     stream_sid: Mapped[str | None] = mapped_column(String(64))
+    #: Set by the voice agent: the call's outcome (interested, not_interested, …).
+    disposition: Mapped[str | None] = mapped_column(String(32))
+    #: The person the agent handed the caller to, and how (cold or warm).
+    transferred_to: Mapped[str | None] = mapped_column(String(20))
+    transfer_mode: Mapped[str | None] = mapped_column(String(8))
+    #: Why the agent failed mid-call (the caller heard the fallback prompt), if it did.
+    agent_error: Mapped[str | None] = mapped_column(Text)
     #: The inbound audio as a WAV file, relative to RECORDINGS_DIR; described by recordings.process.
     recording_path: Mapped[str | None] = mapped_column(String(300))
     recording_bytes: Mapped[int | None] = mapped_column(BigInteger)
     recording_duration_ms: Mapped[int | None] = mapped_column()
     recording_sha256: Mapped[str | None] = mapped_column(String(64))
+    #: What was said, in order (written by the media path when the stream ends).
+    transcript: Mapped[list[TranscriptLine]] = relationship(
+        order_by="TranscriptLine.seq", viewonly=True, lazy="select"
+    )
 
     @property
     def is_final(self) -> bool:

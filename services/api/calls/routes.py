@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from flask import Blueprint
 from sqlalchemy import func, select
+from sqlalchemy.orm import selectinload
 
 from libs.common.models import Call as CallRow
 from libs.common.web.db import get_session
 from libs.common.web.errors import ApiError
 from services.api.auth import current_business_id
-from services.api.calls.schemas import Call, CallFilter, CallPage
+from services.api.calls.schemas import Call, CallDetail, CallFilter, CallPage
 from services.api.spec import answers, api
 
 blueprint = Blueprint("calls", __name__)
@@ -36,11 +37,14 @@ def list_calls(query: CallFilter) -> CallPage:
 
 
 @blueprint.get("/calls/<int:call_id>")
-@api.validate(resp=answers({200: Call}, 404))
-def get_call(call_id: int) -> Call:
+@api.validate(resp=answers({200: CallDetail}, 404))
+def get_call(call_id: int) -> CallDetail:
+    """A call, with its transcript and what its voice agent did."""
     call = get_session().scalar(
-        select(CallRow).where(CallRow.id == call_id, CallRow.business_id == current_business_id())
+        select(CallRow)
+        .where(CallRow.id == call_id, CallRow.business_id == current_business_id())
+        .options(selectinload(CallRow.transcript))
     )
     if call is None:
         raise ApiError(404, "not_found", f"no call {call_id}")
-    return Call.model_validate(call)
+    return CallDetail.model_validate(call)

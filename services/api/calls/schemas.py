@@ -37,6 +37,13 @@ class Call(Shape):
     error_message: str | None = Field(exclude=True)
     created_at: datetime
     ended_at: datetime | None
+    from_: str = Field(validation_alias="from_number", serialization_alias="from")
+    disposition: str | None = Field(description="set by the voice agent: how the call went")
+    transferred_to: str | None = Field(description="the person the agent handed the caller to")
+    transfer_mode: Literal["cold", "warm"] | None
+    agent_error: str | None = Field(
+        description="why the voice agent failed mid-call (the caller heard the fallback prompt)"
+    )
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -48,3 +55,15 @@ class Call(Shape):
 
 class CallPage(Page[Call]):
     pass
+
+
+class TranscriptLine(Shape):
+    at: datetime
+    role: Literal["caller", "agent", "system"]
+    text: str
+
+
+class CallDetail(Call):
+    """A call with its transcript: both sides, timestamped, in order."""
+
+    transcript: list[TranscriptLine]

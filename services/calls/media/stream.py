@@ -1,47 +1,46 @@
-"""One media stream: the Twilio protocol's order, the recording, the agent, the caller's choices.
+"""One media stream as a pipeline: Twilio frames in (``protocol``) → recording and VAD → the
+agent → the paced playout → Twilio frames out.
 
 Once a stream has started, frames that are malformed, unknown, oversized or out of order are
 logged (without audio) and counted, and the stream carries on: one bad frame must not cost the
 caller the call. Before that there is no call to protect, so the stream is refused (closed,
-with one log line) by anything but ``connected`` and a valid ``start`` naming a call the voice
-webhook answered that has neither streamed nor ended: Twilio signs the upgrade over the URL
-alone, so a captured upgrade and ``start`` can be replayed, and Twilio can open a second
-WebSocket for one call. The first stream of a call claims it; every later one is refused and
-changes nothing.
+with one log line) by anything but ``connected`` and a valid ``start`` naming a call we
+answered that has neither streamed nor ended: Twilio signs the upgrade over the URL alone, so
+a captured upgrade and ``start`` can be replayed, and Twilio can open a second WebSocket for
+one call. The first stream of a call claims it (``call_log.claim_stream``); every later one is
+refused and changes nothing. Database work runs in the server's bounded thread pool
+(``MediaContext.blocking``), never on the event loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Callable
-from pathlib import Path
-from typing import cast
-
-import dramatiq
-from sqlalchemy import Table, update
+from typing import Any
 
 from libs.common import metrics
 from libs.common.audio.wav import MulawWavWriter
-from libs.common.contracts import LEADS_CREATE_FROM_CALL, RECORDINGS_PROCESS
-from libs.common.db import Database, insert_ignoring_conflicts
-from libs.common.models import FINAL_CALL_STATUSES, Call, DncEntry, utcnow
-from libs.common.outbox import enqueue_after_commit
-from libs.common.queue_health import QueueUnavailable
-from libs.common.settings import Settings
-from services.calls.media import protocol
-from services.calls.media.agent import (
-    FRAME_BYTES,
-    Agent,
-    CallInfo,
-    Clear,
-    Mark,
-    OptOut,
-    Play,
-    Reply,
-    RequestCallback,
+from services.calls.media import call_log, protocol
+from services.calls.media.actions import perform
+from services.calls.media.agent import FALLBACK, Agent, KeypadAgent, prompt_audio
+from services.calls.media.call_log import StreamRefused
+from services.calls.media.context import MediaContext
+from services.calls.media.frames import (
+    Action,
+    CallerAudio,
+    Dtmf,
+    Event,
+    HangUp,
+    Interrupted,
+    MarkPlayed,
+    SpeechStarted,
+    SpeechStopped,
 )
+from services.calls.media.line import Line
+from services.calls.media.playout import Playout, Send
 from services.calls.media.protocol import FrameError
+from services.calls.media.vad import Vad
 
 logger = logging.getLogger(__name__)
 
@@ -50,51 +49,55 @@ for _result in ("ok", "malformed", "oversized", "unknown", "out_of_order"):
 
 #: Frame counts are added up per stream and written to the metrics every this many frames (one
 #: second of audio) and at the end: prometheus_client's multiprocess values share one
-#: process-wide lock, and taking it three times per frame from a hundred stream threads
-#: convoyed them behind each other (p99 frame latency over a second in bench/media_streams.py).
+#: process-wide lock, and taking it for every frame of hundreds of streams is a convoy.
 METRICS_FLUSH_FRAMES = 50
-#: One frame in this many has its handling time observed: the histogram is a distribution, and
-#: five samples per second per stream describe it as well as fifty.
+#: One frame in this many has its handling time observed (five samples a second per stream
+#: describe the distribution as well as fifty).
 TIMING_SAMPLE_EVERY = 10
 #: An idle stream (no frame at all, not even media) is closed after this long.
 RECEIVE_TIMEOUT_S = 60.0
 #: Twilio sends ``start`` right after ``connected``: a socket that has not started by then is
-#: not a call, and must not hold a thread for the minute an idle call is given.
+#: not a call, and must not be held for the minute an idle call is given.
 START_TIMEOUT_S = 5.0
 
-CALLS = cast(Table, Call.__table__)
+__all__ = ["MediaStream", "StreamRefused"]
 
 
-class StreamRefused(Exception):
-    """The stream does not belong to a call we answered, or that call already streamed or
-    ended: close it."""
+class FallbackAgent(KeypadAgent):
+    """What a call falls back to when its agent fails: an apology, then the keypad choices."""
+
+    async def start(self) -> None:
+        self.line.play(prompt_audio(FALLBACK), label="fallback")
+        self.line.mark(self.GREETING_MARK)
 
 
 class MediaStream:
-    def __init__(
-        self,
-        settings: Settings,
-        database: Database,
-        broker: dramatiq.Broker,
-        agent: Agent,
-        send: Callable[[str], None],
-    ) -> None:
-        self.settings, self.database, self.broker = settings, database, broker
-        self.agent, self.send = agent, send
+    def __init__(self, ctx: MediaContext, send: Send, writable: Any = None) -> None:
+        self.ctx, self._send = ctx, send
+        self._writable = writable or (lambda: True)
         self.state = "connecting"  # → started → stopped
         self.start: protocol.Start | None = None
         self.recorder: MulawWavWriter | None = None
+        self.agent: Agent | None = None
+        self.line: Line | None = None
+        self.playout: Playout | None = None
+        self.vad = Vad()
         self.frames = 0
         self.received = 0
+        self.end_reason = "caller hung up"
+        self.failure: str | None = None
+        #: Loop time of the last frame received: the server closes streams idle too long.
+        self.last_frame_at = asyncio.get_running_loop().time()
         self._unflushed: dict[str, int] = {}
 
     # -- receiving -------------------------------------------------------------------------
 
-    def receive(self, raw: str | bytes) -> None:
-        started = time.perf_counter()
+    async def receive(self, raw: str | bytes) -> None:
+        timed = self.received % TIMING_SAMPLE_EVERY == 0
+        started = time.perf_counter() if timed else 0.0
         result = "ok"
         try:
-            self._handle(protocol.parse(raw))
+            await self._handle(protocol.parse(raw))
         except FrameError as exc:
             result = exc.result
             if self.state == "connecting":
@@ -103,7 +106,7 @@ class MediaStream:
         finally:
             self.received += 1
             self._unflushed[result] = self._unflushed.get(result, 0) + 1
-            if self.received % TIMING_SAMPLE_EVERY == 1:
+            if timed:
                 metrics.MEDIA_FRAME_SECONDS.observe(time.perf_counter() - started)
             if self.received % METRICS_FLUSH_FRAMES == 0:
                 self.flush_metrics()
@@ -113,146 +116,166 @@ class MediaStream:
             metrics.MEDIA_FRAMES.labels(result).inc(count)
         self._unflushed.clear()
 
-    def _handle(self, message: dict[str, object]) -> None:
+    async def _handle(self, message: dict[str, Any]) -> None:
         event = message["event"]
+        if event == "media" and self.state == "started":  # the hot path: 50 a second
+            audio = protocol.media_payload(message)
+            if audio:
+                await self._caller_audio(audio)
+            return
         if event == "connected":
             return
         if event == "start":
             if self.state != "connecting":
                 raise FrameError("out_of_order", "a second start")
-            self._on_start(protocol.parse_start(message))  # type: ignore[arg-type]
+            try:
+                start = protocol.parse_start(message)
+            except FrameError as exc:
+                raise StreamRefused(f"unusable start: {exc}") from None
+            await self._on_start(start)
             return
         if self.state != "started":
             raise FrameError("out_of_order", f"{event} before start or after stop")
-        if event == "media":
-            audio = protocol.media_payload(message)  # type: ignore[arg-type]
-            assert self.recorder is not None
-            self.recorder.write(audio)
-            self.frames += 1
-            self._reply(self.agent.audio(audio))
-        elif event == "dtmf":
-            self._reply(self.agent.dtmf(protocol.dtmf_digit(message)))  # type: ignore[arg-type]
+        if event == "dtmf":
+            await self._to_agent(Dtmf(protocol.dtmf_digit(message)))
         elif event == "mark":
-            self._reply(self.agent.mark(protocol.mark_name(message)))  # type: ignore[arg-type]
+            await self._to_agent(MarkPlayed(protocol.mark_name(message)))
         elif event == "stop":
-            self.finish()
+            self.state = "stopping"
 
     @property
     def receive_timeout_s(self) -> float:
-        """How long the transport waits for the next frame before it closes the socket."""
+        """How long the server waits for the next frame before it closes the socket."""
         return START_TIMEOUT_S if self.state == "connecting" else RECEIVE_TIMEOUT_S
 
-    def _on_start(self, start: protocol.Start) -> None:
-        relative = Path(str(start.business_id)) / f"{start.call_sid}.wav"
-        with self.database.session() as session:
-            # One conditional UPDATE claims the call: two starts racing for it (a replay, a
-            # second socket) cannot both see it unclaimed, and a refused one writes nothing.
-            claimed = session.execute(
-                update(CALLS)
-                .where(
-                    CALLS.c.id == start.call_id,
-                    CALLS.c.business_id == start.business_id,
-                    CALLS.c.provider_call_sid == start.call_sid,
-                    CALLS.c.direction == "inbound",
-                    CALLS.c.stream_sid.is_(None),
-                    CALLS.c.ended_at.is_(None),
-                    CALLS.c.status.not_in(FINAL_CALL_STATUSES),
-                )
-                .values(stream_sid=start.stream_sid, recording_path=str(relative))
-                .returning(CALLS.c.from_number)
-            ).first()
-            if claimed is None:
-                session.rollback()
-                raise StreamRefused(
-                    f"start names call {start.call_id} ({start.call_sid}), which we did not "
-                    "answer or which already streamed or ended"
-                )
-            from_number = claimed.from_number
-            session.commit()
+    async def _caller_audio(self, audio: bytes) -> None:
+        playout = self.playout
+        assert self.recorder is not None and playout is not None
+        self.recorder.write(audio)
+        self.frames += 1
+        playout.inline = True
+        try:
+            await self._hear(audio, playout)
+        finally:
+            playout.inline = False
+        await playout.send_inline()
+
+    async def _hear(self, audio: bytes, playout: Playout) -> None:
+        agent = self.agent
+        change = self.vad.feed(audio) if agent is not None and agent.local_vad else None
+        if change == "started":
+            await self._to_agent(SpeechStarted())
+            if agent is not None and agent.local_barge_in and playout.playing:
+                heard = playout.clear()
+                await self._to_agent(Interrupted(heard.label, heard.ms))
+        elif change == "stopped":
+            await self._to_agent(SpeechStopped())
+        await self._to_agent(CallerAudio(audio))
+
+    async def _to_agent(self, event: Event) -> None:
+        if self.agent is None:
+            return
+        try:
+            await self.agent.on_event(event)
+        except Exception as exc:
+            logger.exception("call %s: agent failed on %s", self._call_sid(), type(event).__name__)
+            self._fail(f"agent error: {type(exc).__name__}: {exc}"[:300])
+
+    async def _on_start(self, start: protocol.Start) -> None:
+        info, agent = await self.ctx.start_call(start)
         self.start = start
-        self.recorder = MulawWavWriter(self.settings.recordings_dir / relative)
+        relative = f"{start.business_id}/{start.call_sid}.wav"
+        self.recorder = MulawWavWriter(self.ctx.settings.recordings_dir / relative)
         self.state = "started"
         metrics.MEDIA_STREAMS_ACTIVE.inc()
-        info = CallInfo(start.business_id, start.call_id, start.call_sid, from_number)
-        self._reply(self.agent.start(info))
+        self.playout = Playout(self.ctx.pacer, start.stream_sid, self._send, self._writable)
+        self.line = Line(info, self.playout, self._perform, self._fail)
+        await self._start_agent(agent)
+        # Let the pacer send the greeting's first frames before the caller's frames that
+        # queued up during the claim are read: the first audio must not wait for them.
+        await asyncio.sleep(0)
 
-    # -- replying --------------------------------------------------------------------------
+    async def _start_agent(self, agent: Agent) -> None:
+        assert self.line is not None
+        self.agent = agent
+        agent.line = self.line
+        try:
+            await agent.start()
+        except Exception as exc:
+            logger.exception("call %s: agent failed to start", self._call_sid())
+            self._fail(f"agent could not start: {type(exc).__name__}: {exc}"[:300])
 
-    def _reply(self, replies: list[Reply]) -> None:
-        assert self.start is not None
-        sid = self.start.stream_sid
-        for reply in replies:
-            if isinstance(reply, Play):
-                for offset in range(0, len(reply.audio), FRAME_BYTES):
-                    chunk = reply.audio[offset : offset + FRAME_BYTES]
-                    self.send(protocol.outgoing_media(sid, chunk))
-            elif isinstance(reply, Mark):
-                self.send(protocol.outgoing_mark(sid, reply.name))
-            elif isinstance(reply, Clear):
-                self.send(protocol.outgoing_clear(sid))
-            elif isinstance(reply, RequestCallback):
-                self._record_choice(callback=True)
-            elif isinstance(reply, OptOut):
-                self._record_choice(opt_out=True)
+    # -- acting ----------------------------------------------------------------------------
 
-    def _record_choice(self, callback: bool = False, opt_out: bool = False) -> None:
-        assert self.start is not None
-        with self.database.session() as session:
-            call = session.get_one(Call, self.start.call_id)
-            if callback:
-                call.callback_requested = True
-            if opt_out:
-                call.opted_out = True
-                # At once, not after the call: the dialer must never call this number again.
-                if call.from_number:
-                    insert_ignoring_conflicts(
-                        session,
-                        DncEntry.__table__,
-                        {
-                            "business_id": call.business_id,
-                            "phone_e164": call.from_number,
-                            "reason": "caller opted out by keypad",
-                        },
+    async def _perform(self, action: Action) -> None:
+        assert self.line is not None
+        await perform(self.ctx, self.line.info, self.line, action)
+        if isinstance(action, HangUp):
+            self.end_reason = action.reason
+
+    def _fail(self, reason: str) -> None:
+        """The agent failed: the caller hears the fallback prompt and gets the keypad; the
+        reason goes on the call log. A fallback that fails ends the stream quietly."""
+        if self.failure is not None or self.line is None or self.state != "started":
+            return
+        self.failure = reason
+        logger.warning("call %s: agent failed, falling back: %s", self._call_sid(), reason)
+        metrics.AGENT_FAILURES.inc()
+        failed = self.agent
+        assert self.playout is not None
+        self.playout.clear()
+        fallback = FallbackAgent()
+        self.agent = None
+        line = self.line
+
+        async def switch() -> None:
+            if failed is not None:
+                try:
+                    await failed.stop(f"failed: {reason}")
+                except Exception:
+                    logger.exception(
+                        "call %s: failed agent did not stop cleanly", line.info.call_sid
                     )
-            session.commit()
-        logger.info(
-            "call %s: caller %s",
-            self.start.call_sid,
-            "asked for a callback" if callback else "opted out",
-        )
+            await self.ctx.blocking(
+                call_log.update_call, self.ctx.database, line.info.call_id, agent_error=reason
+            )
+            await self._start_agent(fallback)
+
+        self.ctx.spawn(switch())
 
     # -- ending ----------------------------------------------------------------------------
 
-    def finish(self) -> None:
+    async def finish(self) -> None:
         """On ``stop`` or when the socket closes: idempotent."""
         self.flush_metrics()
-        if self.state != "started":
+        if self.state not in ("started", "stopping"):
             self.state = "stopped"
             return
         self.state = "stopped"
         metrics.MEDIA_STREAMS_ACTIVE.dec()
-        assert self.start is not None and self.recorder is not None
+        assert self.start is not None and self.recorder is not None and self.line is not None
+        assert self.playout is not None
         self.recorder.close()
-        self.agent.stop()
-        call_sid = self.start.call_sid
-        with self.database.session() as session:
-            call = session.get_one(Call, self.start.call_id)
-            call.ended_at = call.ended_at or utcnow()
-            if call.status == "in-progress":
-                call.status = "completed"
-            call.duration_s = self.recorder.duration_ms // 1000
-            enqueue_after_commit(
-                session, LEADS_CREATE_FROM_CALL.message(call_sid=call_sid), self.broker
-            )
-            enqueue_after_commit(
-                session, RECORDINGS_PROCESS.message(call_sid=call_sid), self.broker
-            )
+        self.playout.close()
+        agent, self.agent = self.agent, None
+        if agent is not None:
             try:
-                session.commit()
-            except QueueUnavailable:
-                # The call log is saved; the reconciler finds calls without a processed
-                # recording and sends both follow-ups again.
-                logger.error("call %s: follow-up messages not queued (broker down)", call_sid)
+                await agent.stop(self.end_reason)
+            except Exception:
+                logger.exception("call %s: agent did not stop cleanly", self._call_sid())
+        await self.line.close()
+        info = self.line.info
+        await self.ctx.blocking(
+            call_log.finish,
+            self.ctx.database,
+            self.ctx.broker,
+            info.call_id,
+            self.recorder.duration_ms,
+            transcript=self.line.transcript_lines,
+        )
 
     def _sid(self) -> str:
         return self.start.stream_sid if self.start else "(not started)"
+
+    def _call_sid(self) -> str:
+        return self.start.call_sid if self.start else "(not started)"

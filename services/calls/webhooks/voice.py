@@ -1,8 +1,10 @@
-"""POST /webhook/twilio/voice: answer an inbound call with a bidirectional media stream.
+"""POST /webhook/twilio/voice: connect an answered call to the voice agent's media stream.
 
-The business is the owner of the called number. The call log is created once per CallSid
-(Twilio retries a slow webhook), then the TwiML connects the call to ``/ws/media``. Twilio
-forbids query strings on stream URLs, so the business and call ids travel as ``<Parameter>``s.
+Inbound: the business is the owner of the called number; the call log is created once per
+CallSid (Twilio retries a slow webhook). Outbound (a campaign call the person answered; the
+dialer's URL names the job and attempt): the call log the dialer created. Either way the TwiML
+connects the call to the media server's stream URL; Twilio forbids query strings there, so
+the business and call ids travel as ``<Parameter>``s. An answering machine is hung up on.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ from twilio.twiml.voice_response import Connect, VoiceResponse
 from libs.common.db import insert_ignoring_conflicts
 from libs.common.models import Call, PhoneNumber
 from libs.common.settings import Settings
-from libs.common.telephony import twilio_signature
 from libs.common.telephony.phones import InvalidPhone, to_e164
 from libs.common.web.db import get_session
 from libs.common.web.errors import ApiError
@@ -27,7 +28,6 @@ logger = logging.getLogger(__name__)
 blueprint = Blueprint("twilio_voice", __name__)
 
 CALL_SID = re.compile(r"^CA[0-9a-fA-F]{32}$")
-MEDIA_PATH = "/ws/media"
 UNKNOWN_NUMBER_MESSAGE = (
     "Sorry, this number is not in service. Please check the number and try again. Goodbye."
 )
@@ -51,6 +51,8 @@ def voice() -> Response:
     call_sid = request.form.get("CallSid", "")
     if not CALL_SID.match(call_sid):
         raise ApiError(400, "bad_request", "CallSid must be CA followed by 32 hex digits")
+    if request.form.get("Direction", "").startswith("outbound"):
+        return _outbound(settings, call_sid)
     to_number = _number("To")
     try:
         from_number = to_e164(request.form.get("From", ""))
@@ -80,12 +82,35 @@ def voice() -> Response:
     )
     call = session.scalars(select(Call).where(Call.provider_call_sid == call_sid)).one()
     session.commit()
+    return _stream(settings, call)
+
+
+def _stream(settings: Settings, call: Call) -> Response:
     response = VoiceResponse()
     connect = Connect()
-    stream = connect.stream(
-        url=twilio_signature.websocket_url(settings.public_base_url, MEDIA_PATH)
-    )
+    stream = connect.stream(url=settings.stream_url)
     stream.parameter(name="business_id", value=str(call.business_id))
     stream.parameter(name="call_id", value=str(call.id))
     response.append(connect)
     return _twiml(response)
+
+
+def _outbound(settings: Settings, call_sid: str) -> Response:
+    """A campaign call was answered: a person reaches the same agent as inbound callers."""
+    job, attempt = request.args.get("job", ""), request.args.get("attempt", "")
+    if not (job.isdigit() and attempt.isdigit() and len(job) <= 18 and len(attempt) <= 9):
+        raise ApiError(400, "bad_request", "an outbound call's URL must name its job and attempt")
+    session = get_session()
+    call = session.scalar(select(Call).where(Call.job_id == int(job),
+                                             Call.attempt == int(attempt)))  # fmt: skip
+    if call is None or call.provider_call_sid not in (None, call_sid):
+        raise ApiError(404, "not_found", f"no call for job {job} attempt {attempt}")
+    if call.provider_call_sid is None:
+        # The answer came before the worker stored the id (as a status callback can).
+        call.provider_call_sid = call_sid
+    session.commit()
+    if request.form.get("AnsweredBy", "").startswith(("machine", "fax")):
+        response = VoiceResponse()
+        response.hangup()
+        return _twiml(response)
+    return _stream(settings, call)

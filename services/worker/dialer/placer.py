@@ -42,6 +42,11 @@ def status_callback_url(public_base_url: str, claim: Claim) -> str:
     return f"{public_base_url}/webhook/twilio/status?{query}"
 
 
+def voice_url(public_base_url: str, claim: Claim) -> str:
+    query = urlencode({"job": claim.job_id, "attempt": claim.attempt})
+    return f"{public_base_url}/webhook/twilio/voice?{query}"
+
+
 def place_call(ctx: WorkerContext, claim: Claim) -> str:
     """Create the provider call; returns created, requeued, failed or unknown."""
     settings = ctx.settings
@@ -51,7 +56,8 @@ def place_call(ctx: WorkerContext, claim: Claim) -> str:
             resource = ctx.twilio.calls.create(
                 to=claim.phone,
                 from_=settings.twilio_from_number,
-                url=f"{settings.public_base_url}/webhook/twilio/voice",
+                # Answered: the voice webhook connects the person to the voice agent.
+                url=voice_url(settings.public_base_url, claim),
                 status_callback=status_callback_url(settings.public_base_url, claim),
                 status_callback_method="POST",
                 # No "initiated": "ringing" attaches the call id as early, for a quarter fewer

@@ -1,4 +1,5 @@
-// Calls: the call log, filtered by run, lead and status.
+// Calls: the call log, filtered by run, lead and status; a call's transcript (both sides,
+// timestamped) and what its voice agent did, under "Transcript".
 
 import { api } from "../api.js";
 import { fill, h, show, when } from "../dom.js";
@@ -6,6 +7,34 @@ import { field, guard, pageError, pager, statusBadge, table } from "../ui.js";
 
 const STATUSES = ["queued", "initiated", "ringing", "in-progress", "completed", "busy",
   "no-answer", "failed", "canceled"];
+
+function agentOutcome(call) {
+  const parts = [];
+  if (call.disposition) parts.push(call.disposition);
+  if (call.transferred_to) parts.push(`transferred (${call.transfer_mode}) to ${call.transferred_to}`);
+  if (call.agent_error) parts.push(`fell back: ${call.agent_error}`);
+  return parts.length ? parts.join("; ") : "—";
+}
+
+// The transcript is read when asked for: the list stays one request per page.
+function transcriptToggle(call) {
+  const body = h("div", { class: "transcript" });
+  const details = h("details", { class: "transcript-toggle" }, h("summary", {}, "Show"), body);
+  details.addEventListener("toggle", () => {
+    if (!details.open || body.dataset.loaded) return;
+    body.dataset.loaded = "yes";
+    guard(async () => {
+      const detail = await api("GET", `/calls/${call.id}`);
+      fill(body, detail.transcript.length === 0
+        ? h("p", { class: "empty" }, "Nothing was said on this call.")
+        : h("ol", { class: "transcript-lines" }, detail.transcript.map((line) =>
+          h("li", { class: `transcript-${line.role}` },
+            h("time", { datetime: line.at }, when(line.at)), " ",
+            h("strong", {}, `${line.role}:`), " ", line.text))));
+    });
+  });
+  return details;
+}
 
 export async function render(root, ctx) {
   const filters = {
@@ -31,6 +60,8 @@ export async function render(root, ctx) {
       ["Error", (c) => (c.error ? `${c.error.message || ""} (${c.error.code})` : "—")],
       ["Created", (c) => when(c.created_at)],
       ["Ended", (c) => when(c.ended_at)],
+      ["Agent", (c) => agentOutcome(c)],
+      ["Transcript", (c) => transcriptToggle(c)],
     ], { empty: "No calls match." }),
     pager(data, (p) => { filters.page = p; guard(load); }));
   };

@@ -1,7 +1,7 @@
 """event webhooks: endpoints, events, deliveries, attempts
 
 Revision ID: event_webhooks
-Revises: 0005
+Revises: 0006_voice_agents
 Create Date: 2026-12-06
 
 The lead re-chains down_revision when several 0006 migrations land together.
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "event_webhooks"
-down_revision: str | None = "0005"
+down_revision: str | None = "0006_voice_agents"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,28 @@
+"""Gunicorn settings for the calls service's media server (Twilio Media Streams on asyncio).
+
+    gunicorn -c services/calls/media/gunicorn_conf.py
+
+The webhooks keep services/calls/gunicorn_conf.py; `switchboard calls` runs both in the calls
+container.
+"""
+
+import os
+
+from libs.common.web import gunicorn_hooks
+
+_metrics_dir = gunicorn_hooks.prepare_metrics_env("calls-media")
+
+wsgi_app = "services.calls.media.server:app_factory"
+bind = os.environ.get("CALLS_MEDIA_BIND", "0.0.0.0:5060")
+# One event loop per core: a stream is CPU-bound (parse, record, reply at 50 frames/s).
+workers = int(os.environ.get("CALLS_MEDIA_WORKERS", "2"))
+worker_class = "aiohttp.GunicornWebWorker"
+# Streams last as long as calls: no request timeout; a restart closes them (on_shutdown).
+timeout = 30
+graceful_timeout = 20
+keepalive = 5
+accesslog = None
+control_socket_disable = True
+on_starting = gunicorn_hooks.make_on_starting(_metrics_dir)
+child_exit = gunicorn_hooks.child_exit
+post_worker_init = gunicorn_hooks.post_worker_init

@@ -1,0 +1,262 @@
+"""The agent's audio to the caller, paced at one 20 ms frame every 20 ms.
+
+Twilio plays what it is sent as it arrives, so audio sent faster than real time piles up in
+Twilio's buffer where a barge-in can only ``clear`` it blind, and audio sent late is a gap the
+caller hears. Each stream's ``Playout`` holds the frames not yet sent; one ``Pacer`` per
+process (a single task, not a timer per frame) sends every stream's due frame on a fixed
+schedule, ``LEAD_S`` ahead of what the caller hears: a late tick does not move the next one,
+and a stream that fell behind starts a new schedule instead of bursting. Marks go out right
+after the audio queued before them, so Twilio echoes each one when that audio has played.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import binascii
+import heapq
+import itertools
+import json
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from libs.common import metrics
+from services.calls.media.frames import FRAME_BYTES, FRAME_MS
+
+logger = logging.getLogger(__name__)
+
+FRAME_S = FRAME_MS / 1000
+#: A frame due this soon is sent now: one wake-up serves every stream due within it.
+EARLY_S = 0.002
+#: How far ahead of the caller's ear audio is sent (what Twilio holds in its buffer): a frame
+#: leaves when less than this is left to play. It rides out a busy loop or a burst of late
+#: frames (an echo, a model's delta) without adding latency, and costs nothing on barge-in:
+#: Twilio's ``clear`` empties its buffer too. A stream that fell behind (the loop was busy,
+#: or the agent was silent) starts its schedule again from now: never a burst beyond it.
+LEAD_S = 0.100
+#: μ-law silence, to pad the last frame of a clip.
+SILENCE = b"\xff"
+
+Send = Callable[[str], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Heard:
+    """How much of the audio labelled ``label`` had been played when playback stopped."""
+
+    label: str | None
+    ms: int
+
+
+class Playout:
+    """One stream's queue of outgoing frames and marks (not thread-safe: the loop's only)."""
+
+    def __init__(
+        self, pacer: Pacer, stream_sid: str, send: Send, writable: Callable[[], bool] = lambda: True
+    ) -> None:
+        self.pacer, self.stream_sid, self._send, self._writable = pacer, stream_sid, send, writable
+        self._loop = asyncio.get_running_loop()
+        self._opened_at = self._loop.time()
+        self._items: deque[tuple[bytes | None, str | None]] = deque()
+        #: When the caller will have heard everything sent so far (loop time).
+        self.next_due = 0.0
+        #: Bumped by clear(): entries of the pacer's heap from before it are ignored.
+        self.generation = 0
+        self.scheduled = False
+        self.closed = False
+        self.frames_sent = 0
+        self.frames_dropped = 0
+        self._label: str | None = None
+        self._label_frames = 0
+        self._clear_pending = False
+        self._live = False
+        #: Set by the stream while the agent handles a caller frame: audio due at once is then
+        #: sent by the stream itself right after (send_inline), not handed to the pacer's task.
+        self.inline = False
+        self._inline_due = False
+        self._prefix = f'{{"event":"media","streamSid":"{stream_sid}","media":{{"payload":"'
+
+    @property
+    def pending_frames(self) -> int:
+        return sum(1 for audio, _ in self._items if audio is not None)
+
+    @property
+    def playing(self) -> bool:
+        """Audio is queued, or the last frame sent is still being played."""
+        return bool(self._items) or self.next_due > self._loop.time()
+
+    def play(self, audio: bytes, label: str | None = None, live: bool = False) -> None:
+        """Queue μ-law audio (any length; the last frame is padded with silence). ``live``
+        audio is already real time (a relay of the caller's own frames): it leaves at once,
+        since holding it to the schedule would only turn a burst into lasting delay."""
+        if self.closed or not audio:
+            return
+        if live:
+            self._live = True
+        for offset in range(0, len(audio), FRAME_BYTES):
+            frame = audio[offset : offset + FRAME_BYTES]
+            if len(frame) < FRAME_BYTES:
+                frame += SILENCE * (FRAME_BYTES - len(frame))
+            self._items.append((frame, label))
+        self._kick()
+
+    def mark(self, name: str) -> None:
+        if self.closed:
+            return
+        self._items.append((None, name))
+        self._kick()
+
+    def clear(self) -> Heard:
+        """Drop what is queued and have Twilio drop what it buffered (its ``clear``, sent at
+        once); say how much of the current clip was heard."""
+        heard = self.heard()
+        self._items.clear()
+        self.generation += 1
+        self.scheduled = False
+        self._inline_due = False
+        self.next_due = 0.0
+        self._label, self._label_frames = None, 0
+        if not self.closed:
+            self._clear_pending = True
+            self._kick()
+        return heard
+
+    def heard(self) -> Heard:
+        now = self._loop.time()
+        still_playing_ms = max(0.0, (self.next_due - now) * 1000)
+        return Heard(self._label, max(0, round(self._label_frames * FRAME_MS - still_playing_ms)))
+
+    def close(self) -> None:
+        self.closed = True
+        self._items.clear()
+        self.generation += 1
+
+    def _kick(self) -> None:
+        if not self.scheduled:
+            self.scheduled = True
+            loop_time = self._loop.time()
+            due = loop_time if self._live else max(self.next_due - LEAD_S, loop_time)
+            if self.inline and due <= loop_time:
+                self._inline_due = True
+            else:
+                self.pacer.schedule(self, due)
+
+    async def send_inline(self) -> None:
+        """Send what became due while the stream had the agent handle a frame (an echo, a
+        clear): one task switch less per frame than through the pacer."""
+        if self._inline_due:
+            self._inline_due = False
+            if self.scheduled and not self.closed:
+                due = await self.send_due(self._loop.time())
+                if due is not None:
+                    self.pacer.schedule(self, due)
+
+    async def send_due(self, now: float) -> float | None:
+        """Send the next frame (and the marks right behind it); the next due time, if any."""
+        items = self._items
+        if self._clear_pending:
+            self._clear_pending = False
+            await self._send_text(f'{{"event":"clear","streamSid":"{self.stream_sid}"}}')
+        while items and items[0][0] is None:
+            await self._send_text(_mark(self.stream_sid, items.popleft()[1] or ""))
+        if items:
+            frame, label = items.popleft()
+            assert frame is not None
+            if label != self._label:
+                self._label, self._label_frames = label, 0
+            if self.closed:
+                pass
+            elif self._writable():
+                await self._send(f'{self._prefix}{_b64(frame)}"}}}}')
+                self.frames_sent += 1
+                if self.frames_sent == 1:
+                    metrics.AGENT_FIRST_AUDIO.observe(self._loop.time() - self._opened_at)
+            else:
+                # The caller's socket is not draining: drop rather than stall every stream.
+                self.frames_dropped += 1
+                metrics.MEDIA_FRAMES_DROPPED.inc()
+            self._label_frames += 1
+            self.next_due = max(self.next_due, now) + FRAME_S
+            while items and items[0][0] is None:
+                await self._send_text(_mark(self.stream_sid, items.popleft()[1] or ""))
+        if items and not self.closed:
+            return now if self._live else self.next_due - LEAD_S
+        self.scheduled = False
+        return None
+
+    async def _send_text(self, text: str) -> None:
+        if not self.closed:
+            await self._send(text)
+
+
+def _b64(frame: bytes) -> str:
+    return binascii.b2a_base64(frame, newline=False).decode("ascii")
+
+
+def _mark(stream_sid: str, name: str) -> str:
+    return json.dumps({"event": "mark", "streamSid": stream_sid, "mark": {"name": name}})
+
+
+class Pacer:
+    """Sends every stream's due frames from one task per process."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, int, Playout]] = []
+        self._order = itertools.count()
+        self._waiter: asyncio.Future[None] | None = None
+        self._sleep_until = float("inf")
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="pacer")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+
+    def schedule(self, playout: Playout, due: float) -> None:
+        heapq.heappush(self._heap, (due, next(self._order), playout.generation, playout))
+        if due < self._sleep_until and self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        heap = self._heap
+        while True:
+            now = loop.time()
+            while heap and heap[0][0] <= now + EARLY_S:
+                _, _, generation, playout = heapq.heappop(heap)
+                if generation != playout.generation or playout.closed:
+                    continue  # cleared or closed since it was scheduled
+                try:
+                    due = await playout.send_due(now)
+                except Exception as exc:  # a socket that died mid-send: that stream only
+                    logger.info("media stream %s: send failed: %s", playout.stream_sid, exc)
+                    playout.close()
+                    continue
+                if due is not None:
+                    heapq.heappush(heap, (due, next(self._order), generation, playout))
+                now = loop.time()
+            self._waiter = loop.create_future()
+            timer = None
+            if heap:
+                self._sleep_until = heap[0][0] - EARLY_S
+                timer = loop.call_at(self._sleep_until, _wake, self._waiter)
+            else:
+                self._sleep_until = float("inf")
+            try:
+                await self._waiter
+            finally:
+                if timer is not None:
+                    timer.cancel()
+                self._sleep_until = float("-inf")
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)

@@ -1,0 +1,217 @@
+"""The media server: Twilio Media Streams on asyncio (aiohttp, whose WebSocket reader and
+writer are compiled), one event loop per gunicorn worker serving hundreds of streams.
+
+``GET /ws/media``: the upgrade's ``X-Twilio-Signature`` is checked against the stream URL Twilio
+was given (``Settings.stream_url``; Twilio signs it with no parameters) before the handshake,
+403 otherwise. Then each frame goes to the stream's pipeline (``stream.MediaStream``). Also
+``/healthz``, ``/readyz`` (database and broker) and ``/metrics``, like every service. The
+Twilio webhooks stay on the calls service's Flask app (``services/calls/app.py``).
+
+    gunicorn -c services/calls/media/gunicorn_conf.py
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from typing import Any
+
+import dramatiq
+from aiohttp import WSMsgType, web
+
+from libs.common import metrics
+from libs.common.broker import build_broker
+from libs.common.db import Database
+from libs.common.logs import configure_logging
+from libs.common.queue_health import QueueUnavailable, check_broker
+from libs.common.settings import Settings, get_settings
+from libs.common.telephony import twilio_signature
+from services.calls.media.context import MediaContext
+from services.calls.media.stream import MediaStream, StreamRefused
+
+logger = logging.getLogger(__name__)
+
+MEDIA_PATH = "/ws/media"
+#: Keepalive pings: a proxy or NAT must not drop a quiet caller's socket.
+PING_INTERVAL_S = 20
+#: A 20 ms frame is ~400 bytes; larger messages are refused by the reader itself.
+MAX_MESSAGE_BYTES = 64 * 1024
+#: Outgoing bytes a caller's socket may hold unsent before the agent's frames are dropped
+#: (~40 frames). Below asyncio's high-water mark (64 KiB), so a send never waits for a drain:
+#: the pacer serves every stream from one task, and one stalled caller must not stall them.
+MAX_UNSENT_BYTES = 16 * 1024
+SWITCH_INTERVAL_S = 0.001
+#: How often streams are checked for idleness (stream.RECEIVE_TIMEOUT_S, START_TIMEOUT_S).
+IDLE_SWEEP_S = 1
+
+CONTEXT = web.AppKey("media_context", MediaContext)
+#: Open sockets and their streams, for the idle sweep and a clean shutdown.
+STREAMS: web.AppKey[dict[web.WebSocketResponse, MediaStream]] = web.AppKey("media_streams", dict)
+
+metrics.WEBHOOK_SIGNATURE_FAILURES.labels(MEDIA_PATH)
+
+
+def signature_ok(settings: Settings, request: web.Request) -> bool:
+    if not settings.twilio_auth_token:
+        return False
+    signature = request.headers.get("X-Twilio-Signature")
+    if request.query_string:
+        return False  # Twilio's stream URLs carry no query: this is not Twilio's request
+    return twilio_signature.is_valid(settings.twilio_auth_token, settings.stream_url, {}, signature)
+
+
+def _error(status: int, code: str, message: str) -> web.Response:
+    return web.json_response({"error": {"code": code, "message": message}}, status=status)
+
+
+async def media_stream(request: web.Request) -> web.StreamResponse:
+    ctx = request.app[CONTEXT]
+    if not signature_ok(ctx.settings, request):
+        metrics.WEBHOOK_SIGNATURE_FAILURES.labels(MEDIA_PATH).inc()
+        logger.warning(
+            "refused media stream upgrade: %s X-Twilio-Signature",
+            "wrong" if request.headers.get("X-Twilio-Signature") else "missing",
+        )
+        return _error(403, "invalid_signature", "missing or invalid X-Twilio-Signature")
+    # No receive_timeout: it re-arms a timer on every frame; the idle sweep reads a timestamp.
+    ws = web.WebSocketResponse(heartbeat=PING_INTERVAL_S, max_msg_size=MAX_MESSAGE_BYTES)
+    if not ws.can_prepare(request).ok:
+        return _error(400, "bad_request", "a WebSocket upgrade is required")
+    await ws.prepare(request)
+    loop = asyncio.get_running_loop()
+    transport = request.transport
+
+    def writable() -> bool:
+        return transport is not None and transport.get_write_buffer_size() < MAX_UNSENT_BYTES
+
+    stream = MediaStream(ctx, ws.send_str, writable)
+    request.app[STREAMS][ws] = stream
+    try:
+        async for message in ws:
+            if message.type in (WSMsgType.TEXT, WSMsgType.BINARY):
+                stream.last_frame_at = loop.time()
+                await stream.receive(message.data)
+                if stream.state == "stopping":
+                    break
+            elif message.type == WSMsgType.ERROR:
+                # Oversized or malformed at the WebSocket level: aiohttp closes the socket.
+                logger.warning("media stream %s: socket error: %s", stream._sid(), ws.exception())
+                break
+    except StreamRefused as exc:
+        logger.warning("media stream refused: %s", exc)
+    except Exception:
+        # One stream's bug must not take the others on this loop down with it.
+        logger.exception("media stream failed")
+    finally:
+        request.app[STREAMS].pop(ws, None)
+        try:
+            await stream.finish()
+        except Exception:
+            logger.exception("media stream %s: could not close the call log", stream._sid())
+        await ws.close()
+    return ws
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    ctx = request.app[CONTEXT]
+    checks: dict[str, dict[str, Any]] = {}
+    try:
+        await ctx.blocking(ctx.database.ping)
+        checks["database"] = {"ok": True}
+    except Exception as exc:  # any driver error means "not ready", never a 500
+        checks["database"] = {"ok": False, "error": type(exc).__name__}
+    try:
+        await ctx.blocking(
+            check_broker, ctx.settings.redis_url, ctx.settings.broker_check_timeout_s
+        )
+        checks["broker"] = {"ok": True}
+    except QueueUnavailable as exc:
+        checks["broker"] = {"ok": False, "error": exc.message}
+    down = sorted(name for name, check in checks.items() if not check["ok"])
+    if down:
+        return web.json_response(
+            {
+                "status": "unavailable",
+                "checks": checks,
+                "error": {"code": "not_ready", "message": f"unreachable: {', '.join(down)}"},
+            },
+            status=503,
+        )
+    return web.json_response({"status": "ready", "checks": checks})
+
+
+async def metrics_endpoint(request: web.Request) -> web.Response:
+    body, content_type = metrics.render_latest()
+    return web.Response(body=body, headers={"Content-Type": content_type})
+
+
+def create_app(
+    settings: Settings | None = None,
+    broker: dramatiq.Broker | None = None,
+    database: Database | None = None,
+) -> web.Application:
+    settings = settings or get_settings()
+    configure_logging(settings)
+    # The loop must get the GIL back quickly from a pool thread running database code: at the
+    # default 5 ms a few busy threads delay every stream's frames by tens of milliseconds.
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
+    if broker is None and settings.redis_url:
+        broker = build_broker(settings, worker=False)
+    if broker is not None:
+        dramatiq.set_broker(broker)  # the outbox sends through the global broker
+    database = database or Database(settings.database_url)
+    app = web.Application(client_max_size=64 * 1024)
+    ctx = MediaContext(
+        settings, database, broker or dramatiq.get_broker(), settings.media_blocking_threads
+    )
+    app[CONTEXT] = ctx
+    app[STREAMS] = {}
+    app.router.add_get(MEDIA_PATH, media_stream)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics_endpoint)
+    app.on_startup.append(_start)
+    app.on_shutdown.append(_close_streams)
+    app.on_cleanup.append(_cleanup)
+    return app
+
+
+async def _start(app: web.Application) -> None:
+    app[CONTEXT].pacer.start()
+    app[CONTEXT].spawn(_sweep_idle(app))
+
+
+async def _sweep_idle(app: web.Application) -> None:
+    """Close streams that sent nothing (not even media) for their receive timeout."""
+    loop = asyncio.get_running_loop()
+    while True:
+        await asyncio.sleep(IDLE_SWEEP_S)
+        now = loop.time()
+        for ws, stream in list(app[STREAMS].items()):
+            timeout = stream.receive_timeout_s
+            if now - stream.last_frame_at > timeout:
+                logger.warning("media stream %s idle for %.0f s: closing", stream._sid(), timeout)
+                await ws.close(code=1000, message=b"idle")
+
+
+async def _close_streams(app: web.Application) -> None:
+    # A restart: close every caller's socket so each stream finishes its call log now.
+    app[CONTEXT].cancel_background()
+    for ws in list(app[STREAMS].keys()):
+        await ws.close(code=1001, message=b"server shutdown")
+
+
+async def _cleanup(app: web.Application) -> None:
+    ctx = app[CONTEXT]
+    await ctx.close()
+    ctx.database.dispose()
+
+
+async def app_factory() -> web.Application:
+    """gunicorn's aiohttp worker calls this in each worker process, after the fork."""
+    return create_app()

@@ -1,0 +1,1 @@
+"""A local realtime speech-to-speech model speaking the OpenAI Realtime API wire format."""
