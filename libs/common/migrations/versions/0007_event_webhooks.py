@@ -4,7 +4,7 @@ Revision ID: event_webhooks
 Revises: 0006_voice_agents
 Create Date: 2026-12-06
 
-The lead re-chains down_revision when several 0006 migrations land together.
+Chained after 0006_voice_agents; the lead re-chains it if the call lifecycle's lands first.
 """
 
 from collections.abc import Sequence
