@@ -60,9 +60,10 @@ LEAD_SCHEMA: dict[str, Any] = {
 
 CALL_SCHEMA: dict[str, Any] = {
     "type": "object",
-    "required": ["id", "run_id", "job_id", "lead_id", "attempt", "direction", "to", "status",
-                 "provider_call_sid", "answered_by", "duration_s", "error", "created_at",
-                 "ended_at"],
+    "required": ["id", "run_id", "job_id", "lead_id", "attempt", "direction", "to", "from",
+                 "status", "provider_call_sid", "answered_by", "duration_s", "error",
+                 "created_at", "ended_at", "disposition", "transferred_to", "transfer_mode",
+                 "agent_error"],
     "properties": {
         "id": {"type": "integer"},
         "run_id": _nullable("integer"),
@@ -71,6 +72,7 @@ CALL_SCHEMA: dict[str, Any] = {
         "attempt": {"type": "integer"},
         "direction": {"type": "string", "enum": ["outbound", "inbound"]},
         "to": {"type": "string"},
+        "from": {"type": "string", "description": "\"\" when the caller id was withheld"},
         "status": {"type": "string",
                    "enum": ["completed", "busy", "no-answer", "failed", "canceled"]},
         "provider_call_sid": _nullable("string"),
@@ -83,6 +85,10 @@ CALL_SCHEMA: dict[str, Any] = {
         ]},
         "created_at": _DATE_TIME,
         "ended_at": _NULLABLE_DATE_TIME,
+        "disposition": _nullable("string", description="set by the voice agent"),
+        "transferred_to": _nullable("string"),
+        "transfer_mode": {"enum": ["cold", "warm", None]},
+        "agent_error": _nullable("string"),
     },
 }  # fmt: skip
 
@@ -213,6 +219,11 @@ def call_data(call: Call) -> dict[str, Any]:
         "error": error,
         "created_at": iso(call.created_at),
         "ended_at": _iso(call.ended_at),
+        "from": call.from_number,
+        "disposition": call.disposition,
+        "transferred_to": call.transferred_to,
+        "transfer_mode": call.transfer_mode,
+        "agent_error": call.agent_error,
     }
 
 
