@@ -8,12 +8,12 @@ from datetime import UTC, datetime
 import redis
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from libs.common import dead_letters, heartbeats, throughput
+from libs.common import dead_letters, heartbeats
+from libs.common.broker_adapter import BrokerAdapter, shared_adapter
 from libs.common.contracts import BY_NAME, QUEUES
-from libs.common.queue_health import QueueUnavailable
+from libs.common.queue_health import QueueUnavailable, unavailable
 from libs.common.redis_client import shared_redis
 from libs.common.settings import Settings
-from libs.common.status import DRAMATIQ_NAMESPACE
 from libs.common.web.errors import ApiError, error_response
 from libs.common.web.validation import (
     bad_request,
@@ -46,18 +46,27 @@ def _operators_only() -> None:
         )
 
 
+@blueprint.errorhandler(QueueUnavailable)
+def _broker_down(exc: QueueUnavailable) -> Response:
+    return error_response(503, exc.code, exc.message, headers={"Retry-After": "5"})
+
+
 @blueprint.errorhandler(redis.RedisError)
-def _broker_down(exc: redis.RedisError) -> Response:
-    unavailable = QueueUnavailable(
-        f"the job queue is unreachable ({type(exc).__name__}); nothing was done"
-    )
-    return error_response(503, unavailable.code, unavailable.message, headers={"Retry-After": "5"})
+def _coordination_down(exc: redis.RedisError) -> Response:
+    return _broker_down(unavailable(exc))
+
+
+def _adapter() -> BrokerAdapter:
+    """Everything here reads the broker through its adapter (libs/common/broker_adapter)."""
+    settings: Settings = current_app.config["SETTINGS"]
+    return shared_adapter(settings, REDIS_TIMEOUT_S)
 
 
 def _redis() -> redis.Redis:
+    """The coordination Redis, where workers write their heartbeats."""
     settings: Settings = current_app.config["SETTINGS"]
     if not settings.redis_url:
-        raise QueueUnavailable("no broker is configured (REDIS_URL is unset)")
+        raise QueueUnavailable("no coordination Redis is configured (REDIS_URL is unset)")
     return shared_redis(settings.redis_url, REDIS_TIMEOUT_S)
 
 
@@ -67,30 +76,22 @@ def _iso(ts: float) -> str:
 
 @blueprint.get("/queues")
 def queues() -> Response:
-    client = _redis()
+    adapter = _adapter()
     now = time.time()
-    # One MULTI so a message moving between the list and its hash is not counted twice.
-    pipe = client.pipeline(transaction=True)
-    for queue in QUEUES:
-        base = f"{DRAMATIQ_NAMESPACE}:{queue}"
-        pipe.llen(base)
-        pipe.hlen(f"{base}.msgs")
-        pipe.hlen(f"{base}.DQ.msgs")
-        pipe.zcard(f"{base}.XQ")
-    counts = pipe.execute()
-    rates = throughput.read(client, QUEUES, now)
+    depths = adapter.depths(QUEUES)
+    rates = adapter.throughput(QUEUES, now)
     items = []
-    for i, queue in enumerate(QUEUES):
-        ready, stored, delayed, dead = counts[4 * i : 4 * i + 4]
+    for queue in QUEUES:
+        depth = depths[queue]
         items.append(
             {
                 "name": queue,
-                "ready": ready,
-                # Fetched by a worker and not yet acknowledged: stored but no longer listed.
-                "in_progress": max(0, stored - ready),
+                "ready": depth.ready,
+                # Fetched by a worker and not yet acknowledged (null: the broker cannot tell).
+                "in_progress": depth.in_progress,
                 # Every delayed message, also those a worker holds until their time comes.
-                "delayed": delayed,
-                "dead_lettered": dead,
+                "delayed": depth.delayed,
+                "dead_lettered": depth.dead,
                 "processed": rates[queue]["processed"],
                 "failed": rates[queue]["failed"],
             }
@@ -130,8 +131,8 @@ def failed() -> Response:
         raise bad_request(f"query parameter actor is longer than {MAX_ACTOR_LENGTH} characters")
     limit = query_int("limit", 50, 1, 200) or 50
     after = _cursor(request.args.get("cursor"))
-    entries, next_position = dead_letters.page(
-        _redis(), [queue] if queue else QUEUES, actor=actor, limit=limit, after=after
+    entries, next_position = _adapter().dead_letters(
+        [queue] if queue else QUEUES, actor=actor, limit=limit, after=after
     )
     return jsonify(
         {
@@ -154,8 +155,8 @@ def _cursor(raw: str | None) -> dead_letters.Position | None:
     return position
 
 
-def _dead_letter_or_404(client: redis.Redis, dead_letter_id: str) -> dead_letters.DeadLetter:
-    entry = dead_letters.find(client, dead_letter_id, QUEUES)
+def _dead_letter_or_404(adapter: BrokerAdapter, dead_letter_id: str) -> dead_letters.DeadLetter:
+    entry = adapter.find(dead_letter_id, QUEUES)
     if entry is None:
         raise _gone(dead_letter_id)
     return entry
@@ -168,8 +169,8 @@ def _gone(dead_letter_id: str) -> ApiError:
 
 @blueprint.post("/failed/<dead_letter_id>/retry")
 def retry_one(dead_letter_id: str) -> tuple[Response, int]:
-    client = _redis()
-    entry = _dead_letter_or_404(client, dead_letter_id)
+    adapter = _adapter()
+    entry = _dead_letter_or_404(adapter, dead_letter_id)
     problem = entry.problem(BY_NAME)
     if problem is not None or entry.message is None:
         raise ApiError(
@@ -179,7 +180,7 @@ def retry_one(dead_letter_id: str) -> tuple[Response, int]:
             details={"id": entry.id, "actor": entry.actor, "reason": problem},
         )
     contract = BY_NAME[entry.message.actor_name]
-    if not dead_letters.retry(client, entry, contract):
+    if not adapter.retry(entry, contract):
         raise _gone(dead_letter_id)  # a concurrent retry or delete took it first
     return jsonify(
         {
@@ -193,8 +194,8 @@ def retry_one(dead_letter_id: str) -> tuple[Response, int]:
 
 @blueprint.delete("/failed/<dead_letter_id>")
 def delete_one(dead_letter_id: str) -> tuple[str, int]:
-    client = _redis()
-    if not dead_letters.delete(client, _dead_letter_or_404(client, dead_letter_id)):
+    adapter = _adapter()
+    if not adapter.delete(_dead_letter_or_404(adapter, dead_letter_id)):
         raise _gone(dead_letter_id)
     return "", 204
 
@@ -210,9 +211,7 @@ def retry_many() -> Response:
         bounded_text(actor, "actor (a contract name, e.g. system.ping)", MAX_ACTOR_LENGTH, 1)
     if queue is not None and queue not in QUEUES:
         raise bad_request(f"queue must be one of: {', '.join(QUEUES)}")
-    result = dead_letters.retry_matching(
-        _redis(), [queue] if queue else QUEUES, actor=actor, contracts=BY_NAME
-    )
+    result = _adapter().retry_matching([queue] if queue else QUEUES, actor=actor, contracts=BY_NAME)
     return jsonify(
         {
             "retried": result.retried,
