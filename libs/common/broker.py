@@ -142,13 +142,16 @@ def _prometheus_middleware(settings: Settings) -> Any:
     return prometheus.build()
 
 
-def build_broker(settings: Settings, *, worker: bool, stub: bool = False) -> dramatiq.Broker:
+def build_broker(
+    settings: Settings, *, worker: bool, stub: bool = False, prometheus: bool | None = None
+) -> dramatiq.Broker:
     """The broker of ``settings.queue_broker_url``, or a StubBroker for unit tests of actors.
 
-    The stub carries no Prometheus middleware: it needs the process boot that only the
-    ``dramatiq`` command performs.
+    Prometheus needs the process boot that only the ``dramatiq`` command performs: the stub
+    carries none, and tests running a Worker in their own process ask for none.
     """
-    middleware = build_middleware(settings, worker=worker, prometheus=not stub)
+    with_prometheus = not stub if prometheus is None else prometheus
+    middleware = build_middleware(settings, worker=worker, prometheus=with_prometheus)
     broker: dramatiq.Broker
     url = settings.queue_broker_url
     if stub:

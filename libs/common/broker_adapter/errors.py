@@ -6,10 +6,10 @@ import dramatiq.errors
 import redis
 
 #: What an enqueue raises when the broker does not take the message: redis-py's errors (the
-#: Redis broker) and Dramatiq's ConnectionError (the RabbitMQ broker, after its own retries).
+#: Redis broker) and Dramatiq's BrokerConnectionError (RabbitMQ, after its own retries).
 ENQUEUE_ERRORS: tuple[type[BaseException], ...] = (
     redis.RedisError,
-    dramatiq.errors.ConnectionError,
+    dramatiq.errors.BrokerConnectionError,
     OSError,
 )
 
