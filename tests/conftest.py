@@ -154,9 +154,7 @@ def empty_database(database: Database) -> None:
 
 
 @pytest.fixture
-def settings(
-    database_url: str, redis_url: str, broker_url: str | None, tmp_path: Path
-) -> Settings:
+def settings(database_url: str, redis_url: str, broker_url: str | None, tmp_path: Path) -> Settings:
     return Settings(
         app_env="test",
         service_role="api",
