@@ -7,6 +7,7 @@ suite runs on Redis alone, the default, since nothing in it depends on the broke
 from __future__ import annotations
 
 import pytest
+from _pytest.fixtures import SubRequest
 
 from libs.common.broker_adapter import adapter_for
 from libs.common.contracts import QUEUES
@@ -27,3 +28,13 @@ def purge_every_queue(broker_url: str, redis_url: str) -> None:
             adapter.purge(queue)
     finally:
         adapter.close()
+
+
+def broker_env(request: SubRequest, redis_url: str) -> dict[str, str]:
+    """The environment selecting a module-scoped fixture's broker (its ``param``): nothing for
+    Redis, ``BROKER_URL`` of the session's RabbitMQ vhost (emptied first) for RabbitMQ."""
+    if getattr(request, "param", "redis") == "redis":
+        return {}
+    url = str(request.getfixturevalue("rabbitmq_url"))
+    purge_every_queue(url, redis_url)
+    return {"BROKER_URL": url}
