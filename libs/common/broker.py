@@ -69,11 +69,22 @@ class SwitchboardRedisBroker(RedisBroker):
 
 
 class SwitchboardRabbitmqBroker(RabbitmqBroker):
-    """A RabbitmqBroker that gives every enqueue its own id, as the RedisBroker does.
+    """A RabbitmqBroker that gives every enqueue its own id, as the RedisBroker does, and
+    whose idle consumers wake less often.
 
-    The failed-jobs console names a dead letter by it, and the worker files the final error of
-    a dead-lettered message under it (``QueueStatsMiddleware``).
+    The failed-jobs console names a dead letter by the id, and the worker files the final error
+    of a dead-lettered message under it (``QueueStatsMiddleware``). RabbitMQ pushes messages to
+    consumers, so a consumer's idle timeout delays no message on its queue: it only sets how
+    often an idle consumer thread wakes (and so how soon a due delayed message it holds is
+    moved, as on Redis's delay queues). Every consumer gets the background poll.
     """
+
+    def __init__(self, *, background_poll_ms: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.background_poll_ms = background_poll_ms
+
+    def consume(self, queue_name: str, prefetch: int = 1, timeout: int = 5000) -> Any:
+        return super().consume(queue_name, prefetch, max(timeout, self.background_poll_ms))
 
     def enqueue(self, message: Any, *, delay: int | None = None) -> Any:
         message = message.copy(options={MESSAGE_ID_OPTION: str(uuid.uuid4())})
@@ -160,9 +171,16 @@ def build_broker(
         raise RuntimeError("REDIS_URL is not set; `switchboard run` provides an embedded one")
     elif settings.broker_kind == "rabbitmq":
         # Publisher confirms: an enqueue returns once RabbitMQ has the message (on disk, for
-        # these durable queues), so "enqueued after commit" means kept. Each worker's prefetch
-        # is sized to its threads by Dramatiq (2 x threads; `switchboard worker`).
-        broker = SwitchboardRabbitmqBroker(confirm_delivery=True, url=url, middleware=middleware)
+        # these durable queues), so "enqueued after commit" means kept. Each worker process's
+        # prefetch is sized to its threads by Dramatiq: 2 x threads, one message waiting per
+        # thread while acknowledgements travel (1 x threads cost a quarter more CPU per no-op
+        # message: docs/benchmarks.md).
+        broker = SwitchboardRabbitmqBroker(
+            background_poll_ms=settings.worker_background_poll_ms,
+            confirm_delivery=True,
+            url=url,
+            middleware=middleware,
+        )
         broker.parameters = amqp_parameters(url)
     else:
         # Dramatiq ignores socket options when given a URL, so it gets a client with bounded

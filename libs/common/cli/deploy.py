@@ -18,7 +18,7 @@ from libs.common.settings import ROOT
               default=ROOT / "docker-compose.prod.yml", show_default=True)  # fmt: skip
 @click.option("--env-file", type=click.Path(dir_okay=False, path_type=Path),
               default=ROOT / ".env", show_default=True,
-              help="The compose .env file (its broker settings are checked if it exists).")  # fmt: skip
+              help="The compose .env file (broker settings checked if it exists).")  # fmt: skip
 def check_deploy(nginx_conf: Path, compose: Path, env_file: Path) -> None:
     """Report every nginx upstream, proxy_pass or route that no compose service answers, and a
     BROKER_URL (or rabbitmq profile) that does not match the compose services."""

@@ -29,11 +29,6 @@ def worker(
     # which would sit between a slot freeing and the next call). Only the urgent queues use it:
     # background and delay queues get WORKER_BACKGROUND_POLL_MS (libs/common/broker.py).
     env.setdefault("dramatiq_worker_timeout", os.environ.get("WORKER_POLL_MS", "100"))
-    if settings.broker_kind == "rabbitmq":
-        # RabbitMQ pushes up to the prefetch to a consumer, which holds them while its threads
-        # are busy: one message per thread keeps the rest on the queue for idle workers
-        # (Dramatiq's default is two per thread).
-        env.setdefault("dramatiq_queue_prefetch", str(threads))
     # Files from a previous run would be summed into this run's metrics.
     reset_multiprocess_dir(settings.metrics_dir / "worker")
     argv = [sys.executable, "-m", "dramatiq", "services.worker.main", "--processes", str(processes)]
