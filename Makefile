@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint typecheck pytest clean bench bench-dialer bench-schedules bench-media bench-receipts bench-queue bench-queue-variants bench-webhook bench-latency bench-report soak reliability-report
+.PHONY: help run test lint typecheck pytest clean bench bench-dialer bench-schedules bench-media bench-receipts bench-queue bench-queue-variants bench-coordination bench-webhook bench-latency bench-report soak reliability-report
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -52,7 +52,7 @@ bench-media: $(STAMP) ## Media streams at 50 frames/s: most sustained with p99 <
 bench-receipts: $(STAMP) ## Gmail full-sync throughput vs the quota limit; incremental sync API calls per new message
 	$(BENCH) bench.receipts
 
-bench-queue: $(STAMP) ## Queue throughput: Switchboard's worker stack vs bare Dramatiq vs RQ (no-op and row-writing messages)
+bench-queue: $(STAMP) ## Queue throughput: Switchboard's worker stack vs bare Dramatiq vs RQ on Redis, and vs bare Dramatiq on RabbitMQ
 	$(BENCH) bench.queue_throughput
 
 bench-queue-variants: $(STAMP) ## What idle consumers cost: Switchboard's worker three ways vs bare Dramatiq (not in `make bench`)
@@ -63,6 +63,9 @@ bench-webhook: $(STAMP) ## Signed Twilio status callbacks through nginx: the cal
 
 bench-latency: $(STAMP) ## HTTP request to actor start, p50/p99 at light and heavy load
 	$(BENCH) bench.enqueue_latency
+
+bench-coordination: $(STAMP) ## (not in `make bench`) Leader lock and CPS limiter in Redis vs PostgreSQL (advisory lock, GCRA row)
+	$(BENCH) bench.coordination
 
 bench-report: $(STAMP) ## Regenerate docs/benchmarks.md (tables, targets, plots) from bench/results/*.json
 	$(BENCH) bench.report
