@@ -10,7 +10,8 @@ from __future__ import annotations
 from flask import Flask, Response, jsonify, request
 from simple_websocket import ConnectionClosed, Server
 
-from services.calls.media.routes import PING_INTERVAL_S, RECEIVE_TIMEOUT_S, WebSocketAnswered
+from services.calls.media.routes import PING_INTERVAL_S, WebSocketAnswered
+from services.calls.media.stream import RECEIVE_TIMEOUT_S
 from services.calls.webhooks.voice import MEDIA_PATH
 
 app = Flask(__name__)

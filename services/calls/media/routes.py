@@ -28,8 +28,6 @@ blueprint = Blueprint("media_stream", __name__)
 
 #: Keepalive pings: a proxy or NAT must not drop a quiet caller's socket.
 PING_INTERVAL_S = 20
-#: An idle stream (no frame at all, not even media) is closed after this long.
-RECEIVE_TIMEOUT_S = 60
 
 metrics.WEBHOOK_SIGNATURE_FAILURES.labels(MEDIA_PATH)
 
@@ -60,9 +58,10 @@ def media_stream() -> Response:
     stream = MediaStream(settings, get_database(), dramatiq.get_broker(), agent, ws.send)
     try:
         while True:
-            raw = ws.receive(timeout=RECEIVE_TIMEOUT_S)
+            timeout = stream.receive_timeout_s
+            raw = ws.receive(timeout=timeout)
             if raw is None:
-                logger.warning("media stream idle for %d s: closing", RECEIVE_TIMEOUT_S)
+                logger.warning("media stream idle for %.0f s: closing", timeout)
                 break
             stream.receive(raw)
             if stream.state == "stopped":

@@ -1,8 +1,13 @@
 """One media stream: the Twilio protocol's order, the recording, the agent, the caller's choices.
 
-Frames that are malformed, unknown, oversized or out of order are logged (without audio) and
-counted, and the stream carries on: one bad frame must not cost the caller the call. Only a
-``start`` that does not match the call log the voice webhook created ends the stream.
+Once a stream has started, frames that are malformed, unknown, oversized or out of order are
+logged (without audio) and counted, and the stream carries on: one bad frame must not cost the
+caller the call. Before that there is no call to protect, so the stream is refused (closed,
+with one log line) by anything but ``connected`` and a valid ``start`` naming a call the voice
+webhook answered that has neither streamed nor ended: Twilio signs the upgrade over the URL
+alone, so a captured upgrade and ``start`` can be replayed, and Twilio can open a second
+WebSocket for one call. The first stream of a call claims it; every later one is refused and
+changes nothing.
 """
 
 from __future__ import annotations
@@ -11,14 +16,16 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 import dramatiq
+from sqlalchemy import Table, update
 
 from libs.common import metrics
 from libs.common.audio.wav import MulawWavWriter
 from libs.common.contracts import LEADS_CREATE_FROM_CALL, RECORDINGS_PROCESS
 from libs.common.db import Database, insert_ignoring_conflicts
-from libs.common.models import Call, DncEntry, utcnow
+from libs.common.models import FINAL_CALL_STATUSES, Call, DncEntry, utcnow
 from libs.common.outbox import enqueue_after_commit
 from libs.common.queue_health import QueueUnavailable
 from libs.common.settings import Settings
@@ -49,10 +56,18 @@ METRICS_FLUSH_FRAMES = 50
 #: One frame in this many has its handling time observed: the histogram is a distribution, and
 #: five samples per second per stream describe it as well as fifty.
 TIMING_SAMPLE_EVERY = 10
+#: An idle stream (no frame at all, not even media) is closed after this long.
+RECEIVE_TIMEOUT_S = 60.0
+#: Twilio sends ``start`` right after ``connected``: a socket that has not started by then is
+#: not a call, and must not hold a thread for the minute an idle call is given.
+START_TIMEOUT_S = 5.0
+
+CALLS = cast(Table, Call.__table__)
 
 
 class StreamRefused(Exception):
-    """The stream does not belong to a call we answered: close it."""
+    """The stream does not belong to a call we answered, or that call already streamed or
+    ended: close it."""
 
 
 class MediaStream:
@@ -82,6 +97,8 @@ class MediaStream:
             self._handle(protocol.parse(raw))
         except FrameError as exc:
             result = exc.result
+            if self.state == "connecting":
+                raise StreamRefused(f"{exc} (before a valid start)") from None
             logger.warning("media stream %s: dropped a frame: %s", self._sid(), exc)
         finally:
             self.received += 1
@@ -120,20 +137,37 @@ class MediaStream:
         elif event == "stop":
             self.finish()
 
+    @property
+    def receive_timeout_s(self) -> float:
+        """How long the transport waits for the next frame before it closes the socket."""
+        return START_TIMEOUT_S if self.state == "connecting" else RECEIVE_TIMEOUT_S
+
     def _on_start(self, start: protocol.Start) -> None:
+        relative = Path(str(start.business_id)) / f"{start.call_sid}.wav"
         with self.database.session() as session:
-            call = session.get(Call, start.call_id)
-            if (
-                call is None
-                or call.business_id != start.business_id
-                or call.provider_call_sid != start.call_sid
-                or call.direction != "inbound"
-            ):
-                raise StreamRefused(f"start names call {start.call_id}, which we did not answer")
-            call.stream_sid = start.stream_sid
-            relative = Path(str(start.business_id)) / f"{start.call_sid}.wav"
-            call.recording_path = str(relative)
-            from_number = call.from_number
+            # One conditional UPDATE claims the call: two starts racing for it (a replay, a
+            # second socket) cannot both see it unclaimed, and a refused one writes nothing.
+            claimed = session.execute(
+                update(CALLS)
+                .where(
+                    CALLS.c.id == start.call_id,
+                    CALLS.c.business_id == start.business_id,
+                    CALLS.c.provider_call_sid == start.call_sid,
+                    CALLS.c.direction == "inbound",
+                    CALLS.c.stream_sid.is_(None),
+                    CALLS.c.ended_at.is_(None),
+                    CALLS.c.status.not_in(FINAL_CALL_STATUSES),
+                )
+                .values(stream_sid=start.stream_sid, recording_path=str(relative))
+                .returning(CALLS.c.from_number)
+            ).first()
+            if claimed is None:
+                session.rollback()
+                raise StreamRefused(
+                    f"start names call {start.call_id} ({start.call_sid}), which we did not "
+                    "answer or which already streamed or ended"
+                )
+            from_number = claimed.from_number
             session.commit()
         self.start = start
         self.recorder = MulawWavWriter(self.settings.recordings_dir / relative)
