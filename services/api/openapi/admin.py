@@ -52,7 +52,12 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "name": _QUEUE,
             "ready": {**_COUNT, "description": "waiting for a worker"},
-            "in_progress": {**_COUNT, "description": "fetched by a worker, not yet finished"},
+            "in_progress": {
+                **_COUNT,
+                "type": ["integer", "null"],
+                "description": "fetched by a worker, not yet finished; null when the broker "
+                "cannot tell (RabbitMQ without its management API)",
+            },
             "delayed": {**_COUNT, "description": "waiting for a retry backoff or a set time"},
             "dead_lettered": {**_COUNT, "description": "gave up on; see /api/admin/failed"},
             "processed": {**_WINDOWS, "description": "attempts that ran to an end (ok or not)"},
