@@ -43,7 +43,8 @@ def stack(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Stack]:
     # One stack per broker for the module: each test makes its own businesses, so they do not
-    # interfere.
+    # interfere; each broker's stack starts on an empty database (some tests count every row).
+    empty_database(db)
     redis.Redis.from_url(redis_url).flushdb()
     env = broker_env(request, redis_url)
     log_dir = tmp_path_factory.mktemp("campaign")
