@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint typecheck pytest clean bench bench-dialer bench-schedules bench-media bench-receipts bench-queue bench-queue-variants bench-coordination bench-webhook bench-latency bench-report soak reliability-report
+.PHONY: help run test lint lint-js typecheck pytest clean bench bench-api bench-dialer bench-schedules bench-media bench-receipts bench-queue bench-queue-variants bench-coordination bench-webhook bench-latency bench-report soak reliability-report
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -22,12 +22,23 @@ run: $(STAMP) ## Run api, calls, worker and scheduler on embedded defaults (SQLi
 
 test: $(STAMP) lint typecheck pytest ## Lint, type-check and run the whole test suite
 
-lint: $(STAMP) ## ruff lint and format check
+lint: $(STAMP) lint-js ## ruff lint and format check, and ESLint over the console
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-typecheck: $(STAMP) ## mypy on libs/common
-	$(BIN)/mypy libs/common
+# ESLint, pinned in tools/jslint/package-lock.json, installed by npm from the registry into the
+# ignored tools/jslint/node_modules (needs Node.js 20.19+ and npm, as Debian's nodejs gives).
+JSLINT := tools/jslint
+$(JSLINT)/node_modules/.installed: $(JSLINT)/package.json $(JSLINT)/package-lock.json
+	npm ci --prefix $(JSLINT) --no-audit --no-fund --loglevel=error
+	touch $@
+
+lint-js: $(JSLINT)/node_modules/.installed ## ESLint over the console's JavaScript (deploy/nginx/html/app)
+	$(JSLINT)/node_modules/.bin/eslint --config $(JSLINT)/eslint.config.js \
+		deploy/nginx/html/app tests/browser/api_reads.js
+
+typecheck: $(STAMP) ## mypy (strict) on libs/common and services/api
+	$(BIN)/mypy libs/common services/api
 
 pytest: $(STAMP) ## The pytest suite (real PostgreSQL and Redis when reachable; required when CI=true)
 	$(BIN)/pytest $(PYTEST_ARGS)
@@ -67,6 +78,9 @@ bench-latency: $(STAMP) ## HTTP request to actor start, p50/p99 at light and hea
 bench-coordination: $(STAMP) ## (not in `make bench`) Leader lock and CPS limiter in Redis vs PostgreSQL (advisory lock, GCRA row)
 	$(BENCH) bench.coordination
 
+bench-api: $(STAMP) ## The api's schema layer per request: spectree vs flask-openapi3 vs flask-pydantic vs hand-written, and the whole request
+	$(BENCH) bench.api_layers
+
 bench-report: $(STAMP) ## Regenerate docs/benchmarks.md (tables, targets, plots) from bench/results/*.json
 	$(BENCH) bench.report
 
@@ -77,5 +91,5 @@ soak: $(STAMP) ## 15 minutes of mixed load; fails if a process's memory or descr
 	$(BIN)/python -m bench.soak --minutes 15
 
 # One after another (each measures a machine the others leave idle), then the report.
-bench: bench-queue bench-webhook bench-latency bench-dialer bench-schedules bench-media bench-receipts ## Every benchmark, then docs/benchmarks.md (under 15 minutes on 2 cores)
+bench: bench-queue bench-webhook bench-latency bench-dialer bench-schedules bench-media bench-receipts bench-api ## Every benchmark, then docs/benchmarks.md (under 15 minutes on 2 cores)
 	$(BENCH) bench.report

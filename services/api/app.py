@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import dramatiq
-from flask import Blueprint, Flask, Response, jsonify
+from flask import Blueprint, Flask
 
 from libs.common.broker_adapter import adapter_for
 from libs.common.queue_metrics import QueueDepthCollector
 from libs.common.settings import Settings, get_settings
 from libs.common.web import health
 from libs.common.web.app_base import create_base_app
-from services.api import auth, openapi
+from services.api import auth
 from services.api.account.routes import blueprint as account_blueprint
 from services.api.admin.routes import blueprint as admin_blueprint
 from services.api.calls.routes import blueprint as calls_blueprint
@@ -20,6 +20,8 @@ from services.api.leads.routes import blueprint as leads_blueprint
 from services.api.receipts.routes import blueprint as receipts_blueprint
 from services.api.runs.routes import blueprint as runs_blueprint
 from services.api.schedules.routes import blueprint as schedules_blueprint
+from services.api.schemas import Health
+from services.api.spec import answers, api, openapi_document, public, read_json_body
 from services.api.system.routes import blueprint as system_blueprint
 
 #: Bound of each broker wait during a metrics scrape.
@@ -34,13 +36,17 @@ def create_app(settings: Settings | None = None, broker: dramatiq.Broker | None 
         adapter = adapter_for(settings, timeout_s=SCRAPE_TIMEOUT_S)
         app.extensions["metrics_collectors"] = [QueueDepthCollector(adapter)]
 
-    api = Blueprint("api", __name__, url_prefix="/api")
-    api.before_request(auth.authenticate)
+    blueprint = Blueprint("api", __name__, url_prefix="/api")
+    blueprint.before_request(auth.authenticate)
+    blueprint.before_request(read_json_body)
+    blueprint.add_url_rule("/openapi.json", "openapi", openapi_document)
     # nginx sends /api/* here; health under /api too so it can be probed through the proxy.
-    api.add_url_rule("/healthz", "healthz", health.healthz)
-    api.add_url_rule("/readyz", "readyz", health.readyz)
-
-    api.add_url_rule("/openapi.json", "openapi", _openapi_document)
+    alive = answers({200: Health}, auth="public")
+    ready = answers({200: Health, 503: Health}, auth="public")
+    blueprint.add_url_rule(
+        "/healthz", "healthz", api.validate(resp=alive, **public())(health.healthz)
+    )
+    blueprint.add_url_rule("/readyz", "readyz", api.validate(resp=ready, **public())(health.readyz))
     for child in (
         account_blueprint,
         jobs_blueprint,
@@ -53,10 +59,6 @@ def create_app(settings: Settings | None = None, broker: dramatiq.Broker | None 
         receipts_blueprint,
         admin_blueprint,
     ):
-        api.register_blueprint(child)
-    app.register_blueprint(api)
+        blueprint.register_blueprint(child)
+    app.register_blueprint(blueprint)
     return app
-
-
-def _openapi_document() -> Response:
-    return jsonify(openapi.document())

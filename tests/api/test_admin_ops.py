@@ -28,7 +28,6 @@ from libs.common.broker import build_broker
 from libs.common.broker_adapter import BrokerAdapter, adapter_for
 from libs.common.contracts import DIALER_DISPATCH, QUEUES, SYSTEM_PING
 from libs.common.settings import Settings
-from services.api import openapi
 from services.api.app import create_app
 from tests.conftest import Tenant
 from tests.support.brokers import on_every_broker
@@ -146,8 +145,17 @@ def dead_letter(
     return found
 
 
+#: The api's generated OpenAPI document, read once per test from its app.
+DOCUMENT: dict[str, Any] = {}
+
+
+@pytest.fixture(autouse=True)
+def _document(client: FlaskClient) -> None:
+    DOCUMENT.update(client.get("/api/openapi.json").json)
+
+
 def validate(path: str, method: str, status: int, body: Any) -> None:
-    document = openapi.document()
+    document = DOCUMENT
     spec = document["paths"][path][method]["responses"][str(status)]
     schema = {**spec["content"]["application/json"]["schema"], "components": document["components"]}
     jsonschema.validate(body, schema, cls=jsonschema.Draft202012Validator)

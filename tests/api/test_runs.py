@@ -121,3 +121,28 @@ def test_runs_and_calls_are_isolated(
     assert client.get("/api/runs", headers=tenant_b.headers).json["total"] == 0
     assert client.get("/api/calls", headers=tenant_b.headers).json["total"] == 0
     assert client.get("/api/calls?status=bogus", headers=tenant_a.headers).status_code == 400
+
+
+def test_a_run_lists_the_actions_its_status_allows(client: FlaskClient, tenant_a: Tenant) -> None:
+    """The console shows these as buttons instead of keeping its own copy of the transitions;
+    each listed action is accepted, and every other one is a 409."""
+    run = _create(client, tenant_a, lead_ids=_leads(client, tenant_a, 2))
+    url = f"/api/runs/{run['id']}"
+    seen = {}
+    for step in ("start", "pause", "resume", "cancel"):
+        current = client.get(url, headers=tenant_a.headers).json
+        seen[current["status"]] = current["actions"]
+        for other in {"start", "pause", "resume", "cancel"} - set(current["actions"]):
+            assert client.post(f"{url}/{other}", headers=tenant_a.headers).status_code == 409
+        assert step in current["actions"], (current["status"], current["actions"])
+        assert client.post(f"{url}/{step}", headers=tenant_a.headers).status_code == 200
+    final = client.get(url, headers=tenant_a.headers).json
+    seen[final["status"]] = final["actions"]
+    assert seen == {
+        "draft": ["start", "cancel"],
+        "running": ["pause", "cancel"],
+        "paused": ["resume", "cancel"],
+        "canceled": [],
+    }
+    listed = client.get("/api/runs", headers=tenant_a.headers).json["items"]
+    assert listed[0]["actions"] == []

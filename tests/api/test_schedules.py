@@ -58,7 +58,7 @@ def test_bad_input_is_400_with_a_clear_message(
         ({"lead_id": lead}, "local_time is required"),
         ({"lead_id": lead, "local_time": "25:00"}, "local_time must be HH:MM"),
         ({"lead_id": lead, "local_time": "9:00"}, "local_time must be HH:MM"),
-        ({"lead_id": lead, "local_time": 900}, "local_time must be HH:MM"),
+        ({"lead_id": lead, "local_time": 900}, "local_time must be a string"),
         ({"lead_id": lead, "local_time": "09:00", "timezone": "Mars/Olympus"}, "IANA"),
         ({"lead_id": lead, "local_time": "09:00", "timezone": ""}, "IANA"),
         ({"lead_id": lead, "local_time": "09:00", "days": []}, "days must be"),

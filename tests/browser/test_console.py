@@ -32,7 +32,9 @@ from libs.common.models import (
     utcnow,
 )
 from libs.common.settings import Settings
+from tests.browser.spa_reads import RECORDER, undocumented
 from tests.conftest import empty_database
+from tests.receipt_factories import make_receipts
 from tests.support.browser import chromium_executable, require_playwright
 from tests.support.nginx import nginx_binary, render
 from tests.support.processes import running
@@ -119,6 +121,10 @@ class Tab:
             has_touch=phone,
         )  # fmt: skip
         self.context.set_default_timeout(20_000)
+        # Every field the console reads from an API answer, across page loads (api_reads.js).
+        self.reads: set[str] = set()
+        self.context.expose_function("__apiRead", lambda read: self.reads.add(read))
+        self.context.add_init_script(path=str(RECORDER))
         self.page: Page = self.context.new_page()
         self.base, self.artifacts, self.prefix = base, artifacts, prefix
         self.problems: list[str] = []
@@ -156,6 +162,14 @@ class Tab:
 
     def close(self) -> None:
         self.context.close()
+
+    def assert_reads_documented(self, console: Console, *expected: str) -> None:
+        """Every field the console read is in the answer's schema; ``expected`` reads (the
+        ones a test relies on) were recorded, so the recorder is known to be listening."""
+        document = requests.get(f"{console.url}/api/openapi.json", timeout=10).json()
+        assert undocumented(document, sorted(self.reads)) == []
+        fields = {read.split(" ", 3)[3] for read in self.reads}
+        assert set(expected) <= fields, sorted(fields)
 
 
 def operator_token(db: Database) -> str:
@@ -276,11 +290,19 @@ def test_business_and_operator_flows(
     expect(page.locator("#calls-list tbody")).to_contain_text("completed")
     tab.shot("04-calls")
 
-    # Schedules and receipts load (no Gmail inbox connected: the sync explains it).
+    # Schedules and receipts list theirs (no Gmail inbox connected: the sync explains it).
+    lead_id = console.api("GET", "/leads", business.token).json()["items"][0]["id"]
+    created = console.api("POST", "/schedules", business.token,
+                          json={"lead_id": lead_id, "local_time": "07:45"})  # fmt: skip
+    assert created.status_code == 201, created.text
+    make_receipts(db, business.id)
     page.get_by_role("link", name="Schedules").click()
-    expect(page.locator("#schedules-list")).to_contain_text("No schedules yet.")
+    expect(page.locator("#schedules-list")).to_contain_text("07:45")
+    page.get_by_role("button", name=f"Occurrences of schedule {created.json()['id']}").click()
+    expect(page.locator("#occurrences")).to_contain_text("It has not fired yet.")
     page.get_by_role("link", name="Receipts").click()
     expect(page.locator("#connections")).to_contain_text("No inbox is connected yet.")
+    expect(page.locator("#receipts-list")).to_contain_text("Uber Eats")
     page.get_by_role("button", name="Sync now", exact=True).click()
     expect(page.locator("#banner")).to_contain_text("no Gmail inbox is connected")
     tab.shot("05-receipts")
@@ -360,6 +382,10 @@ def test_business_and_operator_flows(
     tab.shot("11-operator-on-business-page")
 
     assert tab.problems == [], tab.problems
+    tab.assert_reads_documented(
+        console, ".items[].actions", ".items[].progress.percent", ".items[].total_amount",
+        ".items[].days", ".workers[].heartbeat_age_s", ".error.message", ".business.name",
+    )  # fmt: skip
     tab.close()
 
 
@@ -415,4 +441,5 @@ def test_receipts_sync_states(
     expect(status.locator(".progress")).to_have_count(0)
     tab.shot("03-queue-unavailable")
     assert tab.problems == [], tab.problems
+    tab.assert_reads_documented(console, ".job.progress.percent", ".items[].email")
     tab.close()

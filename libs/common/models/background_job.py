@@ -50,27 +50,3 @@ class BackgroundJob(TimestampMixin, Base):
     error_message: Mapped[str | None] = mapped_column(Text)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-
-    def to_dict(self) -> dict[str, Any]:
-        """The public shape, as the API returns it."""
-        total = self.progress_total
-        return {
-            "id": self.id,
-            "business_id": self.business_id,
-            "kind": self.kind,
-            "status": self.status.value,
-            "progress": {
-                "done": self.progress_done,
-                "total": total,
-                "percent": round(100 * self.progress_done / total, 1) if total else None,
-            },
-            "result": self.result,
-            "error": (
-                {"code": self.error_code, "message": self.error_message}
-                if self.error_code
-                else None
-            ),
-            "created_at": self.created_at.isoformat(),
-            "started_at": self.started_at.isoformat() if self.started_at else None,
-            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
-        }

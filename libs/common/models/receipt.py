@@ -48,17 +48,6 @@ class GmailConnection(TimestampMixin, Base):
     last_synced_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     last_error: Mapped[str | None] = mapped_column(Text)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "email": self.email,
-            "status": self.status,
-            "sync_job_id": self.sync_job_id,
-            "last_synced_at": self.last_synced_at.isoformat() if self.last_synced_at else None,
-            "last_error": self.last_error,
-            "created_at": self.created_at.isoformat(),
-        }
-
 
 class Receipt(TimestampMixin, Base):
     __tablename__ = "receipts"
@@ -85,23 +74,6 @@ class Receipt(TimestampMixin, Base):
     #: Per field: {"vendor": {"source": "header:From", "confidence": 0.9}, ...}
     extraction: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
-    def to_dict(self, attachments: list[ReceiptAttachment] | None = None) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "id": self.id,
-            "gmail_message_id": self.gmail_message_id,
-            "subject": self.subject,
-            "sender": self.sender,
-            "received_at": self.received_at.isoformat(),
-            "vendor": self.vendor,
-            "date": self.receipt_date.isoformat() if self.receipt_date else None,
-            "total_amount": str(self.total_amount) if self.total_amount is not None else None,
-            "currency": self.currency,
-            "extraction": self.extraction,
-        }
-        if attachments is not None:
-            out["attachments"] = [a.to_dict() for a in attachments]
-        return out
-
 
 class ReceiptAttachment(TimestampMixin, Base):
     """A receipt's PDF or image, kept in the database: the api serves it and the worker stores
@@ -122,12 +94,3 @@ class ReceiptAttachment(TimestampMixin, Base):
     size: Mapped[int] = mapped_column()
     sha256: Mapped[str] = mapped_column(String(64))
     content: Mapped[bytes] = deferred(mapped_column(LargeBinary))
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "filename": self.filename,
-            "mime_type": self.mime_type,
-            "size": self.size,
-            "sha256": self.sha256,
-        }

@@ -2,28 +2,26 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint
 
-from libs.common.models import Business
+from libs.common.models import Business as BusinessRow
 from libs.common.web.db import get_session
+from services.api.account.schemas import Business, Me
 from services.api.auth import current_principal
+from services.api.spec import answers, api
 
 blueprint = Blueprint("account", __name__)
 
 
 @blueprint.get("/me")
-def me() -> Response:
+@api.validate(resp=answers({200: Me}, auth="any"))
+def me() -> Me:
     principal = current_principal()
-    business = None
+    row = None
     if principal.business_id is not None:
-        row = get_session().get(Business, principal.business_id)
-        if row is not None:
-            business = {
-                "id": row.id,
-                "name": row.name,
-                "timezone": row.timezone,
-                "max_concurrent_calls": row.max_concurrent_calls,
-            }
-    return jsonify(
-        {"role": principal.role.value, "token_id": principal.token_id, "business": business}
+        row = get_session().get(BusinessRow, principal.business_id)
+    return Me(
+        role=principal.role.value,
+        token_id=principal.token_id,
+        business=Business.model_validate(row) if row is not None else None,
     )

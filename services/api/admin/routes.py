@@ -6,7 +6,7 @@ import time
 from datetime import UTC, datetime
 
 import redis
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, current_app
 
 from libs.common import dead_letters, heartbeats
 from libs.common.broker_adapter import BrokerAdapter, shared_adapter
@@ -15,14 +15,20 @@ from libs.common.queue_health import QueueUnavailable, unavailable
 from libs.common.redis_client import shared_redis
 from libs.common.settings import Settings
 from libs.common.web.errors import ApiError, error_response
-from libs.common.web.validation import (
-    bad_request,
-    bounded_text,
-    json_object,
-    query_choice,
-    query_int,
+from libs.common.web.validation import bad_request
+from services.api.admin.schemas import (
+    FailedBulkRetried,
+    FailedFilter,
+    FailedMessage,
+    FailedMessagePage,
+    FailedQuery,
+    FailedRetried,
+    QueuesReport,
+    Skipped,
+    WorkersReport,
 )
 from services.api.auth import current_principal
+from services.api.spec import answers, api
 
 blueprint = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -30,8 +36,12 @@ blueprint = Blueprint("admin", __name__, url_prefix="/admin")
 REDIS_TIMEOUT_S = 5.0
 #: At most this many skipped messages are itemized in a bulk retry's answer.
 MAX_SKIPPED_LISTED = 100
-#: Contract names are short (system.ping); a filter longer than this cannot match one.
-MAX_ACTOR_LENGTH = 200
+_NO_SUCH_MESSAGE = (404, "no dead-lettered message with this id (retried, deleted or expired)")
+_NOT_RETRYABLE = (
+    409,
+    "not_retryable: its actor has no contract any more, or its arguments no longer match it; "
+    "details.reason says which",
+)
 
 
 @blueprint.before_request
@@ -75,7 +85,9 @@ def _iso(ts: float) -> str:
 
 
 @blueprint.get("/queues")
-def queues() -> Response:
+@api.validate(resp=answers({200: QueuesReport}, 503, auth="operator"))
+def queues() -> QueuesReport:
+    """Every queue: ready, in progress, delayed, dead-lettered; recent throughput."""
     adapter = _adapter()
     now = time.time()
     depths = adapter.depths(QUEUES)
@@ -96,11 +108,13 @@ def queues() -> Response:
                 "failed": rates[queue]["failed"],
             }
         )
-    return jsonify({"queues": items, "checked_at": _iso(now)})
+    return QueuesReport.model_validate({"queues": items, "checked_at": _iso(now)})
 
 
 @blueprint.get("/workers")
-def workers() -> Response:
+@api.validate(resp=answers({200: (WorkersReport, "oldest beat first")}, 503, auth="operator"))
+def workers() -> WorkersReport:
+    """Live worker processes, from their heartbeats."""
     settings: Settings = current_app.config["SETTINGS"]
     now = time.time()
     # Dead workers' keys expire (WORKER_HEARTBEAT_TTL_S); a worker that missed two beats is
@@ -120,26 +134,26 @@ def workers() -> Response:
                 "stale": age > stale_after_s,
             }
         )
-    return jsonify({"workers": items, "count": len(items), "stale_after_s": stale_after_s})
+    return WorkersReport.model_validate(
+        {"workers": items, "count": len(items), "stale_after_s": stale_after_s}
+    )
 
 
 @blueprint.get("/failed")
-def failed() -> Response:
-    queue = query_choice("queue", set(QUEUES))
-    actor = request.args.get("actor") or None
-    if actor is not None and len(actor) > MAX_ACTOR_LENGTH:
-        raise bad_request(f"query parameter actor is longer than {MAX_ACTOR_LENGTH} characters")
-    limit = query_int("limit", 50, 1, 200) or 50
-    after = _cursor(request.args.get("cursor"))
+@api.validate(resp=answers({200: FailedMessagePage}, 503, auth="operator"))
+def failed(query: FailedQuery) -> FailedMessagePage:
+    """Dead-lettered messages across queues, newest first."""
+    after = _cursor(query.cursor)
     entries, next_position = _adapter().dead_letters(
-        [queue] if queue else QUEUES, actor=actor, limit=limit, after=after
+        [query.queue] if query.queue else QUEUES,
+        actor=query.actor or None,
+        limit=query.limit,
+        after=after,
     )
-    return jsonify(
-        {
-            "items": [entry.to_dict(BY_NAME) for entry in entries],
-            "limit": limit,
-            "next_cursor": next_position.encode() if next_position else None,
-        }
+    return FailedMessagePage(
+        items=[FailedMessage.model_validate(entry.to_dict(BY_NAME)) for entry in entries],
+        limit=query.limit,
+        next_cursor=next_position.encode() if next_position else None,
     )
 
 
@@ -168,7 +182,17 @@ def _gone(dead_letter_id: str) -> ApiError:
 
 
 @blueprint.post("/failed/<dead_letter_id>/retry")
-def retry_one(dead_letter_id: str) -> tuple[Response, int]:
+@api.validate(
+    resp=answers(
+        {202: (FailedRetried, "enqueued")}, _NO_SUCH_MESSAGE, _NOT_RETRYABLE, 503, auth="operator"
+    ),
+    path_parameter_descriptions={"dead_letter_id": "a FailedMessage's id"},
+)
+def retry_one(dead_letter_id: str) -> tuple[FailedRetried, int]:
+    """Enqueue a dead-lettered message again, with its whole retry budget.
+
+    Same message id and arguments. Exactly once even when called concurrently: the losers
+    get 404."""
     adapter = _adapter()
     entry = _dead_letter_or_404(adapter, dead_letter_id)
     problem = entry.problem(BY_NAME)
@@ -182,18 +206,19 @@ def retry_one(dead_letter_id: str) -> tuple[Response, int]:
     contract = BY_NAME[entry.message.actor_name]
     if not adapter.retry(entry, contract):
         raise _gone(dead_letter_id)  # a concurrent retry or delete took it first
-    return jsonify(
-        {
-            "id": entry.id,
-            "message_id": entry.message.message_id,
-            "actor": entry.actor,
-            "queue": contract.queue,
-        }
-    ), 202
+    retried = FailedRetried(
+        id=entry.id, message_id=entry.message.message_id, actor=entry.actor, queue=contract.queue
+    )
+    return retried, 202
 
 
 @blueprint.delete("/failed/<dead_letter_id>")
+@api.validate(
+    resp=answers({204: "deleted"}, _NO_SUCH_MESSAGE, 503, auth="operator"),
+    path_parameter_descriptions={"dead_letter_id": "a FailedMessage's id"},
+)
 def delete_one(dead_letter_id: str) -> tuple[str, int]:
+    """Drop a dead-lettered message for good."""
     adapter = _adapter()
     if not adapter.delete(_dead_letter_or_404(adapter, dead_letter_id)):
         raise _gone(dead_letter_id)
@@ -201,24 +226,20 @@ def delete_one(dead_letter_id: str) -> tuple[str, int]:
 
 
 @blueprint.post("/failed/retry")
-def retry_many() -> Response:
-    body = json_object()
-    unknown = sorted(set(body) - {"actor", "queue"})
-    if unknown:
-        raise bad_request(f"unknown fields: {', '.join(unknown)}; the filter takes actor, queue")
-    actor, queue = body.get("actor"), body.get("queue")
-    if actor is not None:
-        bounded_text(actor, "actor (a contract name, e.g. system.ping)", MAX_ACTOR_LENGTH, 1)
-    if queue is not None and queue not in QUEUES:
-        raise bad_request(f"queue must be one of: {', '.join(QUEUES)}")
-    result = _adapter().retry_matching([queue] if queue else QUEUES, actor=actor, contracts=BY_NAME)
-    return jsonify(
-        {
-            "retried": result.retried,
-            "skipped": [
-                {"id": entry.id, "queue": entry.queue, "actor": entry.actor, "reason": reason}
-                for entry, reason in result.skipped[:MAX_SKIPPED_LISTED]
-            ],
-            "skipped_total": len(result.skipped),
-        }
+@api.validate(
+    resp=answers({200: (FailedBulkRetried, "how many were enqueued")}, 503, auth="operator")
+)
+def retry_many(json: FailedFilter) -> FailedBulkRetried:
+    """Retry every dead-lettered message matching a filter (actor, queue).
+
+    Messages that cannot be retried stay and are reported in skipped."""
+    result = _adapter().retry_matching(
+        [json.queue] if json.queue else QUEUES, actor=json.actor, contracts=BY_NAME
+    )
+    skipped = [
+        Skipped(id=entry.id, queue=entry.queue, actor=entry.actor, reason=reason)
+        for entry, reason in result.skipped[:MAX_SKIPPED_LISTED]
+    ]
+    return FailedBulkRetried(
+        retried=result.retried, skipped=skipped, skipped_total=len(result.skipped)
     )

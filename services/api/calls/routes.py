@@ -2,66 +2,45 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint
 from sqlalchemy import func, select
 
-from libs.common.models import STATUS_RANK, Call
+from libs.common.models import Call as CallRow
 from libs.common.web.db import get_session
 from libs.common.web.errors import ApiError
-from libs.common.web.validation import pagination, query_choice, query_int
 from services.api.auth import current_business_id
+from services.api.calls.schemas import Call, CallFilter, CallPage
+from services.api.spec import answers, api
 
 blueprint = Blueprint("calls", __name__)
 
 
-def call_dict(call: Call) -> dict[str, Any]:
-    return {
-        "id": call.id,
-        "run_id": call.run_id,
-        "job_id": call.job_id,
-        "lead_id": call.lead_id,
-        "attempt": call.attempt,
-        "direction": call.direction,
-        "to": call.to_number,
-        "status": call.status,
-        "provider_call_sid": call.provider_call_sid,
-        "answered_by": call.answered_by,
-        "duration_s": call.duration_s,
-        "error": {"code": call.error_code, "message": call.error_message}
-        if call.error_code
-        else None,
-        "created_at": call.created_at.isoformat(),
-        "ended_at": call.ended_at.isoformat() if call.ended_at else None,
-    }
-
-
 @blueprint.get("/calls")
-def list_calls() -> Response:
-    page, per_page = pagination()
-    query = select(Call).where(Call.business_id == current_business_id())
-    if (run_id := query_int("run_id", None, 1, 2**62)) is not None:
-        query = query.where(Call.run_id == run_id)
-    if (lead_id := query_int("lead_id", None, 1, 2**62)) is not None:
-        query = query.where(Call.lead_id == lead_id)
-    if status := query_choice("status", set(STATUS_RANK)):
-        query = query.where(Call.status == status)
+@api.validate(resp=answers({200: CallPage}))
+def list_calls(query: CallFilter) -> CallPage:
+    """Call logs, newest first."""
+    rows = select(CallRow).where(CallRow.business_id == current_business_id())
+    if query.run_id is not None:
+        rows = rows.where(CallRow.run_id == query.run_id)
+    if query.lead_id is not None:
+        rows = rows.where(CallRow.lead_id == query.lead_id)
+    if query.status:
+        rows = rows.where(CallRow.status == query.status)
     session = get_session()
-    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    rows = session.scalars(
-        query.order_by(Call.id.desc()).offset((page - 1) * per_page).limit(per_page)
+    total = session.scalar(select(func.count()).select_from(rows.subquery())) or 0
+    page = session.scalars(
+        rows.order_by(CallRow.id.desc()).offset(query.offset).limit(query.per_page)
     )
-    return jsonify(
-        {"items": [call_dict(c) for c in rows], "page": page, "per_page": per_page, "total": total}
-    )
+    items = [Call.model_validate(row) for row in page]
+    return CallPage(items=items, page=query.page, per_page=query.per_page, total=total)
 
 
 @blueprint.get("/calls/<int:call_id>")
-def get_call(call_id: int) -> Response:
+@api.validate(resp=answers({200: Call}, 404))
+def get_call(call_id: int) -> Call:
     call = get_session().scalar(
-        select(Call).where(Call.id == call_id, Call.business_id == current_business_id())
+        select(CallRow).where(CallRow.id == call_id, CallRow.business_id == current_business_id())
     )
     if call is None:
         raise ApiError(404, "not_found", f"no call {call_id}")
-    return jsonify(call_dict(call))
+    return Call.model_validate(call)

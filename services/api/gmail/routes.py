@@ -29,8 +29,10 @@ from libs.common.redis_client import shared_redis
 from libs.common.settings import Settings
 from libs.common.web.db import get_session
 from libs.common.web.errors import ApiError
-from libs.common.web.validation import bad_request
 from services.api.auth import current_business_id
+from services.api.gmail.schemas import CallbackQuery, ConsentQuery, ConsentUrl, GmailConnections
+from services.api.gmail.schemas import GmailConnection as Connection
+from services.api.spec import answers, api, public
 
 logger = logging.getLogger(__name__)
 
@@ -103,19 +105,24 @@ def _back_to_spa(outcome: str, reason: str | None = None) -> BaseResponse:
     return response
 
 
+_NOT_CONFIGURED = (503, "gmail_not_configured, or redis_unavailable")
+
+
 @blueprint.get("/gmail/connect")
-def connect() -> Response:
-    """The Google consent URL to send the browser to, bound to the caller's business."""
+@api.validate(resp=answers({200: ConsentUrl}, _NOT_CONFIGURED))
+def connect(query: ConsentQuery) -> Response:
+    """The Google consent URL to send the browser to, bound to the caller's business.
+
+    The URL carries a signed state, usable once within 10 minutes, that binds the consent
+    to the caller's business."""
     settings = _configured()
     business_id = current_business_id()
-    hint = request.args.get("login_hint") or None
-    if hint is not None and (len(hint) > 320 or "@" not in hint):
-        raise bad_request("query parameter login_hint must be an email address")
+    hint = query.login_hint or None
     try:
         state, nonce = oauth.make_state(_box(settings), _state_store(settings), business_id)
     except (redis.RedisError, OSError) as exc:
         raise _redis_down() from exc
-    response = jsonify({"url": oauth.consent_url(settings, state, hint)})
+    response = jsonify(ConsentUrl(url=oauth.consent_url(settings, state, hint)).model_dump())
     # Binds the consent to this browser (see libs/common/gmail/oauth.py). Lax: sent on the
     # top-level redirect back from Google, never on cross-site subrequests.
     response.set_cookie(
@@ -125,26 +132,41 @@ def connect() -> Response:
     return response
 
 
+_BACK_TO_SPA = (
+    "to {PUBLIC_BASE_URL}/receipts?gmail=connected, or ?gmail=error&reason=... (access_denied, "
+    "invalid_grant, google_unreachable, profile_unavailable, ...)"
+)
+
+
 @blueprint.get("/gmail/callback")
-def callback() -> BaseResponse:
-    """Google's redirect after the consent: store the encrypted refresh token, back to the SPA."""
+@api.validate(
+    resp=answers(
+        {302: _BACK_TO_SPA},
+        (400, "invalid_state: forged, altered, expired or already used"),
+        _NOT_CONFIGURED,
+        auth="public",
+    ),
+    **public(),
+)
+def callback(query: CallbackQuery) -> BaseResponse:
+    """Google's redirect after the consent (the browser's: no token).
+
+    Checks the state, exchanges the code, reads the account's address and stores its refresh
+    token encrypted, then redirects to the SPA."""
     settings = _configured()
     box = _box(settings)
     # First, before anything reaches Google: a forged, expired or replayed state stops here.
     try:
         business_id = oauth.take_state(
-            box,
-            _state_store(settings),
-            request.args.get("state", ""),
-            request.cookies.get(oauth.BROWSER_COOKIE),
+            box, _state_store(settings), query.state, request.cookies.get(oauth.BROWSER_COOKIE)
         )
     except oauth.OAuthError as exc:
         raise ApiError(400, exc.code, str(exc)) from None
     except (redis.RedisError, OSError) as exc:
         raise _redis_down() from exc
-    if error := request.args.get("error"):
+    if error := query.error:
         return _back_to_spa("error", error)  # the owner said no (access_denied), or Google did
-    code = request.args.get("code", "")
+    code = query.code
     if not code:
         return _back_to_spa("error", "missing_code")
     try:
@@ -215,18 +237,23 @@ def _upsert(business_id: int, email: str, scope: str, encrypted: str) -> GmailCo
 
 
 @blueprint.get("/gmail/connections")
-def list_connections() -> Response:
+@api.validate(resp=answers({200: GmailConnections}))
+def list_connections() -> GmailConnections:
+    """The business's connected inboxes."""
     rows = get_session().scalars(
         select(GmailConnection)
         .where(GmailConnection.business_id == current_business_id())
         .order_by(GmailConnection.id)
     )
-    return jsonify({"items": [c.to_dict() for c in rows]})
+    return GmailConnections(items=[Connection.model_validate(row) for row in rows])
 
 
 @blueprint.delete("/gmail/connections/<int:connection_id>")
+@api.validate(resp=answers({204: "disconnected"}, 404))
 def disconnect(connection_id: int) -> Response:
-    """Delete the connection and its token (receipts stay), then revoke at Google if it can."""
+    """Disconnect: delete the token here, revoke it at Google (best effort).
+
+    Receipts already synced are kept. A sync in flight is failed."""
     settings = _settings()
     session = get_session()
     connection = session.scalar(

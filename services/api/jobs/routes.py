@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint
 
 from libs.common import repositories
 from libs.common.web.db import get_session
 from libs.common.web.errors import ApiError
 from services.api.auth import current_principal
+from services.api.schemas import Job
+from services.api.spec import answers, api
 
 blueprint = Blueprint("jobs", __name__)
 
 
 @blueprint.get("/jobs/<int:job_id>")
-def get_job(job_id: int) -> Response:
+@api.validate(resp=answers({200: Job}, 404, auth="any"))
+def get_job(job_id: int) -> Job:
     principal = current_principal()
     scope = None if principal.is_operator else principal.business_id
     job = repositories.get_job_for(get_session(), job_id, scope)
     if job is None:
         # Another business's job is indistinguishable from a missing one.
         raise ApiError(404, "not_found", f"no job {job_id}")
-    return jsonify(job.to_dict())
+    return Job.of(job)

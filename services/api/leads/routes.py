@@ -4,116 +4,137 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, request
+from pydantic import ValidationError
 from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 
-from libs.common.campaigns.leads import InvalidLead, parse_lead, upsert_leads
+from libs.common.campaigns.leads import LeadInput as Upsert
+from libs.common.campaigns.leads import upsert_leads
 from libs.common.contracts import LEADS_IMPORT_CSV
-from libs.common.models import BackgroundJob, DncEntry, Lead, Upload
+from libs.common.models import BackgroundJob, Upload
+from libs.common.models import DncEntry as DncRow
+from libs.common.models import Lead as LeadRow
 from libs.common.outbox import enqueue_after_commit
 from libs.common.queue_health import check_broker
 from libs.common.settings import Settings
-from libs.common.telephony.phones import InvalidPhone, to_e164
 from libs.common.web.db import get_session
 from libs.common.web.errors import ApiError
-from libs.common.web.validation import (
-    bad_request,
-    bounded_text,
-    json_object,
-    pagination,
-    query_choice,
-)
+from libs.common.web.validation import bad_request
 from services.api.auth import current_business_id
-from services.api.leads.serializers import dnc_dict, lead_dict
+from services.api.leads.schemas import (
+    BulkLeads,
+    BulkResult,
+    CsvUpload,
+    DncEntry,
+    DncInput,
+    DncPage,
+    Lead,
+    LeadFilter,
+    LeadInput,
+    LeadPage,
+    LeadUpdate,
+)
+from services.api.schemas import Job, JobAccepted, Paging
+from services.api.spec import answers, api, describe, error_message
 
 blueprint = Blueprint("leads", __name__)
 
-MAX_BULK = 5000
 MAX_CSV_BYTES = 8 * 1024 * 1024
-MAX_DNC_REASON = 200
 
 
-def _lead_or_404(lead_id: int) -> Lead:
+def _lead_or_404(lead_id: int) -> LeadRow:
     lead = get_session().scalar(
-        select(Lead).where(Lead.id == lead_id, Lead.business_id == current_business_id())
+        select(LeadRow).where(LeadRow.id == lead_id, LeadRow.business_id == current_business_id())
     )
     if lead is None:
         raise ApiError(404, "not_found", f"no lead {lead_id}")
     return lead
 
 
+def _phone_taken(phone: str) -> ApiError:
+    get_session().rollback()
+    return ApiError(409, "conflict", f"a lead with phone {phone} exists")
+
+
 @blueprint.get("/leads")
-def list_leads() -> Response:
-    page, per_page = pagination()
-    query = select(Lead).where(Lead.business_id == current_business_id())
-    if q := (request.args.get("q") or "").strip()[:100]:
+@api.validate(resp=answers({200: LeadPage}))
+def list_leads(query: LeadFilter) -> LeadPage:
+    rows = select(LeadRow).where(LeadRow.business_id == current_business_id())
+    if q := (query.q or "").strip():
         pattern = f"%{q}%"
-        query = query.where(or_(Lead.name.ilike(pattern), Lead.phone_e164.like(pattern)))
-    if source := query_choice("source", {"api", "csv", "call"}):
-        query = query.where(Lead.source == source)
-    if status := request.args.get("last_call_status"):
-        query = query.where(Lead.last_call_status == status[:16])
-    if flag := query_choice("callback_requested", {"true", "false"}):
-        query = query.where(Lead.callback_requested.is_(flag == "true"))
+        rows = rows.where(or_(LeadRow.name.ilike(pattern), LeadRow.phone_e164.like(pattern)))
+    if query.source:
+        rows = rows.where(LeadRow.source == query.source)
+    if query.last_call_status:
+        rows = rows.where(LeadRow.last_call_status == query.last_call_status)
+    if query.callback_requested is not None:
+        rows = rows.where(LeadRow.callback_requested.is_(query.callback_requested))
     session = get_session()
-    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    rows = session.scalars(query.order_by(Lead.id).offset((page - 1) * per_page).limit(per_page))
-    return jsonify(
-        {"items": [lead_dict(r) for r in rows], "page": page, "per_page": per_page, "total": total}
-    )
+    total = session.scalar(select(func.count()).select_from(rows.subquery())) or 0
+    page = session.scalars(rows.order_by(LeadRow.id).offset(query.offset).limit(query.per_page))
+    items = [Lead.model_validate(row) for row in page]
+    return LeadPage(items=items, page=query.page, per_page=query.per_page, total=total)
 
 
 @blueprint.post("/leads")
-def create_lead() -> tuple[Response, int]:
-    try:
-        data = parse_lead(json_object())
-    except InvalidLead as exc:
-        raise bad_request(str(exc)) from None
+@api.validate(resp=answers({201: Lead}, (409, "a lead with this phone exists")))
+def create_lead(json: LeadInput) -> tuple[Lead, int]:
     session = get_session()
-    lead = Lead(
+    lead = LeadRow(
         business_id=current_business_id(),
-        phone_e164=data.phone_e164,
-        name=data.name,
-        timezone=data.timezone,
-        email=data.email,
-        notes=data.notes,
+        phone_e164=json.phone,
+        name=json.name or "",
+        timezone=json.timezone,
+        email=json.email,
+        notes=json.notes,
         source="api",
     )
     session.add(lead)
     try:
         session.commit()
     except IntegrityError:
-        session.rollback()
-        raise ApiError(409, "conflict", f"a lead with phone {data.phone_e164} exists") from None
-    return jsonify(lead_dict(lead)), 201
+        raise _phone_taken(json.phone) from None
+    return Lead.model_validate(lead), 201
+
+
+def _bulk_errors(req: Any, resp: Any, error: Exception | None, *_: Any) -> None:
+    """All or nothing: every invalid lead is listed by its index, and nothing is saved."""
+    if not isinstance(error, ValidationError):
+        return
+    by_index: dict[int, str] = {}
+    for item in error.errors(include_url=False):
+        location = item["loc"]
+        if len(location) < 2 or location[0] != "leads" or not isinstance(location[1], int):
+            raise bad_request(error_message(error))  # the list itself is wrong
+        by_index.setdefault(location[1], describe({**item, "loc": location[2:]}))
+    details = [{"index": i, "error": message} for i, message in sorted(by_index.items())]
+    raise bad_request(f"{len(details)} invalid leads; nothing was saved", details=details[:100])
 
 
 @blueprint.post("/leads/bulk")
-def bulk_create() -> Response:
-    body = json_object()
-    raw = body.get("leads")
-    if not isinstance(raw, list) or not raw:
-        raise bad_request("leads must be a non-empty array")
-    if len(raw) > MAX_BULK:
-        raise bad_request(f"at most {MAX_BULK} leads per request; use the CSV import for more")
-    inputs, errors = [], []
-    for index, item in enumerate(raw):
-        try:
-            inputs.append(parse_lead(item))
-        except InvalidLead as exc:
-            errors.append({"index": index, "error": str(exc)})
-    if errors:
-        # All or nothing: a partly applied list is hard to fix from the client.
-        raise bad_request(f"{len(errors)} invalid leads; nothing was saved", details=errors[:100])
+@api.validate(resp=answers({200: BulkResult}), before=_bulk_errors)
+def bulk_create(json: BulkLeads) -> BulkResult:
+    inputs = [
+        Upsert(
+            phone_e164=lead.phone,
+            name=lead.name or "",
+            timezone=lead.timezone,
+            email=lead.email,
+            notes=lead.notes,
+        )
+        for lead in json.leads
+    ]
     session = get_session()
     created, updated = upsert_leads(session, current_business_id(), inputs, source="api")
     session.commit()
-    return jsonify({"created": created, "updated": updated})
+    return BulkResult(created=created, updated=updated)
 
 
 @blueprint.post("/leads/import")
-def import_csv() -> tuple[Response, int]:
+@api.validate(form=CsvUpload, resp=answers({202: JobAccepted}, 413, 503))
+def import_csv() -> tuple[JobAccepted, int]:
+    """Import a CSV (multipart field 'file' or a text/csv body) in the background."""
     settings: Settings = current_app.config["SETTINGS"]
     upload = request.files.get("file")
     if upload is not None:
@@ -141,48 +162,39 @@ def import_csv() -> tuple[Response, int]:
     )
     enqueue_after_commit(session, LEADS_IMPORT_CSV.message(background_job_id=job.id))
     session.commit()
-    return jsonify({"job": job.to_dict()}), 202
+    return JobAccepted(job=Job.of(job)), 202
 
 
 @blueprint.get("/leads/<int:lead_id>")
-def get_lead(lead_id: int) -> Response:
-    return jsonify(lead_dict(_lead_or_404(lead_id)))
+@api.validate(resp=answers({200: Lead}, 404))
+def get_lead(lead_id: int) -> Lead:
+    return Lead.model_validate(_lead_or_404(lead_id))
 
 
 @blueprint.patch("/leads/<int:lead_id>")
-def update_lead(lead_id: int) -> Response:
+@api.validate(resp=answers({200: Lead}, 404, (409, "another lead has this phone")))
+def update_lead(lead_id: int, json: LeadUpdate) -> Lead:
     lead = _lead_or_404(lead_id)
-    body = json_object()
-    unknown = set(body) - {"name", "phone", "timezone", "email", "notes", "callback_requested"}
-    if unknown:
-        raise bad_request(f"unknown fields: {', '.join(sorted(unknown))}")
-    merged: dict[str, Any] = {
-        "phone": body.get("phone", lead.phone_e164),
-        "name": body.get("name", lead.name),
-        "timezone": body.get("timezone", lead.timezone),
-        "email": body.get("email", lead.email),
-        "notes": body.get("notes", lead.notes),
-    }
+    given = json.model_fields_set
+    if json.phone is not None:
+        lead.phone_e164 = json.phone
+    if json.callback_requested is not None:
+        lead.callback_requested = json.callback_requested
+    if "name" in given:
+        lead.name = json.name or ""
+    # null clears these.
+    for name in ("timezone", "email", "notes"):
+        if name in given:
+            setattr(lead, name, getattr(json, name))
     try:
-        data = parse_lead(merged)
-    except InvalidLead as exc:
-        raise bad_request(str(exc)) from None
-    if "callback_requested" in body:
-        if not isinstance(body["callback_requested"], bool):
-            raise bad_request("callback_requested must be true or false")
-        lead.callback_requested = body["callback_requested"]
-    lead.phone_e164, lead.name, lead.timezone = data.phone_e164, data.name, data.timezone
-    lead.email, lead.notes = data.email, data.notes
-    session = get_session()
-    try:
-        session.commit()
+        get_session().commit()
     except IntegrityError:
-        session.rollback()
-        raise ApiError(409, "conflict", f"a lead with phone {data.phone_e164} exists") from None
-    return jsonify(lead_dict(lead))
+        raise _phone_taken(lead.phone_e164) from None
+    return Lead.model_validate(lead)
 
 
 @blueprint.delete("/leads/<int:lead_id>")
+@api.validate(resp=answers({204: "deleted"}, 404))
 def delete_lead(lead_id: int) -> Response:
     session = get_session()
     session.delete(_lead_or_404(lead_id))
@@ -191,48 +203,39 @@ def delete_lead(lead_id: int) -> Response:
 
 
 @blueprint.get("/dnc")
-def list_dnc() -> Response:
-    page, per_page = pagination()
-    query = select(DncEntry).where(DncEntry.business_id == current_business_id())
+@api.validate(resp=answers({200: DncPage}))
+def list_dnc(query: Paging) -> DncPage:
+    rows = select(DncRow).where(DncRow.business_id == current_business_id())
     session = get_session()
-    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    rows = session.scalars(
-        query.order_by(DncEntry.id).offset((page - 1) * per_page).limit(per_page)
-    )
-    return jsonify(
-        {"items": [dnc_dict(r) for r in rows], "page": page, "per_page": per_page, "total": total}
-    )
+    total = session.scalar(select(func.count()).select_from(rows.subquery())) or 0
+    page = session.scalars(rows.order_by(DncRow.id).offset(query.offset).limit(query.per_page))
+    items = [DncEntry.model_validate(row) for row in page]
+    return DncPage(items=items, page=query.page, per_page=query.per_page, total=total)
 
 
 @blueprint.post("/dnc")
-def add_dnc() -> tuple[Response, int]:
-    body = json_object()
-    try:
-        phone = to_e164(body.get("phone"))
-    except InvalidPhone as exc:
-        raise bad_request(f"phone: {exc}") from None
-    reason = bounded_text(body.get("reason", ""), "reason", MAX_DNC_REASON)
+@api.validate(resp=answers({200: (DncEntry, "already listed"), 201: (DncEntry, "added")}))
+def add_dnc(json: DncInput) -> tuple[DncEntry, int]:
+    """Add a number to the do-not-call list (never dialed again)."""
     session = get_session()
+    business_id = current_business_id()
     existing = session.scalar(
-        select(DncEntry).where(
-            DncEntry.business_id == current_business_id(), DncEntry.phone_e164 == phone
-        )
+        select(DncRow).where(DncRow.business_id == business_id, DncRow.phone_e164 == json.phone)
     )
     if existing is not None:
-        return jsonify(dnc_dict(existing)), 200
-    entry = DncEntry(business_id=current_business_id(), phone_e164=phone, reason=reason)
+        return DncEntry.model_validate(existing), 200
+    entry = DncRow(business_id=business_id, phone_e164=json.phone, reason=json.reason)
     session.add(entry)
     session.commit()
-    return jsonify(dnc_dict(entry)), 201
+    return DncEntry.model_validate(entry), 201
 
 
 @blueprint.delete("/dnc/<int:entry_id>")
+@api.validate(resp=answers({204: "removed"}, 404))
 def remove_dnc(entry_id: int) -> Response:
     session = get_session()
     entry = session.scalar(
-        select(DncEntry).where(
-            DncEntry.id == entry_id, DncEntry.business_id == current_business_id()
-        )
+        select(DncRow).where(DncRow.id == entry_id, DncRow.business_id == current_business_id())
     )
     if entry is None:
         raise ApiError(404, "not_found", f"no do-not-call entry {entry_id}")

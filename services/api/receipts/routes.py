@@ -2,47 +2,55 @@
 
 from __future__ import annotations
 
-import re
-from datetime import date
-from decimal import Decimal, InvalidOperation
-
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, request
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from libs.common.contracts import RECEIPTS_SYNC
-from libs.common.models import BackgroundJob, GmailConnection, Receipt, ReceiptAttachment
+from libs.common.models import BackgroundJob, GmailConnection, ReceiptAttachment
+from libs.common.models import Receipt as ReceiptRow
 from libs.common.outbox import enqueue_after_commit
 from libs.common.queue_health import QueueUnavailable, check_broker
 from libs.common.settings import Settings
 from libs.common.web.db import get_database, get_session
 from libs.common.web.errors import ApiError
-from libs.common.web.validation import (
-    bad_request,
-    optional_json_object,
-    pagination,
-    query_int,
-    row_id,
-)
+from libs.common.web.validation import bad_request
 from services.api.auth import current_business_id
 from services.api.receipts.files import attachment_response
+from services.api.receipts.schemas import (
+    Receipt,
+    ReceiptFilter,
+    ReceiptPage,
+    SyncConflict,
+    SyncInput,
+    SyncRunning,
+    SyncRunningError,
+)
+from services.api.receipts.schemas import ReceiptAttachment as Attachment
+from services.api.schemas import Job, JobAccepted
+from services.api.spec import answers, api
 
 blueprint = Blueprint("receipts", __name__)
 
-#: Numeric(14, 2): anything at or past this cannot be a stored amount.
-MAX_AMOUNT = Decimal("1e12")
+_SYNC_CONFLICT = (
+    "sync_running (the body names the job: SyncRunning), or needs_reauth (connect the inbox again)"
+)
 
 
 @blueprint.post("/receipts/sync")
-def sync() -> tuple[Response, int]:
-    """Queue a sync of one inbox: 202 with the job; 409 while one runs or when it needs reauth."""
+@api.validate(
+    resp=answers(
+        {202: (JobAccepted, "queued; follow the job"), 409: (SyncConflict, _SYNC_CONFLICT)},
+        (404, "no_connection (none connected) or not_found (connection_id)"),
+        503,
+    )
+)
+def sync(json: SyncInput) -> tuple[JobAccepted, int] | Response:
+    """Sync an inbox's receipts in the background; follow the returned job.
+
+    202 with the job; 409 while a sync of the inbox runs or when it needs reauthorization."""
     settings: Settings = current_app.config["SETTINGS"]
-    body = optional_json_object()
-    if unknown := set(body) - {"connection_id"}:
-        raise bad_request(f"unknown fields: {', '.join(sorted(unknown))}")
-    connection_id = body.get("connection_id")
-    if connection_id is not None:
-        row_id(connection_id, "connection_id")
+    connection_id = json.connection_id
     business_id = current_business_id()
     check_broker(settings.queue_broker_url, settings.broker_check_timeout_s)
     session = get_session()
@@ -50,8 +58,9 @@ def sync() -> tuple[Response, int]:
     running = session.get(BackgroundJob, connection.sync_job_id) if connection.sync_job_id else None
     if running is not None and not running.status.is_final:
         message = f"a sync of this inbox is already running: follow /api/jobs/{running.id}"
-        error = {"code": "sync_running", "message": message}
-        return jsonify({"error": error, "job": running.to_dict()}), 409
+        error = SyncRunningError(code="sync_running", message=message)
+        body = SyncRunning(error=error, job=Job.of(running))
+        return Response(body.model_dump_json(), 409, mimetype="application/json")
     if connection.status == "needs_reauth":
         raise ApiError(
             409,
@@ -79,7 +88,7 @@ def sync() -> tuple[Response, int]:
             cleanup.execute(delete(BackgroundJob).where(BackgroundJob.id == job.id))
             cleanup.commit()
         raise
-    return jsonify({"job": job.to_dict()}), 202
+    return JobAccepted(job=Job.of(job)), 202
 
 
 def _lock_connection(
@@ -115,73 +124,43 @@ def _lock_connection(
     return connection
 
 
-def _query_date(name: str) -> date | None:
-    raw = request.args.get(name)
-    if raw in (None, ""):
-        return None
-    try:
-        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", raw):
-            raise ValueError
-        return date.fromisoformat(raw)
-    except ValueError:
-        raise bad_request(f"query parameter {name} must be a date, YYYY-MM-DD") from None
-
-
-def _query_amount(name: str) -> Decimal | None:
-    raw = request.args.get(name)
-    if raw in (None, ""):
-        return None
-    try:
-        value = Decimal(raw.strip())
-    except InvalidOperation:
-        value = Decimal("NaN")
-    if not value.is_finite() or abs(value) >= MAX_AMOUNT:
-        raise bad_request(f"query parameter {name} must be a decimal amount, e.g. 12.50")
-    return value
-
-
 @blueprint.get("/receipts")
-def list_receipts() -> Response:
-    """Newest first; filters combine (AND)."""
-    page, per_page = pagination()
-    query = select(Receipt).where(Receipt.business_id == current_business_id())
-    start, end = _query_date("from"), _query_date("to")
-    if start and end and start > end:
-        raise bad_request("query parameter from must not be after to")
-    if start:
-        query = query.where(Receipt.receipt_date >= start)
-    if end:
-        query = query.where(Receipt.receipt_date <= end)
-    low, high = _query_amount("min_amount"), _query_amount("max_amount")
-    if low is not None and high is not None and low > high:
-        raise bad_request("query parameter min_amount must not be above max_amount")
-    if low is not None:
-        query = query.where(Receipt.total_amount >= low)
-    if high is not None:
-        query = query.where(Receipt.total_amount <= high)
-    if vendor := (request.args.get("vendor") or "").strip():
-        if len(vendor) > 200:
-            raise bad_request("query parameter vendor must be at most 200 characters")
+@api.validate(resp=answers({200: ReceiptPage}))
+def list_receipts(query: ReceiptFilter) -> ReceiptPage:
+    """List receipts, newest first; filters combine (AND)."""
+    rows = select(ReceiptRow).where(ReceiptRow.business_id == current_business_id())
+    if query.from_:
+        rows = rows.where(ReceiptRow.receipt_date >= query.from_)
+    if query.to:
+        rows = rows.where(ReceiptRow.receipt_date <= query.to)
+    if query.min_amount is not None:
+        rows = rows.where(ReceiptRow.total_amount >= query.min_amount)
+    if query.max_amount is not None:
+        rows = rows.where(ReceiptRow.total_amount <= query.max_amount)
+    if vendor := (query.vendor or "").strip():
         # autoescape: a % or _ the user typed is matched literally.
-        query = query.where(Receipt.vendor.icontains(vendor, autoescape=True))
-    if currency := request.args.get("currency"):
-        if not re.fullmatch(r"[A-Za-z]{3}", currency):
-            raise bad_request("query parameter currency must be a 3-letter code, e.g. USD")
-        query = query.where(Receipt.currency == currency.upper())
-    if (connection_id := query_int("connection_id", None, 1, 2**62)) is not None:
-        query = query.where(Receipt.connection_id == connection_id)
+        rows = rows.where(ReceiptRow.vendor.icontains(vendor, autoescape=True))
+    if query.currency:
+        rows = rows.where(ReceiptRow.currency == query.currency.upper())
+    if query.connection_id is not None:
+        rows = rows.where(ReceiptRow.connection_id == query.connection_id)
     session = get_session()
-    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    rows = list(
+    total = session.scalar(select(func.count()).select_from(rows.subquery())) or 0
+    found = list(
         session.scalars(
-            query.order_by(Receipt.received_at.desc(), Receipt.id.desc())
-            .offset((page - 1) * per_page)
-            .limit(per_page)
+            rows.order_by(ReceiptRow.received_at.desc(), ReceiptRow.id.desc())
+            .offset(query.offset)
+            .limit(query.per_page)
         )
     )
-    files = _attachments_of(session, [r.id for r in rows])
-    items = [r.to_dict(files.get(r.id, [])) for r in rows]
-    return jsonify({"items": items, "page": page, "per_page": per_page, "total": total})
+    files = _attachments_of(session, [r.id for r in found])
+    items = [_shown(r, files.get(r.id, [])) for r in found]
+    return ReceiptPage(items=items, page=query.page, per_page=query.per_page, total=total)
+
+
+def _shown(receipt: ReceiptRow, files: list[ReceiptAttachment]) -> Receipt:
+    attachments = [Attachment.model_validate(f) for f in files]
+    return Receipt.model_validate(receipt).model_copy(update={"attachments": attachments})
 
 
 def _attachments_of(session: Session, receipt_ids: list[int]) -> dict[int, list[ReceiptAttachment]]:
@@ -198,10 +177,10 @@ def _attachments_of(session: Session, receipt_ids: list[int]) -> dict[int, list[
     return found
 
 
-def _receipt_or_404(receipt_id: int) -> Receipt:
+def _receipt_or_404(receipt_id: int) -> ReceiptRow:
     receipt = get_session().scalar(
-        select(Receipt).where(
-            Receipt.id == receipt_id, Receipt.business_id == current_business_id()
+        select(ReceiptRow).where(
+            ReceiptRow.id == receipt_id, ReceiptRow.business_id == current_business_id()
         )
     )
     if receipt is None:
@@ -210,14 +189,20 @@ def _receipt_or_404(receipt_id: int) -> Receipt:
 
 
 @blueprint.get("/receipts/<int:receipt_id>")
-def get_receipt(receipt_id: int) -> Response:
+@api.validate(resp=answers({200: Receipt}, 404))
+def get_receipt(receipt_id: int) -> Receipt:
+    """One receipt with its attachments' metadata."""
     receipt = _receipt_or_404(receipt_id)
-    files = _attachments_of(get_session(), [receipt.id])
-    return jsonify(receipt.to_dict(files.get(receipt.id, [])))
+    return _shown(receipt, _attachments_of(get_session(), [receipt.id]).get(receipt.id, []))
+
+
+_FILE = "the file, with its stored type (Content-Disposition: attachment; ETag: its SHA-256)"
 
 
 @blueprint.get("/receipts/<int:receipt_id>/attachments/<int:attachment_id>")
+@api.validate(resp=answers({200: _FILE, 304: "If-None-Match matched the ETag"}, 404))
 def download_attachment(receipt_id: int, attachment_id: int) -> Response:
+    """Download an attachment."""
     receipt = _receipt_or_404(receipt_id)
     session = get_session()
     attachment = session.scalar(

@@ -2,54 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from flask import Blueprint, Response, current_app, jsonify
+from flask import Blueprint, current_app
 from sqlalchemy import func, select
 
 from libs.common.contracts import DIALER_DISPATCH
-from libs.common.models import Business, Run, utcnow
+from libs.common.models import Business, utcnow
+from libs.common.models import Run as RunRow
 from libs.common.outbox import enqueue_after_commit
 from libs.common.queue_health import check_broker
 from libs.common.settings import Settings
-from libs.common.telephony.calling_window import InvalidWindow, check_window
 from libs.common.web.db import get_session
 from libs.common.web.errors import ApiError
-from libs.common.web.validation import (
-    MAX_ROW_ID,
-    bad_request,
-    bounded_text,
-    json_object,
-    optional_int,
-    pagination,
-)
+from libs.common.web.validation import bad_request
 from services.api.auth import current_business_id
 from services.api.runs import service
+from services.api.runs.schemas import Run, RunInput, RunPage, RunPaging
+from services.api.spec import answers, api
 
 blueprint = Blueprint("runs", __name__)
 
-MAX_RETRY_DELAY_S = 7 * 86400
-MAX_NAME_LENGTH = 200
-MAX_FILTER_LENGTH = 100
 
-
-def run_dict(run: Run, progress: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "id": run.id,
-        "name": run.name,
-        "status": run.status.value,
-        "max_attempts": run.max_attempts,
-        "retry_delay_s": run.retry_delay_s,
-        "window": {"start": run.window_start, "end": run.window_end},
-        "created_at": run.created_at.isoformat(),
-        "started_at": run.started_at.isoformat() if run.started_at else None,
-        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
-        "progress": progress,
-    }
-
-
-def _run_or_404(run_id: int, lock: bool = False) -> Run:
-    query = select(Run).where(Run.id == run_id, Run.business_id == current_business_id())
+def _run_or_404(run_id: int, lock: bool = False) -> RunRow:
+    query = select(RunRow).where(RunRow.id == run_id, RunRow.business_id == current_business_id())
     # FOR NO KEY UPDATE, not FOR UPDATE: a claim inserting a call row (which references the
     # run, so takes FOR KEY SHARE on it) while holding the job rows a cancel must update would
     # otherwise deadlock with that cancel.
@@ -59,47 +33,15 @@ def _run_or_404(run_id: int, lock: bool = False) -> Run:
     return run
 
 
-def _selection(body: dict[str, Any]) -> service.LeadSelection:
-    lead_ids, filters = body.get("lead_ids"), body.get("filter")
-    if (lead_ids is None) == (filters is None):
-        raise bad_request("give exactly one of lead_ids (array) or filter (object, {} for all)")
-    if lead_ids is not None:
-        if (
-            not isinstance(lead_ids, list)
-            or not lead_ids
-            or not all(type(i) is int and 0 < i <= MAX_ROW_ID for i in lead_ids)
-        ):
-            raise bad_request("lead_ids must be a non-empty array of positive integers")
-        if len(lead_ids) > service.MAX_LEADS_PER_RUN:
-            raise bad_request(f"at most {service.MAX_LEADS_PER_RUN} leads per run")
-        return service.LeadSelection(lead_ids=sorted(set(lead_ids)))
-    if not isinstance(filters, dict):
-        raise bad_request("filter must be an object")
-    unknown = set(filters) - {"source", "last_call_status", "q"}
-    if unknown:
-        raise bad_request(f"unknown filter fields: {', '.join(sorted(unknown))}")
-    for key, value in filters.items():
-        bounded_text(value, f"filter.{key}", MAX_FILTER_LENGTH)
-    return service.LeadSelection(**filters)
+def _shown(run: RunRow) -> Run:
+    return Run.of(run, service.progress(get_session(), [run], utcnow())[run.id])
 
 
 @blueprint.post("/runs")
-def create_run() -> tuple[Response, int]:
-    body = json_object()
-    name = body.get("name")
-    if not isinstance(name, str) or not name.strip() or len(name) > MAX_NAME_LENGTH:
-        raise bad_request(f"name is required (a string of at most {MAX_NAME_LENGTH} characters)")
-    max_attempts = optional_int(body, "max_attempts", 1, 1, 10)
-    retry_delay_s = optional_int(body, "retry_delay_s", 3600, 0, MAX_RETRY_DELAY_S)
-    window = body.get("window", {"start": "08:00", "end": "21:00"})
-    if not isinstance(window, dict):
-        raise bad_request('window must be an object like {"start": "08:00", "end": "21:00"}')
-    start, end = window.get("start", "08:00"), window.get("end", "21:00")
-    try:
-        check_window(start, end)
-    except InvalidWindow as exc:
-        raise bad_request(f"window: {exc}") from None
-    selection = _selection(body)
+@api.validate(resp=answers({201: Run}))
+def create_run(json: RunInput) -> tuple[Run, int]:
+    """Create a run (draft) with one job per selected lead."""
+    selection = json.selection()
     session = get_session()
     business = session.get_one(Business, current_business_id())
     leads = service.select_leads(session, business.id, selection)
@@ -115,43 +57,39 @@ def create_run() -> tuple[Response, int]:
         session,
         business,
         leads,
-        name=name.strip(),
-        max_attempts=max_attempts,
-        retry_delay_s=retry_delay_s,
-        window_start=start,
-        window_end=end,
+        name=json.name.strip(),
+        max_attempts=json.max_attempts,
+        retry_delay_s=json.retry_delay_s,
+        window_start=json.window.start,
+        window_end=json.window.end,
     )
     session.commit()
-    return jsonify(run_dict(run, service.progress(session, [run], utcnow())[run.id])), 201
+    return _shown(run), 201
 
 
 @blueprint.get("/runs")
-def list_runs() -> Response:
-    page, per_page = pagination(100)
+@api.validate(resp=answers({200: RunPage}))
+def list_runs(query: RunPaging) -> RunPage:
+    """Runs, newest first, with progress."""
     session = get_session()
-    query = select(Run).where(Run.business_id == current_business_id())
-    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = select(RunRow).where(RunRow.business_id == current_business_id())
+    total = session.scalar(select(func.count()).select_from(rows.subquery())) or 0
     runs = list(
-        session.scalars(query.order_by(Run.id.desc()).offset((page - 1) * per_page).limit(per_page))
+        session.scalars(rows.order_by(RunRow.id.desc()).offset(query.offset).limit(query.per_page))
     )
     progress = service.progress(session, runs, utcnow())
-    return jsonify(
-        {
-            "items": [run_dict(run, progress[run.id]) for run in runs],
-            "page": page,
-            "per_page": per_page,
-            "total": total,
-        }
-    )
+    items = [Run.of(run, progress[run.id]) for run in runs]
+    return RunPage(items=items, page=query.page, per_page=query.per_page, total=total)
 
 
 @blueprint.get("/runs/<int:run_id>")
-def get_run(run_id: int) -> Response:
-    run = _run_or_404(run_id)
-    return jsonify(run_dict(run, service.progress(get_session(), [run], utcnow())[run.id]))
+@api.validate(resp=answers({200: Run}, 404))
+def get_run(run_id: int) -> Run:
+    """A run with progress computed from its jobs."""
+    return _shown(_run_or_404(run_id))
 
 
-def _act(run_id: int, action: str) -> Response:
+def _act(run_id: int, action: str) -> Run:
     settings: Settings = current_app.config["SETTINGS"]
     dispatches = action in ("start", "resume")
     if dispatches:
@@ -165,24 +103,35 @@ def _act(run_id: int, action: str) -> Response:
     if dispatches:
         enqueue_after_commit(session, DIALER_DISPATCH.message(business_id=run.business_id))
     session.commit()
-    return jsonify(run_dict(run, service.progress(session, [run], utcnow())[run.id]))
+    return _shown(run)
+
+
+_ACTED = {200: (Run, "the run with its progress and the actions it now allows")}
 
 
 @blueprint.post("/runs/<int:run_id>/start")
-def start_run(run_id: int) -> Response:
+@api.validate(resp=answers(_ACTED, 404, 409, 503))
+def start_run(run_id: int) -> Run:
+    """Start a draft run."""
     return _act(run_id, "start")
 
 
 @blueprint.post("/runs/<int:run_id>/pause")
-def pause_run(run_id: int) -> Response:
+@api.validate(resp=answers(_ACTED, 404, 409))
+def pause_run(run_id: int) -> Run:
+    """Pause: no new dials; calls in progress finish."""
     return _act(run_id, "pause")
 
 
 @blueprint.post("/runs/<int:run_id>/resume")
-def resume_run(run_id: int) -> Response:
+@api.validate(resp=answers(_ACTED, 404, 409, 503))
+def resume_run(run_id: int) -> Run:
+    """Resume a paused run."""
     return _act(run_id, "resume")
 
 
 @blueprint.post("/runs/<int:run_id>/cancel")
-def cancel_run(run_id: int) -> Response:
+@api.validate(resp=answers(_ACTED, 404, 409))
+def cancel_run(run_id: int) -> Run:
+    """Cancel: queued jobs are canceled; calls in progress finish and are recorded."""
     return _act(run_id, "cancel")

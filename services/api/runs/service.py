@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import Table, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from libs.common.campaigns.call_state import complete_run_if_done
@@ -81,7 +81,8 @@ def create_run(
         for lead in leads
     ]
     if jobs:
-        session.execute(CallJob.__table__.insert(), jobs)
+        # Core executemany: one statement for the whole run, no ORM objects per job.
+        session.execute(cast(Table, CallJob.__table__).insert(), jobs)
     return run, len(jobs)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, jsonify
+from flask import Blueprint, current_app
 from sqlalchemy import delete
 
 from libs.common import status
@@ -13,12 +13,15 @@ from libs.common.queue_health import QueueUnavailable, check_broker
 from libs.common.settings import Settings
 from libs.common.web.db import get_database, get_session
 from services.api.auth import current_principal, operator_required
+from services.api.schemas import Job, JobAccepted, Status
+from services.api.spec import answers, api
 
 blueprint = Blueprint("system", __name__)
 
 
 @blueprint.post("/system/ping")
-def ping() -> tuple[Response, int]:
+@api.validate(resp=answers({202: JobAccepted}, 503, auth="any"))
+def ping() -> tuple[JobAccepted, int]:
     """Create a BackgroundJob that a worker marks done: 202 with the job to poll."""
     settings: Settings = current_app.config["SETTINGS"]
     # Checked before writing, so a dead broker leaves no job behind.
@@ -36,11 +39,12 @@ def ping() -> tuple[Response, int]:
             cleanup.execute(delete(BackgroundJob).where(BackgroundJob.id == job.id))
             cleanup.commit()
         raise
-    return jsonify({"job": job.to_dict()}), 202
+    return JobAccepted(job=Job.of(job)), 202
 
 
 @blueprint.get("/queue/status")
+@api.validate(resp=answers({200: Status}, auth="operator"))
 @operator_required
-def queue_status() -> Response:
+def queue_status() -> Status:
     settings: Settings = current_app.config["SETTINGS"]
-    return jsonify(status.collect(settings, get_database()))
+    return Status.model_validate(status.collect(settings, get_database()))

@@ -4,7 +4,6 @@
 import { api } from "../api.js";
 import { fill, h, show, when } from "../dom.js";
 import { busy, field, guard, pageError, showNotice } from "../ui.js";
-import { itemsOf } from "./ops.js";
 
 const QUEUES = ["high", "default", "low", "receipts", "recordings", "maintenance"];
 // Shown as columns when present, in this order; every other field goes under Details.
@@ -32,7 +31,7 @@ export async function render(root) {
     const data = await api("GET", "/admin/failed", {
       query: { queue: filter.queue, actor: filter.actor, limit: 50, cursor },
     });
-    const page = itemsOf(data, "failed", "messages");
+    const page = data.items;
     items = cursor ? items.concat(page) : page;
     if (!cursor) selected.clear();
     fill(listArea, items.length ? failedTable() : h("p", { class: "empty" }, "No failed jobs."));

@@ -1,24 +1,9 @@
-// Shared by the operator pages: their APIs are young, so lists are read tolerantly (an array,
-// or {items: [...]}, or {queues: {name: {...}}}) and tables show whatever fields exist.
+// Shared by the operator pages: a live view refreshed every few seconds, and the key/value
+// summary of an answer's plain fields. Lists are read by their documented names.
 
 import { api } from "../api.js";
 import { fill, h, when } from "../dom.js";
 import { pageError, poll, table } from "../ui.js";
-
-/** The list inside an answer: the answer itself, `items`, or one of `keys` (array or map). */
-export function itemsOf(data, ...keys) {
-  if (Array.isArray(data)) return data;
-  for (const key of ["items", ...keys]) {
-    const value = data && data[key];
-    if (Array.isArray(value)) return value;
-    if (value && typeof value === "object") {
-      // {"high": {"ready": 1}, ...} → [{"name": "high", "ready": 1}, ...]
-      return Object.entries(value).map(([name, entry]) =>
-        entry && typeof entry === "object" ? { name, ...entry } : { name, value: entry });
-    }
-  }
-  return [];
-}
 
 /**
  * A read-only operator page: GET `path` every `refreshMs`, render `view(data)`. A 403 replaces

@@ -1,7 +1,7 @@
 // Operator: every queue's depth (ready, delayed, dead letters), refreshed every 2 s.
 
 import { h } from "../dom.js";
-import { itemsOf, keyValues, liveView, table } from "./ops.js";
+import { keyValues, liveView, table } from "./ops.js";
 
 export function render(root, ctx) {
   return liveView(root, ctx, {
@@ -10,7 +10,7 @@ export function render(root, ctx) {
     intro: "Messages waiting per queue. Dead letters are listed on the Failed jobs page.",
     view: (data) => [
       keyValues(data),
-      table(itemsOf(data, "queues"), null, { empty: "No queues reported." }),
+      table(data.queues, null, { empty: "No queues reported." }),
       h("p", {}, h("a", { href: "/ops/failed", "data-link": true }, "Failed jobs →")),
     ],
   });

@@ -5,14 +5,8 @@ import { api } from "../api.js";
 import { duration, fill, h, when } from "../dom.js";
 import { busy, field, guard, pageError, pager, poll, progressBar, showNotice, statusBadge, table } from "../ui.js";
 
-// Which actions each run status allows (the API checks again: 409 invalid_state otherwise).
-const ACTIONS = {
-  draft: ["start", "cancel"],
-  running: ["pause", "cancel"],
-  paused: ["resume", "cancel"],
-  canceled: [],
-  completed: [],
-};
+// The buttons a run shows are the actions the API says its status allows (run.actions, from
+// the server's own transition table); the API checks again (409 invalid_state otherwise).
 const LABELS = { start: "Start", pause: "Pause", resume: "Resume", cancel: "Cancel" };
 
 export async function render(root, ctx) {
@@ -63,7 +57,7 @@ export async function render(root, ctx) {
   };
 
   const actions = (run) => h("div", { class: "row-actions" },
-    (ACTIONS[run.status] || []).map((action) => {
+    run.actions.map((action) => {
       const button = h("button", {
         type: "button",
         class: action === "cancel" ? "danger" : action === "start" ? "primary" : false,

@@ -1,6 +1,6 @@
 // Operator: live workers (from their heartbeats), refreshed every 2 s.
 
-import { itemsOf, keyValues, liveView, table } from "./ops.js";
+import { keyValues, liveView, table } from "./ops.js";
 
 export function render(root, ctx) {
   return liveView(root, ctx, {
@@ -9,7 +9,7 @@ export function render(root, ctx) {
     intro: "Worker processes with a live heartbeat; one that stops beating disappears here.",
     view: (data) => [
       keyValues(data),
-      table(itemsOf(data, "workers"), null, { empty: "No worker is running." }),
+      table(data.workers, null, { empty: "No worker is running." }),
     ],
   });
 }

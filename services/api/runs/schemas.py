@@ -1,0 +1,125 @@
+"""Runs: what a client sends to create one, and how a run and its progress are shown."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from libs.common.models import Run as RunRow
+from libs.common.models import RunStatus
+from libs.common.telephony.calling_window import check_window
+from services.api.runs.service import MAX_LEADS_PER_RUN, TRANSITIONS, LeadSelection
+from services.api.schemas import Body, LocalTime, Page, Paging, RowId, Shape
+
+MAX_RETRY_DELAY_S = 7 * 86400
+MAX_NAME_LENGTH = 200
+MAX_FILTER_LENGTH = 100
+
+RunAction = Literal["start", "pause", "resume", "cancel"]
+
+
+class Window(Body):
+    start: LocalTime = "08:00"
+    end: LocalTime = "21:00"
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Window:
+        check_window(self.start, self.end)  # InvalidWindow is a ValueError: a 400 naming it
+        return self
+
+
+class RunLeadFilter(Body):
+    """Leads to call; {} selects every lead of the business."""
+
+    source: str | None = Field(None, max_length=MAX_FILTER_LENGTH)
+    last_call_status: str | None = Field(None, max_length=MAX_FILTER_LENGTH)
+    q: str | None = Field(None, max_length=MAX_FILTER_LENGTH, description="name or phone contains")
+
+
+class RunInput(Body):
+    """Exactly one of lead_ids or filter ({} selects every lead)."""
+
+    name: str = Field(min_length=1, max_length=MAX_NAME_LENGTH)
+    lead_ids: list[RowId] | None = Field(None, min_length=1, max_length=MAX_LEADS_PER_RUN)
+    filter: RunLeadFilter | None = None
+    max_attempts: int = Field(1, ge=1, le=10)
+    retry_delay_s: int = Field(3600, ge=0, le=MAX_RETRY_DELAY_S)
+    window: Window = Field(
+        default_factory=Window,
+        description="local calling hours of the called party (default 08:00-21:00)",
+    )
+
+    @model_validator(mode="after")
+    def _one_selection(self) -> RunInput:
+        if (self.lead_ids is None) == (self.filter is None):
+            raise ValueError("give exactly one of lead_ids (array) or filter (object, {} for all)")
+        if not self.name.strip():
+            raise ValueError("name must not be blank")
+        return self
+
+    def selection(self) -> LeadSelection:
+        if self.lead_ids is not None:
+            return LeadSelection(lead_ids=sorted(set(self.lead_ids)))
+        assert self.filter is not None
+        return LeadSelection(**self.filter.model_dump())
+
+
+class RunProgress(Shape):
+    total: int
+    done: int
+    percent: float
+    active_calls: int
+    attempts: int
+    by_status: dict[str, int]
+    eta_s: float | None
+
+
+class RunWindow(Shape):
+    start: str
+    end: str
+
+
+class Run(Shape):
+    id: int
+    name: str
+    status: Literal["draft", "running", "paused", "canceled", "completed"]
+    max_attempts: int
+    retry_delay_s: int
+    window: RunWindow
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    progress: RunProgress
+    actions: list[RunAction] = Field(
+        description="what POST /api/runs/{id}/{action} allows now; others answer 409"
+    )
+
+    @classmethod
+    def of(cls, run: RunRow, progress: dict[str, Any]) -> Run:
+        return cls(
+            id=run.id,
+            name=run.name,
+            status=run.status.value,
+            max_attempts=run.max_attempts,
+            retry_delay_s=run.retry_delay_s,
+            window=RunWindow(start=run.window_start, end=run.window_end),
+            created_at=run.created_at,
+            started_at=run.started_at,
+            finished_at=run.finished_at,
+            progress=RunProgress(**progress),
+            actions=allowed_actions(run.status),
+        )
+
+
+def allowed_actions(status: RunStatus) -> list[RunAction]:
+    return [action for action, (sources, _) in TRANSITIONS.items() if status in sources]  # type: ignore[misc]
+
+
+class RunPage(Page[Run]):
+    pass
+
+
+class RunPaging(Paging):
+    per_page: int = Field(50, ge=1, le=100)
