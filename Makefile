@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint lint-js typecheck pytest clean bench bench-api bench-dialer bench-schedules bench-media bench-receipts bench-queue bench-queue-variants bench-coordination bench-webhook bench-latency bench-report soak reliability-report
+.PHONY: help run test lint lint-js typecheck pytest clean bench bench-api bench-dialer bench-schedules bench-media bench-receipts bench-queue bench-queue-variants bench-coordination bench-webhook bench-latency bench-report soak reliability-report probe probe-report
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -86,6 +86,12 @@ bench-report: $(STAMP) ## Regenerate docs/benchmarks.md (tables, targets, plots)
 
 reliability-report: $(STAMP) ## Render the last chaos run (var/test-results/chaos.json) into docs/reliability.md
 	$(BIN)/python -m tests.support.chaos
+
+probe: $(STAMP) ## Probe the embedded stack from outside (isolation, auth, bad input, webhooks, secrets); writes var/test-results/probe.json
+	$(BIN)/python -m probe $(PROBE_ARGS)
+
+probe-report: $(STAMP) ## Render the last probe (var/test-results/probe.json) into docs/reliability.md
+	$(BIN)/python -m probe.report
 
 soak: $(STAMP) ## 15 minutes of mixed load; fails if a process's memory or descriptors keep growing
 	$(BIN)/python -m bench.soak --minutes 15

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, Table, bindparam, create_engine, event, exc, text, update
+from sqlalchemy import Connection, Engine, Table, bindparam, create_engine, event, exc, text, update
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -80,21 +80,43 @@ def ping_idle_connections(engine: Engine, idle_s: float = IDLE_PING_AFTER_S) -> 
             raise
 
 
+#: The execution option that makes a connection's transactions read-only (``Database.reader``).
+READ_ONLY = "switchboard_read_only"
+#: How long a SQLite statement waits for a lock another process holds before failing.
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+_QUERY_ONLY = "switchboard_query_only"
+
+
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
-    # WAL lets the api read while the worker writes; foreign keys are off by default in SQLite.
-    # pysqlite's own transaction handling is disabled so that BEGIN IMMEDIATE below is ours.
+    # WAL lets readers go on while one process writes; foreign keys are off by default in SQLite.
+    # pysqlite's own transaction handling is disabled so that the BEGIN below is ours.
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.close()
 
 
-def _sqlite_on_begin(conn: Any) -> None:
+def _sqlite_on_begin(conn: Connection) -> None:
     # SQLite has no row locks: taking the write lock at BEGIN makes read-then-write transactions
-    # (claims, counters) serial across processes instead of failing on lock upgrade.
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # (claims, counters) serial across processes instead of failing on lock upgrade. A read-only
+    # transaction must not take it: in WAL a reader never waits for the writer, and a health
+    # read or a page that waited behind a long import stalled for the whole busy timeout
+    # (issue 24). query_only makes a write there fail at once, as PostgreSQL's READ ONLY does.
+    read_only = bool(conn.get_execution_options().get(READ_ONLY))
+    info = conn.connection.info
+    if info.get(_QUERY_ONLY, False) != read_only:
+        conn.exec_driver_sql(f"PRAGMA query_only={int(read_only)}")
+        info[_QUERY_ONLY] = read_only
+    conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+
+def _read_only_options(engine: Engine) -> dict[str, Any]:
+    options: dict[str, Any] = {READ_ONLY: True}
+    if engine.dialect.name == "postgresql":
+        options["postgresql_readonly"] = True  # BEGIN READ ONLY; reset when pooled again
+    return options
 
 
 class Database:
@@ -103,6 +125,10 @@ class Database:
     def __init__(self, url: str, **engine_kwargs: Any) -> None:
         self.engine = create_db_engine(url, **engine_kwargs)
         self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
+        #: The same pool, for transactions that only read: never SQLite's write lock, and a
+        #: write in one fails (PostgreSQL: READ ONLY; SQLite: query_only).
+        self.reader = self.engine.execution_options(**_read_only_options(self.engine))
+        self.read_sessionmaker = sessionmaker(self.reader, expire_on_commit=False)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -117,9 +143,29 @@ class Database:
         finally:
             session.close()
 
-    def ping(self) -> None:
-        """Raise if the database cannot answer a trivial query."""
-        with self.engine.connect() as connection:
+    @contextmanager
+    def read_connection(self, timeout_s: float | None = None) -> Iterator[Connection]:
+        """A read-only connection whose statements wait at most ``timeout_s`` for a lock or
+        for the server (a health read must answer within its own bound)."""
+        with self.reader.connect() as connection:
+            if timeout_s is None:
+                yield connection
+                return
+            ms = max(1, int(timeout_s * 1000))
+            if connection.dialect.name == "sqlite":
+                connection.exec_driver_sql(f"PRAGMA busy_timeout={ms}")
+                try:
+                    yield connection
+                finally:
+                    connection.exec_driver_sql(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            else:
+                # SET LOCAL: gone with the transaction, so the pooled connection is unchanged.
+                connection.exec_driver_sql(f"SET LOCAL statement_timeout = {ms}")
+                yield connection
+
+    def ping(self, timeout_s: float | None = None) -> None:
+        """Raise if the database cannot answer a trivial query (read-only, bounded)."""
+        with self.read_connection(timeout_s) as connection:
             connection.execute(text("SELECT 1"))
 
     def dispose(self) -> None:

@@ -5,6 +5,9 @@ It serves ``deploy/nginx/html`` with the same history fallback (``try_files $uri
 /index.html``), passes ``/api/`` to the api service, keeps ``/metrics``, ``/healthz`` and
 ``/readyz`` private, and adds the security headers of ``deploy/nginx/snippets/`` (read from
 that file, so the Content-Security-Policy the SPA must live with is the production one).
+Like nginx, it routes on the normalised path (``/api/%2e%2e/metrics`` is ``/metrics``, refused)
+and forwards that path, never the raw one: an HTTP client would resolve the dots after the
+routing decision (issue 24).
 Development only: production runs the real nginx (docker-compose.prod.yml).
 
 Run: ``python -m libs.common.dev_console --port 8080 --api http://127.0.0.1:5000``.
@@ -20,14 +23,16 @@ import uuid
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import quote
 
 import click
 import requests
 from werkzeug.security import safe_join
-from werkzeug.serving import make_server
+from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 from libs.common.settings import ROOT
+from libs.common.web.errors import error_code
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -51,6 +56,8 @@ HOP_BY_HOP = {
     "content-encoding",
 }
 PRIVATE_PATHS = {"/metrics", "/healthz", "/readyz"}
+#: Characters a path segment may hold unencoded (RFC 3986 pchar, without "%").
+_PATH_SAFE = "/:@!$&'()*+,;=-._~"
 
 _HEADER_LINE = re.compile(r'^\s*add_header\s+([A-Za-z-]+)\s+"([^"]*)"\s+always;', re.MULTILINE)
 
@@ -60,10 +67,51 @@ def security_headers(path: Path = SECURITY_HEADERS) -> list[tuple[str, str]]:
     return _HEADER_LINE.findall(path.read_text()) if path.exists() else []
 
 
-def _json_error(status: int, code: str, message: str) -> Response:
+def _json_error(status: int, message: str) -> Response:
     # The API's error shape, so the SPA shows a proxy failure like any other error.
-    body = {"error": {"code": code, "message": message}}
+    body = {"error": {"code": error_code(status), "message": message}}
     return Response(json.dumps(body), status=status, mimetype="application/json")
+
+
+class JsonErrorsRequestHandler(WSGIRequestHandler):
+    """What the HTTP server refuses before the app runs (a request line over 64 KB, over 100
+    headers, a malformed request) is answered in the JSON error shape too."""
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        reason = message or self.responses.get(code, ("error",))[0]
+        self.log_error("code %d, message %s", code, reason)
+        if self.request_version == "HTTP/0.9":
+            # A request line that did not parse leaves the default, which would answer with a
+            # bare body; every client here speaks HTTP/1.x.
+            self.request_version = "HTTP/1.0"
+        body = json.dumps({"error": {"code": error_code(code), "message": reason}}).encode()
+        self.send_response(code, reason)
+        self.send_header("Connection", "close")
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+
+def normalize_path(path: str) -> str | None:
+    """The path as nginx routes it: slashes merged, ``.`` and ``..`` segments resolved, a
+    trailing slash kept. ``path`` is the decoded PATH_INFO, so ``%2e`` and ``%2f`` are already
+    dots and slashes, as nginx decodes them before resolving. None where nginx answers 400: a
+    ``..`` above the root, or a NUL."""
+    if "\x00" in path:
+        return None
+    segments: list[str] = []
+    for part in path.split("/"):
+        if part == "..":
+            if not segments:
+                return None
+            segments.pop()
+        elif part not in ("", "."):
+            segments.append(part)
+    normalized = "/" + "/".join(segments)
+    trailing = path.endswith("/") or path.rsplit("/", 1)[-1] in (".", "..")
+    return normalized + "/" if trailing and segments else normalized
 
 
 class DevConsole:
@@ -84,12 +132,15 @@ class DevConsole:
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         request = Request(environ)
-        if request.path.startswith("/api/"):
-            response = self.proxy(request)
-        elif request.path in PRIVATE_PATHS:
-            response = _json_error(404, "not_found", "not served on the public side")
+        path = normalize_path(request.path)
+        if path is None:
+            response = _json_error(400, "the path is not a valid URL path")
+        elif path.startswith("/api/"):
+            response = self.proxy(request, path)
+        elif path in PRIVATE_PATHS:
+            response = _json_error(404, "not served on the public side")
         else:
-            response = self.static(request.path)
+            response = self.static(path)
         for name, value in self.headers:
             response.headers[name] = value
         return response(environ, start_response)
@@ -108,9 +159,9 @@ class DevConsole:
         response.headers["Cache-Control"] = "no-cache"
         return response
 
-    def proxy(self, request: Request) -> Response:
+    def proxy(self, request: Request, path: str) -> Response:
         if (request.content_length or 0) > MAX_BODY_BYTES:
-            return _json_error(413, "payload_too_large", "the request body is over 10 MB")
+            return _json_error(413, "the request body is over 10 MB")
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
         # What nginx sends (deploy/nginx/snippets/proxy.conf): one trusted hop, a request id.
         headers.update(
@@ -122,7 +173,9 @@ class DevConsole:
                 "X-Request-ID": uuid.uuid4().hex,
             }
         )
-        url = f"{self.api_base}{request.full_path if request.query_string else request.path}"
+        url = self.api_base + quote(path, safe=_PATH_SAFE)
+        if request.query_string:
+            url += "?" + request.query_string.decode("latin-1")
         try:
             upstream = self.http.request(
                 request.method,
@@ -134,7 +187,7 @@ class DevConsole:
             )
         except requests.RequestException as exc:
             reason = f"the api at {self.api_base} is not reachable ({type(exc).__name__})"
-            return _json_error(502, "bad_gateway", reason)
+            return _json_error(502, reason)
         response = Response(upstream.content, status=upstream.status_code)
         for name, value in upstream.headers.items():
             if name.lower() not in HOP_BY_HOP:
@@ -150,7 +203,9 @@ def main(host: str, port: int, api_base: str) -> None:
     """Serve the console and proxy /api/ (development only)."""
     # One line per request would drown `switchboard run`'s output while pages poll every second.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    server = make_server(host, port, DevConsole(api_base), threaded=True)
+    server = make_server(
+        host, port, DevConsole(api_base), threaded=True, request_handler=JsonErrorsRequestHandler
+    )
     server.serve_forever()
 
 

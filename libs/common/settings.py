@@ -68,6 +68,8 @@ class Settings:
     metrics_dir: Path = ROOT / "var" / "metrics"
     #: Upper bound of the broker reachability check done before anything is written.
     broker_check_timeout_s: float = 0.5
+    #: Upper bound of the database's part of a health read (/readyz, /api/queue/status).
+    database_check_timeout_s: float = 2.0
     worker_heartbeat_interval_s: float = 5.0
     #: Longest idle wait between polls of a background or delay queue (milliseconds).
     worker_background_poll_ms: int = 1000
@@ -163,6 +165,7 @@ class Settings:
             var_dir=var_dir,
             metrics_dir=Path(reader.text("METRICS_DIR") or str(var_dir / "metrics")),
             broker_check_timeout_s=reader.number("BROKER_CHECK_TIMEOUT_S", 0.5, 0.05, 1.0),
+            database_check_timeout_s=reader.number("DATABASE_CHECK_TIMEOUT_S", 2, 0.1, 10),
             worker_heartbeat_interval_s=reader.number("WORKER_HEARTBEAT_INTERVAL_S", 5, 0.1, 300),
             worker_background_poll_ms=int(
                 reader.number("WORKER_BACKGROUND_POLL_MS", 1000, 10, 60_000)

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 import redis
+from sqlalchemy import text
 
 from libs.common import heartbeats, leader, migrate, periodic
 from libs.common.broker_adapter import BrokerAdapter, QueueUnavailable, adapter_for
@@ -84,8 +85,11 @@ def _database(settings: Settings, database: Database | None) -> dict[str, Any]:
     owned = database is None
     db = database or Database(settings.database_url)
     try:
-        db.ping()
-        current = migrate.current_revision(db.engine)
+        # Read-only and bounded: a health read never queues for SQLite's write lock behind a
+        # long write, nor holds a request thread longer than its own timeout.
+        with db.read_connection(settings.database_check_timeout_s) as connection:
+            connection.execute(text("SELECT 1"))
+            current = migrate.current_revision(connection)
     finally:
         if owned:
             db.dispose()

@@ -27,6 +27,7 @@ from libs.common.audio import wav
 from libs.common.db import Database
 from libs.common.models import Call
 from libs.common.telephony.twilio_signature import sign
+from services.calls.media.stream import START_TIMEOUT_S
 from simulators.twilio.media_client import stream_from_twiml
 from tests.e2e.conftest import BUSINESS_NUMBER, CallsService
 from tests.support.twilio_sim import AUTH_TOKEN
@@ -254,3 +255,20 @@ def test_media_before_any_start_is_closed_within_a_second_with_one_line(
     assert received == [] and closed_after is not None and closed_after < 1.0, closed_after
     time.sleep(0.2)
     assert len(_refusals(calls_service)) == 1, _refusals(calls_service)
+
+
+def test_a_signed_socket_that_never_starts_is_closed_after_the_start_timeout(
+    calls_service: CallsService,
+) -> None:
+    answered = _answer(calls_service, "+14155550266")
+    ws = _connect(answered.ws_url)
+    ws.send(CONNECTED)
+    opened = time.monotonic()
+    try:
+        assert ws.receive(timeout=START_TIMEOUT_S + 5) is None
+    except simple_websocket.ConnectionClosed:
+        pass
+    waited = time.monotonic() - opened
+    # Not the minute an idle call is given: Twilio sends start right after connected.
+    assert START_TIMEOUT_S - 0.5 < waited < START_TIMEOUT_S + 3, waited
+    assert ws.connected is False

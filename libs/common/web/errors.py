@@ -8,6 +8,7 @@ from typing import Any
 from flask import Flask, Response, jsonify
 from sqlalchemy.exc import InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
+from werkzeug.http import HTTP_STATUS_CODES
 
 from libs.common.queue_health import QueueUnavailable
 
@@ -46,6 +47,15 @@ def error_response(
 
 def _code_for(exc: HTTPException) -> str:
     return (exc.name or "error").lower().replace(" ", "_").replace("'", "")
+
+
+def error_code(status: int) -> str:
+    """The code of an error known only by its status, as Flask names the same status (414:
+    ``request_uri_too_long``): used by what answers before Flask (gunicorn, the dev console;
+    deploy/nginx/nginx.conf holds the same names)."""
+    if status == 500:
+        return "internal_error"
+    return HTTP_STATUS_CODES.get(status, "error").lower().replace(" ", "_").replace("'", "")
 
 
 def register_error_handlers(app: Flask) -> None:

@@ -7,6 +7,7 @@ the environment first, and the master process sets it here.
 from __future__ import annotations
 
 import gc
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,36 @@ def child_exit(server: Any, worker: Any) -> None:
 
 
 def post_worker_init(worker: Any) -> None:
+    answer_refusals_in_json()
     # The loaded application (Flask, SQLAlchemy, the SDKs: ~90,000 objects) lives as long as the
     # worker; a full collection walking it paused every thread for ~45 ms, which a caller's
     # audio stream feels. Frozen objects are left out of collections.
     gc.freeze()
+
+
+def answer_refusals_in_json() -> None:
+    """Requests gunicorn refuses before Flask sees them (a request line over
+    ``limit_request_line``: 414; a header over its limits: 431; a malformed request: 400) are
+    answered in the services' JSON error shape, not gunicorn's HTML page. Gunicorn writes
+    every such answer through ``gunicorn.util.write_error`` (from ``Worker.handle_error``,
+    whatever the worker class): this worker's copy of that one function is replaced."""
+    from gunicorn import util
+
+    util.write_error = write_json_error
+
+
+def write_json_error(sock: Any, status_int: int, reason: str, mesg: str) -> None:
+    """``gunicorn.util.write_error``'s contract, with a JSON body."""
+    from gunicorn import util
+
+    from libs.common.web.errors import error_code
+
+    # gunicorn's message names the limit or quotes the refused line (the client's own bytes).
+    message = mesg[:300] or ("an unexpected error occurred" if status_int >= 500 else reason)
+    error = {"code": error_code(status_int), "message": message}
+    body = json.dumps({"error": error}).encode()
+    head = (
+        f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    util.write_nonblock(sock, head.encode("latin-1") + body)

@@ -24,7 +24,7 @@ def readyz() -> Response:
     settings: Settings = current_app.config["SETTINGS"]
     checks: dict[str, dict[str, Any]] = {}
     try:
-        get_database().ping()
+        get_database().ping(settings.database_check_timeout_s)
         checks["database"] = {"ok": True}
     except Exception as exc:  # any driver error means "not ready", never a 500
         checks["database"] = {"ok": False, "error": type(exc).__name__}

@@ -27,7 +27,7 @@ from libs.common.gmail.client import gmail_service
 from libs.common.models import BackgroundJob, GmailConnection, JobStatus, utcnow
 from libs.common.redis_client import shared_redis
 from libs.common.settings import Settings
-from libs.common.web.db import get_session
+from libs.common.web.db import get_session, writes
 from libs.common.web.errors import ApiError
 from services.api.auth import current_business_id
 from services.api.gmail.schemas import CallbackQuery, ConsentQuery, ConsentUrl, GmailConnections
@@ -139,6 +139,7 @@ _BACK_TO_SPA = (
 
 
 @blueprint.get("/gmail/callback")
+@writes  # Google redirects the browser here with a GET
 @api.validate(
     resp=answers(
         {302: _BACK_TO_SPA},
