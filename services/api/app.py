@@ -21,7 +21,7 @@ from services.api.receipts.routes import blueprint as receipts_blueprint
 from services.api.runs.routes import blueprint as runs_blueprint
 from services.api.schedules.routes import blueprint as schedules_blueprint
 from services.api.schemas import Health
-from services.api.spec import answers, api, openapi_document, public, read_json_body
+from services.api.spec import answers, api, openapi_document, read_json_body
 from services.api.system.routes import blueprint as system_blueprint
 
 #: Bound of each broker wait during a metrics scrape.
@@ -43,10 +43,8 @@ def create_app(settings: Settings | None = None, broker: dramatiq.Broker | None 
     # nginx sends /api/* here; health under /api too so it can be probed through the proxy.
     alive = answers({200: Health}, auth="public")
     ready = answers({200: Health, 503: Health}, auth="public")
-    blueprint.add_url_rule(
-        "/healthz", "healthz", api.validate(resp=alive, **public())(health.healthz)
-    )
-    blueprint.add_url_rule("/readyz", "readyz", api.validate(resp=ready, **public())(health.readyz))
+    blueprint.add_url_rule("/healthz", "healthz", api.validate(resp=alive)(health.healthz))
+    blueprint.add_url_rule("/readyz", "readyz", api.validate(resp=ready)(health.readyz))
     for child in (
         account_blueprint,
         jobs_blueprint,

@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from flask import g, request
+from flask import current_app, g, request
 
 from libs.common import repositories
 from libs.common.models import TokenRole
 from libs.common.web.db import get_session
 from libs.common.web.errors import ApiError
+from services.api.spec import audience_of
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-#: Routes under /api that answer without a token. Google's OAuth redirect brings the browser to
-#: the Gmail callback with no token: its signed single-use state names the business instead.
-PUBLIC_ENDPOINTS = {"api.openapi", "api.healthz", "api.readyz", "api.gmail.callback"}
 
 
 @dataclass(frozen=True)
@@ -39,8 +35,12 @@ def _unauthorized(message: str) -> ApiError:
 
 
 def authenticate() -> None:
-    """before_request hook: sets ``g.principal`` or answers 401."""
-    if request.endpoint in PUBLIC_ENDPOINTS or request.method == "OPTIONS":
+    """before_request hook: sets ``g.principal`` or answers 401, then 403 when the route's
+    declared audience (``answers(auth=...)``) is not the token's role. Public routes (health,
+    the OpenAPI document, Google's OAuth redirect, whose signed state names the business)
+    need no token."""
+    audience = audience_of(current_app.view_functions.get(request.endpoint or ""))
+    if audience == "public" or request.method == "OPTIONS":
         return
     header = request.headers.get("Authorization", "")
     scheme, _, secret = header.partition(" ")
@@ -51,7 +51,11 @@ def authenticate() -> None:
     token = repositories.find_active_token(get_session(), secret.strip())
     if token is None:
         raise _unauthorized("the token is unknown or revoked")
-    g.principal = Principal(token.id, token.role, token.business_id)
+    principal = g.principal = Principal(token.id, token.role, token.business_id)
+    if audience == "operator" and not principal.is_operator:
+        raise ApiError(403, "forbidden", "this endpoint needs an operator token")
+    if audience == "business" and principal.business_id is None:
+        raise _needs_business_token()
 
 
 def current_principal() -> Principal:
@@ -62,20 +66,12 @@ def current_principal() -> Principal:
 def current_business_id() -> int:
     """The caller's business; business data endpoints refuse operator tokens (no business)."""
     principal = current_principal()
-    if principal.business_id is None:
-        raise ApiError(
-            403, "forbidden", "this endpoint needs a business token (operator tokens have none)"
-        )
+    if principal.business_id is None:  # a route for "any" token reading a business's data
+        raise _needs_business_token()
     return principal.business_id
 
 
-def operator_required(view: F) -> F:
-    """Platform-wide endpoints: business tokens get 403."""
-
-    @functools.wraps(view)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        if not current_principal().is_operator:
-            raise ApiError(403, "forbidden", "this endpoint needs an operator token")
-        return view(*args, **kwargs)
-
-    return wrapper  # type: ignore[return-value]
+def _needs_business_token() -> ApiError:
+    return ApiError(
+        403, "forbidden", "this endpoint needs a business token (operator tokens have none)"
+    )

@@ -12,7 +12,7 @@ deeper than 32 levels, text the database cannot store, or anything but an object
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from flask import Response as FlaskResponse
@@ -165,7 +165,41 @@ class FlaskPlugin(flask_plugin.FlaskPlugin):
         )
 
 
-api = SpecTree(
+class SwitchboardSpec(SpecTree):
+    """SpecTree whose ``validate`` also tags the view with the audience its answers declare,
+    and leaves public routes out of the bearer security requirement.
+
+    The audience (``answers(auth=...)``: ``business``, ``operator``, ``any`` or ``public``) is
+    declared once per route: it documents the route's 401/403 and is what
+    ``services.api.auth.authenticate`` enforces before the route's models read the request, so
+    a token of the wrong role is a 403 whatever the body."""
+
+    # Keyword arguments only (as every route passes them), hence the narrower signature.
+    def validate(  # type: ignore[override]
+        self, resp: Response | None = None, **kwargs: Any
+    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        audience = getattr(resp, "audience", "business")
+        if audience == "public":
+            kwargs.setdefault("security", {})
+        decorate = super().validate(resp=resp, **kwargs)
+
+        # Typed as returning Any, as spectree's own: a route returns models, which the
+        # validation turns into the Flask response.
+        def tag(view: Callable[..., Any]) -> Callable[..., Any]:
+            validated: Callable[..., Any] = decorate(view)
+            validated.audience = audience  # type: ignore[attr-defined]
+            return validated
+
+        return tag
+
+
+def audience_of(view: Any) -> str:
+    """The audience a view was declared for (``openapi.json`` is public; undeclared views are
+    for business tokens, the narrowest audience that still needs a token)."""
+    return str(getattr(view, "audience", "business"))
+
+
+api = SwitchboardSpec(
     "flask",
     backend=FlaskPlugin,
     mode="strict",  # only routes declared here are documented: a test finds any other
@@ -207,17 +241,17 @@ def answers(
     for item in (400, *AUTH_ERRORS[auth], *errors):
         status, text = item if isinstance(item, tuple) else (item, ERRORS[item])
         codes[f"HTTP_{status}"] = (Error, text)
-    return Response(**codes)
-
-
-def public() -> dict[str, Any]:
-    """``@api.validate(**public(), ...)``: a route that answers without a token."""
-    return {"security": {}}
+    response = Response(**codes)
+    response.audience = auth  # type: ignore[attr-defined]  # read by SwitchboardSpec.validate
+    return response
 
 
 def openapi_document() -> FlaskResponse:
     """GET /api/openapi.json: generated from the routes' models on first use, then kept."""
     return jsonify(api.spec)
+
+
+openapi_document.audience = "public"  # type: ignore[attr-defined]
 
 
 def read_json_body() -> None:
@@ -236,4 +270,4 @@ def read_json_body() -> None:
     storable(body)
 
 
-__all__ = ["ApiError", "answers", "api", "openapi_document", "public", "read_json_body"]
+__all__ = ["ApiError", "answers", "api", "audience_of", "openapi_document", "read_json_body"]

@@ -32,7 +32,7 @@ from libs.common.web.errors import ApiError
 from services.api.auth import current_business_id
 from services.api.gmail.schemas import CallbackQuery, ConsentQuery, ConsentUrl, GmailConnections
 from services.api.gmail.schemas import GmailConnection as Connection
-from services.api.spec import answers, api, public
+from services.api.spec import answers, api
 
 logger = logging.getLogger(__name__)
 
@@ -147,7 +147,6 @@ _BACK_TO_SPA = (
         _NOT_CONFIGURED,
         auth="public",
     ),
-    **public(),
 )
 def callback(query: CallbackQuery) -> BaseResponse:
     """Google's redirect after the consent (the browser's: no token).
