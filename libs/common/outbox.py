@@ -6,11 +6,10 @@ import logging
 from typing import Any
 
 import dramatiq
-import redis
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-from libs.common.queue_health import QueueUnavailable
+from libs.common.queue_health import ENQUEUE_ERRORS, QueueUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +36,7 @@ def _send_pending(session: Session) -> None:
     for index, (broker, message) in enumerate(pending):
         try:
             (broker or dramatiq.get_broker()).enqueue(message)
-        except (redis.RedisError, OSError) as exc:
+        except ENQUEUE_ERRORS as exc:
             # The rows are committed; the message is not. Callers compensate (see the ping
             # endpoint) and the reconciler repairs what a crash here would leave behind.
             unsent = [m.actor_name for _, m in pending[index:]]
