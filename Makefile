@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint lint-js typecheck pytest clean bench bench-api bench-dialer bench-schedules bench-media bench-turn bench-receipts bench-queue bench-queue-variants bench-webhook bench-latency bench-report soak reliability-report probe probe-report
+.PHONY: help run test lint lint-js typecheck pytest clean bench bench-api bench-dialer bench-schedules bench-media bench-turn bench-receipts bench-queue bench-queue-variants bench-coordination bench-webhook bench-latency bench-report soak reliability-report probe probe-report
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -66,7 +66,7 @@ bench-turn: $(STAMP) ## Voice agent turn latency at 100 calls through the realti
 bench-receipts: $(STAMP) ## Gmail full-sync throughput vs the quota limit; incremental sync API calls per new message
 	$(BENCH) bench.receipts
 
-bench-queue: $(STAMP) ## Queue throughput: Switchboard's worker stack vs bare Dramatiq vs RQ (no-op and row-writing messages)
+bench-queue: $(STAMP) ## Queue throughput: Switchboard's worker stack vs bare Dramatiq vs RQ on Redis, and vs bare Dramatiq on RabbitMQ
 	$(BENCH) bench.queue_throughput
 
 bench-queue-variants: $(STAMP) ## What idle consumers cost: Switchboard's worker three ways vs bare Dramatiq (not in `make bench`)
@@ -77,6 +77,9 @@ bench-webhook: $(STAMP) ## Signed Twilio status callbacks through nginx: the cal
 
 bench-latency: $(STAMP) ## HTTP request to actor start, p50/p99 at light and heavy load
 	$(BENCH) bench.enqueue_latency
+
+bench-coordination: $(STAMP) ## (not in `make bench`) Leader lock and CPS limiter in Redis vs PostgreSQL (advisory lock, GCRA row)
+	$(BENCH) bench.coordination
 
 bench-api: $(STAMP) ## The api's schema layer per request: spectree vs flask-openapi3 vs flask-pydantic vs hand-written, and the whole request
 	$(BENCH) bench.api_layers

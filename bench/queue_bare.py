@@ -1,7 +1,8 @@
 """Bare Dramatiq, as a user would start with it: ``dramatiq bench.queue_bare``.
 
-A RedisBroker with Dramatiq's default middleware, two ``@dramatiq.actor`` functions, and a
-plain SQLAlchemy engine (library defaults) opened lazily in each worker process.
+A RedisBroker (or, with ``BENCH_RABBITMQ_URL`` set, a RabbitmqBroker) with Dramatiq's default
+middleware, two ``@dramatiq.actor`` functions, and a plain SQLAlchemy engine (library defaults)
+opened lazily in each worker process.
 """
 
 from __future__ import annotations
@@ -10,13 +11,18 @@ import os
 import threading
 
 import dramatiq
+from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.brokers.redis import RedisBroker
 from sqlalchemy import Engine, create_engine, text
 
 from bench.queue_workloads import INSERT_ROW, NOOP, QUEUE, WRITE_ROW
 from libs.common.db import normalize_url
 
-broker = RedisBroker(url=os.environ["BENCH_REDIS_URL"])  # type: ignore[no-untyped-call]
+broker: dramatiq.Broker
+if os.environ.get("BENCH_RABBITMQ_URL"):
+    broker = RabbitmqBroker(url=os.environ["BENCH_RABBITMQ_URL"])
+else:
+    broker = RedisBroker(url=os.environ["BENCH_REDIS_URL"])  # type: ignore[no-untyped-call]
 dramatiq.set_broker(broker)
 
 _engine: Engine | None = None

@@ -22,7 +22,8 @@ from libs.common.broker import build_broker
 from libs.common.db import Database
 from libs.common.models import Base, TokenRole
 from libs.common.settings import Settings
-from tests.support import secret_scan, services
+from tests.support import rabbitmq, secret_scan, services
+from tests.support.brokers import purge_every_queue
 
 # The log-secret scan (tests/support/secret_scan.py): capture every record from the start, and
 # remember every encryption key a test generates; it runs when the session finishes.
@@ -39,7 +40,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 # Tests must not read the developer's environment for these.
-for _name in ("DATABASE_URL", "REDIS_URL", "APP_ENV", "SERVICE_ROLE", "PROMETHEUS_MULTIPROC_DIR"):
+for _name in ("DATABASE_URL", "REDIS_URL", "BROKER_URL", "APP_ENV", "SERVICE_ROLE",
+              "PROMETHEUS_MULTIPROC_DIR", "RABBITMQ_MANAGEMENT_URL"):  # fmt: skip
     os.environ.pop(_name, None)
 
 
@@ -94,6 +96,35 @@ def redis_url(session_tmp: Path) -> Iterator[str]:
             yield url
 
 
+@pytest.fixture(scope="session")
+def rabbitmq_url() -> Iterator[str]:
+    """A virtual host of the shared RabbitMQ for this session (deleted after): other test runs
+    on the machine use the same server at the same time."""
+    if not rabbitmq.reachable():
+        services.missing_service("RabbitMQ (with its management plugin)")
+    with rabbitmq.temporary_vhost() as url:
+        yield url
+
+
+@pytest.fixture
+def broker_kind(request: pytest.FixtureRequest) -> str:
+    """``redis`` unless a test is parametrized over the brokers (tests/support/brokers.py)."""
+    return str(getattr(request, "param", "redis"))
+
+
+@pytest.fixture
+def broker_url(
+    broker_kind: str, request: pytest.FixtureRequest, redis_url: str, redis_client: redis.Redis
+) -> str | None:
+    """``BROKER_URL`` of the test's broker: None means the Redis of ``redis_url``, as when the
+    variable is unset. A RabbitMQ test starts with its session's queues empty."""
+    if broker_kind == "redis":
+        return None
+    url = str(request.getfixturevalue("rabbitmq_url"))
+    purge_every_queue(url, redis_url)
+    return url
+
+
 @pytest.fixture
 def redis_client(redis_url: str) -> Iterator[redis.Redis]:
     client = redis.Redis.from_url(redis_url)
@@ -123,12 +154,13 @@ def empty_database(database: Database) -> None:
 
 
 @pytest.fixture
-def settings(database_url: str, redis_url: str, tmp_path: Path) -> Settings:
+def settings(database_url: str, redis_url: str, broker_url: str | None, tmp_path: Path) -> Settings:
     return Settings(
         app_env="test",
         service_role="api",
         database_url=database_url,
         redis_url=redis_url,
+        broker_url=broker_url,
         var_dir=tmp_path,
         metrics_dir=tmp_path / "metrics",
         recordings_dir=tmp_path / "recordings",

@@ -7,7 +7,7 @@ This is the check that would have caught upstreams named after services that did
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -138,3 +138,64 @@ def check(nginx_conf: Path, compose_path: Path, root: Path | None = None) -> lis
         elif service not in services:
             problems.append(f"{nginx_conf}: public route {route}: service {service!r} is missing")
     return problems
+
+
+#: The application services, which all need the same broker settings.
+APP_SERVICES = ("migrate", "api", "calls", "worker", "scheduler")
+#: The compose profile that starts RabbitMQ, and its service.
+RABBITMQ_PROFILE = RABBITMQ_SERVICE = "rabbitmq"
+
+
+def check_broker(compose_path: Path, env: Mapping[str, str]) -> list[str]:
+    """The broker settings of ``env`` (the ``.env`` file) against the compose file: a
+    ``BROKER_URL`` must reach a service listening on its port, started by the active profiles;
+    RabbitMQ started with no service using it, or without a password, is a mistake too."""
+    data = yaml.safe_load(compose_path.read_text())
+    specs: dict[str, Any] = data.get("services") or {}
+    services = _compose_services(compose_path)
+    profiles = {p.strip() for p in env.get("COMPOSE_PROFILES", "").split(",") if p.strip()}
+    problems = [
+        f"{compose_path.name}: service {name!r} does not pass BROKER_URL to the application"
+        for name in APP_SERVICES
+        if name in specs and "BROKER_URL" not in (specs[name].get("environment") or {})
+    ]
+    url = env.get("BROKER_URL", "").strip()
+    if not url.startswith(("amqp://", "amqps://")):
+        if RABBITMQ_PROFILE in profiles:
+            problems.append(
+                "COMPOSE_PROFILES starts rabbitmq but BROKER_URL is not an amqp:// URL: "
+                "nothing would use it (set BROKER_URL=amqp://switchboard:…@rabbitmq:5672/%2F)"
+            )
+        return problems
+    target = urlsplit(url)
+    host, port = target.hostname or "", target.port or 5672
+    if host not in services:
+        problems.append(
+            f"BROKER_URL: no service {host!r} in {compose_path.name} "
+            f"(services: {', '.join(sorted(services))})"
+        )
+        return problems
+    if port not in services[host]:
+        problems.append(f"BROKER_URL: service {host!r} does not listen on {port}")
+    needed = set(specs[host].get("profiles") or [])
+    if needed and not needed & profiles:
+        problems.append(
+            f"BROKER_URL names {host!r}, which only runs with the profile "
+            f"{', '.join(sorted(needed))}: add it to COMPOSE_PROFILES"
+        )
+    if host == RABBITMQ_SERVICE and not env.get("RABBITMQ_PASSWORD", "").strip():
+        problems.append("RABBITMQ_PASSWORD is empty: the rabbitmq service needs one")
+    if "healthcheck" not in specs[host]:
+        problems.append(f"{compose_path.name}: the broker service {host!r} has no healthcheck")
+    return problems
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """``KEY=value`` lines of a compose ``.env`` file (comments and blank lines skipped)."""
+    env: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#") and "=" in line:
+            key, _, value = line.partition("=")
+            env[key.strip()] = value.strip().strip("'\"")
+    return env

@@ -18,7 +18,7 @@ import dramatiq
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-from libs.common.queue_health import QueueUnavailable
+from libs.common.queue_health import ENQUEUE_ERRORS, QueueUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ def send(pending: Iterable[tuple[dramatiq.Broker | None, Outgoing]]) -> None:
     for broker, outgoing in pending:
         try:
             (broker or dramatiq.get_broker()).enqueue(outgoing.message, delay=outgoing.delay_ms)
-        except Exception as exc:  # any broker's connection error: the rows are committed
+        except ENQUEUE_ERRORS as exc:  # any broker's connection error: the rows are committed
             name = outgoing.message.actor_name
             if outgoing.repairable:
                 logger.warning("%s not sent after commit (%s); the reconciler sends it again",

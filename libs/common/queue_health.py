@@ -2,28 +2,31 @@
 
 from __future__ import annotations
 
+import pika
+import pika.exceptions
 import redis
 
+from libs.common.broker_adapter.errors import ENQUEUE_ERRORS, QueueUnavailable, unavailable
+from libs.common.broker_adapter.rabbitmq import connection_parameters
 from libs.common.redis_client import shared_redis
+from libs.common.settings import AMQP_SCHEMES
+
+__all__ = ["ENQUEUE_ERRORS", "QueueUnavailable", "check_broker", "unavailable"]
 
 
-class QueueUnavailable(Exception):
-    """The broker cannot take messages now; endpoints answer 503 ``queue_unavailable``."""
+def check_broker(broker_url: str | None, timeout_s: float) -> None:
+    """Raise QueueUnavailable unless the broker answers within ``timeout_s``.
 
-    code = "queue_unavailable"
-
-    def __init__(self, message: str = "the job queue is unreachable; nothing was done") -> None:
-        super().__init__(message)
-        self.message = message
-
-
-def check_broker(redis_url: str | None, timeout_s: float) -> None:
-    """Raise QueueUnavailable unless Redis answers PING within ``timeout_s``."""
-    if not redis_url:
-        raise QueueUnavailable("no broker is configured (REDIS_URL is unset)")
+    Redis: a PING on the process's pooled client. RabbitMQ: a new AMQP connection, opened and
+    closed (a few milliseconds): a web process keeps no idle AMQP connection, since nothing in
+    it would send the connection's heartbeats.
+    """
+    if not broker_url:
+        raise QueueUnavailable("no broker is configured (BROKER_URL and REDIS_URL are unset)")
     try:
-        shared_redis(redis_url, timeout_s).ping()
-    except (redis.RedisError, OSError) as exc:
-        raise QueueUnavailable(
-            f"the job queue is unreachable ({type(exc).__name__}); nothing was done"
-        ) from exc
+        if broker_url.startswith(AMQP_SCHEMES):
+            pika.BlockingConnection(connection_parameters(broker_url, timeout_s)).close()
+        else:
+            shared_redis(broker_url, timeout_s).ping()
+    except (redis.RedisError, pika.exceptions.AMQPError, OSError) as exc:
+        raise unavailable(exc) from exc

@@ -1,5 +1,5 @@
-"""Queue depth for Prometheus: Dramatiq exports none, so this reads the broker's Redis keys
-at scrape time. Registered by the api only, so each depth is reported once."""
+"""Queue depth for Prometheus: Dramatiq exports none, so this asks the broker adapter at
+scrape time. Registered by the api only, so each depth is reported once."""
 
 from __future__ import annotations
 
@@ -8,39 +8,38 @@ from typing import Any
 
 from prometheus_client.core import GaugeMetricFamily
 
+from libs.common.broker_adapter import BrokerAdapter, QueueUnavailable
 from libs.common.contracts import QUEUES
-from libs.common.redis_client import redis_from_url
-from libs.common.status import DRAMATIQ_NAMESPACE
+
+#: The states exported, as the adapter's QueueDepth names them.
+STATES = ("ready", "in_progress", "delayed", "dead")
 
 
 class QueueDepthCollector:
-    def __init__(self, redis_url: str, timeout_s: float = 0.5) -> None:
-        self.client = redis_from_url(redis_url, timeout_s=timeout_s)
+    def __init__(self, adapter: BrokerAdapter) -> None:
+        self.adapter = adapter
 
     def collect(self) -> Iterator[Any]:
         depth = GaugeMetricFamily(
             "switchboard_queue_messages",
-            "Messages in the broker by queue and state (ready, delayed, dead-lettered).",
+            "Messages in the broker by queue and state (ready, in_progress, delayed, dead).",
             labels=["queue", "state"],
         )
         up = GaugeMetricFamily(
             "switchboard_queue_collector_up", "1 when the broker answered the depth scrape."
         )
         try:
-            pipe = self.client.pipeline(transaction=False)
-            for queue in QUEUES:
-                base = f"{DRAMATIQ_NAMESPACE}:{queue}"
-                pipe.llen(base)
-                pipe.llen(f"{base}.DQ")
-                pipe.zcard(f"{base}.XQ")
-            counts = pipe.execute()
-        except Exception:  # a scrape reports the broker down, it does not fail
+            depths = self.adapter.depths(QUEUES)
+        except QueueUnavailable:  # a scrape reports the broker down, it does not fail
             up.add_metric([], 0)
             yield up
             return
-        for i, queue in enumerate(QUEUES):
-            for j, state in enumerate(("ready", "delayed", "dead")):
-                depth.add_metric([queue, state], counts[i * 3 + j])
+        for queue in QUEUES:
+            counts = depths[queue].to_dict()
+            for state in STATES:
+                value = counts[state]
+                if value is not None:  # unknown (RabbitMQ without management) is left out
+                    depth.add_metric([queue, state], value)
         up.add_metric([], 1)
         yield depth
         yield up

@@ -21,6 +21,10 @@ ROLES = ("api", "calls", "worker", "scheduler", "cli")
 ENVIRONMENTS = ("development", "test", "production")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LOG_FORMATS = ("json", "text")
+#: URL schemes of RabbitMQ brokers (Dramatiq's RabbitmqBroker through pika).
+AMQP_SCHEMES = ("amqp://", "amqps://")
+#: URL schemes a Redis URL may have (``redis+sentinel`` names a Sentinel-managed master).
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://", "redis+sentinel://")
 
 #: Variables a production process refuses to start without, per role.
 PRODUCTION_REQUIRED: dict[str, tuple[str, ...]] = {
@@ -56,8 +60,15 @@ class Settings:
     app_env: str = "development"
     service_role: str = "cli"
     database_url: str = f"sqlite:///{ROOT / 'var' / 'switchboard.db'}"
-    #: None means "no Redis configured": only the local stack and tests may then embed one.
+    #: Coordination Redis (leader lock, rate limits, nonces, heartbeats, queue statistics), and
+    #: the broker too unless ``broker_url`` is set. None means "no Redis configured": only the
+    #: local stack and tests may then embed one.
     redis_url: str | None = None
+    #: The message broker when it is not ``redis_url``: ``amqp://`` (RabbitMQ) or a Redis URL.
+    broker_url: str | None = None
+    #: RabbitMQ's management API, read for the messages consumers hold (in progress, delayed);
+    #: None derives it from ``broker_url`` (same host and credentials, port 15672).
+    rabbitmq_management_url: str | None = None
     public_base_url: str = "http://127.0.0.1:8080"
     log_level: str = "INFO"
     log_format: str = "text"
@@ -163,6 +174,17 @@ class Settings:
         return not self.is_production
 
     @property
+    def queue_broker_url(self) -> str | None:
+        """Where the messages go: ``BROKER_URL``, else ``REDIS_URL``."""
+        return self.broker_url or self.redis_url
+
+    @property
+    def broker_kind(self) -> str:
+        """``rabbitmq`` for an AMQP broker URL, else ``redis``."""
+        url = self.queue_broker_url or ""
+        return "rabbitmq" if url.startswith(AMQP_SCHEMES) else "redis"
+
+    @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
 
@@ -183,7 +205,9 @@ class Settings:
             app_env=app_env,
             service_role=role,
             database_url=reader.text("DATABASE_URL") or f"sqlite:///{var_dir / 'switchboard.db'}",
-            redis_url=reader.text("REDIS_URL"),
+            redis_url=reader.url("REDIS_URL", REDIS_SCHEMES),
+            broker_url=reader.url("BROKER_URL", (*REDIS_SCHEMES, *AMQP_SCHEMES)),
+            rabbitmq_management_url=reader.url("RABBITMQ_MANAGEMENT_URL", ("http", "https")),
             public_base_url=(reader.text("PUBLIC_BASE_URL") or cls.public_base_url).rstrip("/"),
             log_level=reader.choice("LOG_LEVEL", LOG_LEVELS, "INFO", upper=True),
             log_format=reader.choice("LOG_FORMAT", LOG_FORMATS, default_format),
@@ -277,6 +301,19 @@ class _Reader:
     def text(self, name: str) -> str | None:
         value = self.env.get(name, "").strip()
         return value or None
+
+    def url(self, name: str, schemes: tuple[str, ...]) -> str | None:
+        value = self.text(name)
+        if value is not None and not value.startswith(schemes):
+            raise ConfigError(f"{name} must start with one of: {', '.join(schemes)}")
+        if value is not None and value.startswith("redis+sentinel://"):
+            from libs.common.redis_client import parse_sentinel_url  # it imports nothing here
+
+            try:
+                parse_sentinel_url(value)
+            except ValueError as exc:
+                raise ConfigError(f"{name}: {exc}") from None
+        return value
 
     def choice(self, name: str, allowed: tuple[str, ...], default: str, upper: bool = False) -> str:
         value = self.text(name)

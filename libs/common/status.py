@@ -14,38 +14,62 @@ import redis
 from sqlalchemy import text
 
 from libs.common import heartbeats, leader, migrate, periodic
+from libs.common.broker_adapter import BrokerAdapter, QueueUnavailable, adapter_for
 from libs.common.contracts import QUEUES
 from libs.common.db import Database
 from libs.common.redis_client import redis_from_url
 from libs.common.settings import Settings
-
-#: Dramatiq's Redis key namespace.
-DRAMATIQ_NAMESPACE = "dramatiq"
 
 
 def collect(settings: Settings, database: Database | None = None) -> dict[str, Any]:
     now = time.time()
     components: dict[str, dict[str, Any]] = {}
     components["database"] = _check(True, lambda: _database(settings, database))
-    client = (
-        redis_from_url(settings.redis_url, timeout_s=settings.broker_check_timeout_s)
-        if settings.redis_url
-        else None
-    )
-    if client is None:
-        components["broker"] = {"required": True, "ok": False, "error": "REDIS_URL is not set"}
-    else:
-        components["broker"] = _check(True, lambda: _broker(client))
-    broker_up = components["broker"]["ok"]
-    if client is not None and broker_up:
-        components["queues"] = _check(False, lambda: _queues(client))
-        components["workers"] = _check(False, lambda: _workers(client, now))
-        components["scheduler"] = _check(False, lambda: _scheduler(client, settings, now))
-    else:
-        for name in ("queues", "workers", "scheduler"):
-            components[name] = {"required": False, "ok": False, "state": "unknown: broker down"}
+    components.update(_broker_components(settings, now))
     ok = all(c["ok"] for c in components.values() if c["required"])
     return {"ok": ok, "checked_at": now, "components": components}
+
+
+# --- the broker and what the coordination Redis knows (workers, scheduler) ------------------
+
+
+def _broker_components(settings: Settings, now: float) -> dict[str, dict[str, Any]]:
+    """broker, queues, workers and scheduler: the queues through the broker adapter, the
+    workers' heartbeats and the scheduler's leader from the coordination Redis."""
+    timeout_s = settings.broker_check_timeout_s
+    components: dict[str, dict[str, Any]] = {}
+    try:
+        adapter: BrokerAdapter | None = adapter_for(settings, timeout_s)
+    except QueueUnavailable as exc:
+        adapter = None
+        components["broker"] = {"required": True, "ok": False, "error": exc.message}
+    if adapter is not None:
+        components["broker"] = _check(True, lambda: _broker(adapter))
+    if adapter is None or not components["broker"]["ok"]:
+        for name in ("queues", "workers", "scheduler"):
+            components[name] = {"required": False, "ok": False, "state": "unknown: broker down"}
+        return components
+    components["queues"] = _check(False, lambda: _queues(adapter))
+    adapter.close()
+    if not settings.redis_url:
+        for name in ("workers", "scheduler"):
+            components[name] = {"required": False, "ok": False, "state": "unknown: no REDIS_URL"}
+        return components
+    client = redis_from_url(settings.redis_url, timeout_s=timeout_s)
+    components["workers"] = _check(False, lambda: _workers(client, now))
+    components["scheduler"] = _check(False, lambda: _scheduler(client, settings, now))
+    client.close()
+    return components
+
+
+def _broker(adapter: BrokerAdapter) -> dict[str, Any]:
+    latency_ms = adapter.ping()
+    return {"ok": True, "kind": adapter.kind, "latency_ms": round(latency_ms, 2)}
+
+
+def _queues(adapter: BrokerAdapter) -> dict[str, Any]:
+    depths = adapter.depths(QUEUES)
+    return {"ok": True, "queues": {queue: depths[queue].to_dict() for queue in QUEUES}}
 
 
 def _check(required: bool, probe: Callable[[], dict[str, Any]]) -> dict[str, Any]:
@@ -75,27 +99,6 @@ def _database(settings: Settings, database: Database | None) -> dict[str, Any]:
         "backend": db.engine.dialect.name,
         "migration": {"current": current, "head": head, "up_to_date": current == head},
     }
-
-
-def _broker(client: redis.Redis) -> dict[str, Any]:
-    started = time.perf_counter()
-    client.ping()
-    return {"ok": True, "latency_ms": round((time.perf_counter() - started) * 1000, 2)}
-
-
-def _queues(client: redis.Redis) -> dict[str, Any]:
-    pipe = client.pipeline(transaction=False)
-    for queue in QUEUES:
-        base = f"{DRAMATIQ_NAMESPACE}:{queue}"
-        pipe.llen(base)
-        pipe.llen(f"{base}.DQ")
-        pipe.zcard(f"{base}.XQ")
-    counts = pipe.execute()
-    queues = {
-        queue: {"ready": counts[i * 3], "delayed": counts[i * 3 + 1], "dead": counts[i * 3 + 2]}
-        for i, queue in enumerate(QUEUES)
-    }
-    return {"ok": True, "queues": queues}
 
 
 def _workers(client: redis.Redis, now: float) -> dict[str, Any]:
@@ -128,8 +131,10 @@ def render_text(report: dict[str, Any]) -> str:
         lines.append(f"  {name:<10} {mark:<8} ({kind}) {detail}".rstrip())
         if name == "queues" and "queues" in component:
             for queue, c in component["queues"].items():
+                in_progress = "?" if c["in_progress"] is None else c["in_progress"]
                 lines.append(
-                    f"    {queue:<12} ready={c['ready']} delayed={c['delayed']} dead={c['dead']}"
+                    f"    {queue:<12} ready={c['ready']} in_progress={in_progress} "
+                    f"delayed={c['delayed']} dead={c['dead']}"
                 )
         if name == "workers":
             for worker in component.get("workers", []):

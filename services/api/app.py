@@ -5,6 +5,7 @@ from __future__ import annotations
 import dramatiq
 from flask import Blueprint, Flask
 
+from libs.common.broker_adapter import adapter_for
 from libs.common.queue_metrics import QueueDepthCollector
 from libs.common.settings import Settings, get_settings
 from libs.common.web import health
@@ -25,13 +26,17 @@ from services.api.spec import answers, api, openapi_document, read_json_body
 from services.api.system.routes import blueprint as system_blueprint
 from services.api.webhooks.routes import blueprint as webhooks_blueprint
 
+#: Bound of each broker wait during a metrics scrape.
+SCRAPE_TIMEOUT_S = 0.5
+
 
 def create_app(settings: Settings | None = None, broker: dramatiq.Broker | None = None) -> Flask:
     settings = settings or get_settings()
     app = create_base_app(__name__, "api", settings, broker)
-    if settings.redis_url:
-        # Queue depth is read from Redis at scrape time, here only: one report per queue.
-        app.extensions["metrics_collectors"] = [QueueDepthCollector(settings.redis_url)]
+    if settings.queue_broker_url:
+        # Queue depth is read from the broker at scrape time, here only: one report per queue.
+        adapter = adapter_for(settings, timeout_s=SCRAPE_TIMEOUT_S)
+        app.extensions["metrics_collectors"] = [QueueDepthCollector(adapter)]
 
     blueprint = Blueprint("api", __name__, url_prefix="/api")
     blueprint.before_request(auth.authenticate)

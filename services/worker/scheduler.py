@@ -18,6 +18,7 @@ import redis
 
 from libs.common import metrics, periodic
 from libs.common.leader import LeaderLock
+from libs.common.queue_health import ENQUEUE_ERRORS
 from libs.common.redis_client import redis_from_url
 from libs.common.settings import Settings
 
@@ -84,7 +85,7 @@ class Scheduler:
         while not self.stop_event.is_set():
             try:
                 self.step()
-            except (redis.RedisError, OSError) as exc:
+            except (redis.RedisError, *ENQUEUE_ERRORS) as exc:
                 self.is_leader = False
                 logger.warning("scheduler pass failed, retrying: %s", type(exc).__name__)
             self.stop_event.wait(interval)

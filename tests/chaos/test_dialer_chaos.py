@@ -1,5 +1,6 @@
-"""Chaos against real processes, measured: workers killed, Redis flushed or restarted empty,
-PostgreSQL restarted, the calls service killed while callbacks keep coming.
+"""Chaos against real processes, measured: workers killed, the broker's messages lost or the
+broker restarted (Redis empty; a RabbitMQ node killed and started again), PostgreSQL restarted,
+the calls service killed while callbacks keep coming. Every scenario runs on each broker.
 
 Every scenario checks the promises (no duplicate provider call, no job lost or left
 non-final, no callback lost, the limit held; during an outage `/readyz` says so and producers
@@ -7,16 +8,19 @@ answer 503; the system resumes by itself) and records what it measured. After th
 rows are saved to ``var/test-results/chaos.json`` (ignored); ``make reliability-report`` renders
 them into ``docs/reliability.md``, so a test run leaves the work tree as it found it.
 
-The module runs its own Redis server and PostgreSQL cluster (tests/support/dedicated.py): the
-shared ones serve the rest of the suite and must never be stopped.
+The module runs its own Redis server, PostgreSQL cluster and, for the RabbitMQ half, RabbitMQ
+node (tests/support/dedicated.py, tests/support/rabbitmq.py): the shared ones serve the rest of
+the suite and must never be stopped.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 import time
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 
 import pytest
@@ -27,6 +31,7 @@ from sqlalchemy import func, select
 from libs.common import migrate
 from libs.common.db import Database
 from libs.common.models import BackgroundJob, Run, RunStatus
+from tests.support.brokers import BROKERS, purge_every_queue
 from tests.support.chaos import (
     RESULTS,
     Campaign,
@@ -50,6 +55,7 @@ from tests.support.dedicated import (
     postgres_bindir,
     redis_server_binary,
 )
+from tests.support.rabbitmq import DedicatedRabbitmq, dedicated_rabbitmq, rabbitmq_server_binary
 from tests.support.services import IN_CI, missing_service
 from tests.support.stack import Stack, campaign_stack
 from tests.support.waiting import wait_until
@@ -80,18 +86,45 @@ class Servers:
     redis: DedicatedRedis
     postgres: DedicatedPostgres
     database_url: str
+    #: The RabbitMQ node when the module runs on RabbitMQ; else the broker is ``redis``.
+    rabbitmq: DedicatedRabbitmq | None = None
+
+    @property
+    def broker(self) -> str:
+        return "rabbitmq" if self.rabbitmq else "redis"
+
+    @property
+    def broker_env(self) -> dict[str, str]:
+        return {"BROKER_URL": self.rabbitmq.url} if self.rabbitmq else {}
+
+    def lose_every_message(self) -> None:
+        """Every queued, delayed and in-flight message, every lock and limiter state: gone."""
+        if self.rabbitmq:
+            purge_every_queue(self.rabbitmq.url, self.redis.url)
+        redis.Redis.from_url(self.redis.url).flushdb()
+
+    def stop_broker(self) -> None:
+        (self.rabbitmq or self.redis).kill()
+
+    def start_broker(self) -> None:
+        (self.rabbitmq or self.redis).start()
 
 
-@pytest.fixture(scope="module")
-def servers() -> Iterator[Servers]:
+@pytest.fixture(scope="module", params=BROKERS)
+def servers(request: pytest.FixtureRequest) -> Iterator[Servers]:
     if redis_server_binary() is None:
         missing_service("a redis-server binary")
     if postgres_bindir() is None:
         missing_service("PostgreSQL's server binaries (initdb, pg_ctl)")
-    with dedicated_redis() as redis_server, dedicated_postgres() as postgres:
+    if request.param == "rabbitmq" and rabbitmq_server_binary() is None:
+        missing_service("a rabbitmq-server binary")
+    with ExitStack() as stack:
+        redis_server = stack.enter_context(dedicated_redis())
+        postgres = stack.enter_context(dedicated_postgres())
+        node = stack.enter_context(dedicated_rabbitmq()) if request.param == "rabbitmq" else None
         url = postgres.create_database("switchboard")
         migrate.upgrade(url)
-        yield Servers(redis_server, postgres, url)
+        yield Servers(redis_server, postgres, url, node)
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +139,8 @@ def stack(servers: Servers, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     # One stack for the module: starting it costs more than most scenarios. Each scenario has
     # its own businesses and runs, and waits until everything has settled before the next.
     log_dir = tmp_path_factory.mktemp("chaos")
-    with campaign_stack(servers.database_url, servers.redis.url, log_dir, cps=100) as running:
+    with campaign_stack(servers.database_url, servers.redis.url, log_dir, cps=100,
+                        extra_env=servers.broker_env) as running:  # fmt: skip
         running.sim.scenario(default={"ring_s": 0.1, "talk_s": 0.5})
         yield running
 
@@ -117,7 +151,8 @@ def report(request: pytest.FixtureRequest) -> Iterator[dict[str, ChaosRow]]:
     rows: dict[str, ChaosRow] = {}
     started = time.monotonic()
     yield rows
-    scenarios = [name for name in vars(request.module) if name.startswith("test_")]
+    names = [name for name in vars(request.module) if name.startswith("test_")]
+    scenarios = [f"{name}[{broker}]" for broker in BROKERS for name in names]
     if set(scenarios) - set(rows):
         print(f"\n{RESULTS.name} not written: no row from {sorted(set(scenarios) - set(rows))}")
         return
@@ -130,6 +165,7 @@ def report(request: pytest.FixtureRequest) -> Iterator[dict[str, ChaosRow]]:
 
 def _record(report: dict[str, ChaosRow], request: pytest.FixtureRequest, row: ChaosRow) -> None:
     """Record first, assert after: a failing scenario still shows what it measured."""
+    row = dataclasses.replace(row, broker=request.node.callspec.params["servers"])
     report[request.node.name] = row
     print(f"\n{row}")
     assert row.duplicates == 0, f"duplicate provider calls: {row}"
@@ -338,10 +374,14 @@ def test_redis_loses_every_message_mid_run(
     start_campaign(stack, campaign)
     wait_until_placed(db, campaign, 8)
     fault_end = time.time()
-    redis.Redis.from_url(servers.redis.url).flushdb()  # queues, delayed messages, locks: all gone
+    servers.lose_every_message()  # queues, delayed messages, locks: all gone
     resumed = _finish(db, campaign.run_ids)
     m = measure(stack, db, campaign.run_ids, campaign.expected_jobs)
-    row = row_for("Redis FLUSHDB", "every key deleted mid-run", 1, 3, m, fault_end=fault_end,
+    if servers.rabbitmq:
+        scenario, fault = "RabbitMQ purged", "every queue purged and Redis flushed mid-run"
+    else:
+        scenario, fault = "Redis FLUSHDB", "every key deleted mid-run"
+    row = row_for(scenario, fault, 1, 3, m, fault_end=fault_end,
                   duration_s=_duration(campaign, m), resumed=resumed)  # fmt: skip
     _record(report, request, row)
 
@@ -402,10 +442,15 @@ def test_redis_restarted_with_its_data_lost(
 ) -> None:
     outage = _outage(
         stack, db, component="broker", code="queue_unavailable",
-        stop=servers.redis.kill, start=servers.redis.start,
+        stop=servers.stop_broker, start=servers.start_broker,
     )  # fmt: skip
-    _record_outage(report, request, stack, db, outage, "Redis restarted, data lost",
-                   f"redis-server SIGKILLed, down {OUTAGE_S:g} s, restarted empty")  # fmt: skip
+    if servers.rabbitmq:
+        scenario = "RabbitMQ node restarted"
+        fault = f"rabbitmq-server SIGKILLed, down {OUTAGE_S:g} s, restarted (durable queues)"
+    else:
+        scenario = "Redis restarted, data lost"
+        fault = f"redis-server SIGKILLed, down {OUTAGE_S:g} s, restarted empty"
+    _record_outage(report, request, stack, db, outage, scenario, fault)
 
 
 def test_postgres_restarted(

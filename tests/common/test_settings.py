@@ -82,3 +82,44 @@ def test_bad_values_name_the_variable(name: str, value: str, fragment: str) -> N
 def test_secrets_are_not_in_repr() -> None:
     settings = Settings.from_env({"TWILIO_AUTH_TOKEN": "very-secret-token"})
     assert "very-secret-token" not in repr(settings)
+
+
+# --- the broker: BROKER_URL, Sentinel URLs ---------------------------------------------------
+
+
+def test_the_broker_is_redis_unless_broker_url_says_otherwise() -> None:
+    from libs.common.settings import Settings
+
+    redis_only = Settings.from_env({"REDIS_URL": "redis://r:6379/0"})
+    assert (redis_only.queue_broker_url, redis_only.broker_kind) == ("redis://r:6379/0", "redis")
+    rabbit = Settings.from_env(
+        {"REDIS_URL": "redis://r:6379/0", "BROKER_URL": "amqp://u:p@mq:5672/%2F"}
+    )
+    assert (rabbit.queue_broker_url, rabbit.broker_kind) == ("amqp://u:p@mq:5672/%2F", "rabbitmq")
+    assert rabbit.redis_url == "redis://r:6379/0"  # coordination stays in Redis
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("BROKER_URL", "kafka://k:9092", "BROKER_URL must start with one of"),
+        ("REDIS_URL", "amqp://u:p@mq/", "REDIS_URL must start with one of"),
+        ("REDIS_URL", "redis+sentinel://s:26379", "REDIS_URL: expected"),
+        ("REDIS_URL", "redis+sentinel://s:x/master", "REDIS_URL: sentinel address"),
+        ("REDIS_URL", "redis+sentinel://s:26379/master/zero", "REDIS_URL: the path"),
+    ],
+)
+def test_bad_broker_urls_are_refused_by_name(name: str, value: str, message: str) -> None:
+    from libs.common.settings import ConfigError, Settings
+
+    with pytest.raises(ConfigError, match=message):
+        Settings.from_env({name: value})
+
+
+def test_a_sentinel_url_names_its_sentinels_service_db_and_password() -> None:
+    from libs.common.redis_client import parse_sentinel_url
+
+    address = parse_sentinel_url("redis+sentinel://:p%40ss@s1:26379,s2:26380,s3/switchboard/2")
+    assert address.sentinels == (("s1", 26379), ("s2", 26380), ("s3", 26379))
+    assert (address.service, address.db, address.password) == ("switchboard", 2, "p@ss")
+    assert parse_sentinel_url("redis+sentinel://s1:26379/mymaster").db == 0

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from libs.common.deploy_check import check
+from libs.common.deploy_check import check, check_broker, read_env_file
 from libs.common.settings import ROOT
 
 COMPOSE = """
@@ -63,3 +63,46 @@ def test_a_missing_route_is_reported(tmp_path: Path) -> None:
     problems = check(tmp_path / "nginx.conf", tmp_path / "docker-compose.prod.yml", root=tmp_path)
     assert any("public route /webhook/ is missing" in p for p in problems)
     assert any("public route /ws/ is missing" in p for p in problems)
+
+
+# --- the broker: BROKER_URL and the rabbitmq profile against the compose file ---------------
+
+REAL_COMPOSE = ROOT / "docker-compose.prod.yml"
+RABBITMQ_ENV = {
+    "COMPOSE_PROFILES": "rabbitmq",
+    "RABBITMQ_PASSWORD": "s3cret",
+    "BROKER_URL": "amqp://switchboard:s3cret@rabbitmq:5672/%2F",
+}
+
+
+def test_redis_as_the_broker_and_the_rabbitmq_profile_both_pass() -> None:
+    assert check_broker(REAL_COMPOSE, {}) == []
+    assert check_broker(REAL_COMPOSE, RABBITMQ_ENV) == []
+
+
+def test_broker_mistakes_are_reported() -> None:
+    without_profile = {**RABBITMQ_ENV, "COMPOSE_PROFILES": ""}
+    assert check_broker(REAL_COMPOSE, without_profile) == [
+        "BROKER_URL names 'rabbitmq', which only runs with the profile rabbitmq: add it to "
+        "COMPOSE_PROFILES"
+    ]
+    wrong_host = {**RABBITMQ_ENV, "BROKER_URL": "amqp://u:p@rabbit:5672/%2F"}
+    assert check_broker(REAL_COMPOSE, wrong_host)[0].startswith("BROKER_URL: no service 'rabbit'")
+    wrong_port = {**RABBITMQ_ENV, "BROKER_URL": "amqp://u:p@rabbitmq:5673/%2F"}
+    assert check_broker(REAL_COMPOSE, wrong_port) == [
+        "BROKER_URL: service 'rabbitmq' does not listen on 5673"
+    ]
+    assert check_broker(REAL_COMPOSE, {**RABBITMQ_ENV, "RABBITMQ_PASSWORD": ""}) == [
+        "RABBITMQ_PASSWORD is empty: the rabbitmq service needs one"
+    ]
+    unused = {"COMPOSE_PROFILES": "rabbitmq"}
+    assert "nothing would use it" in check_broker(REAL_COMPOSE, unused)[0]
+
+
+def test_an_env_file_is_read_like_compose_reads_it(tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text("# comment\n\nCOMPOSE_PROFILES=rabbitmq\nBROKER_URL='amqp://a:b@h/%2F'\n")
+    assert read_env_file(env_file) == {
+        "COMPOSE_PROFILES": "rabbitmq",
+        "BROKER_URL": "amqp://a:b@h/%2F",
+    }

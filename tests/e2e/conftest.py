@@ -41,6 +41,7 @@ def calls_env() -> dict[str, str]:
 def calls_service(
     database_url: str,
     redis_url: str,
+    broker_url: str | None,
     redis_client: object,
     db: Database,
     tmp_path: Path,
@@ -60,6 +61,7 @@ def calls_service(
     env = service_env(
         DATABASE_URL=database_url,
         REDIS_URL=redis_url,
+        **({"BROKER_URL": broker_url} if broker_url else {}),
         SWITCHBOARD_VAR_DIR=str(tmp_path),
         PUBLIC_BASE_URL=url,
         TWILIO_AUTH_TOKEN=AUTH_TOKEN,

@@ -1,5 +1,5 @@
 """Outbound campaigns end to end: api, calls, two workers, scheduler and simulator, on real
-PostgreSQL and Redis."""
+PostgreSQL and Redis, with Redis and then RabbitMQ as the broker."""
 
 from __future__ import annotations
 
@@ -11,11 +11,13 @@ from typing import Any
 import pytest
 import redis
 import requests
+from _pytest.fixtures import SubRequest
 from sqlalchemy import func, select
 
 from libs.common.db import Database
 from libs.common.models import CallEvent, CallJob
 from tests.conftest import empty_database
+from tests.support.brokers import BROKERS, broker_env
 from tests.support.stack import Business, Stack, campaign_stack, make_business, wait_for_runs
 from tests.support.twilio_sim import peak_concurrency
 
@@ -32,14 +34,23 @@ def db(database_url: str) -> Iterator[Database]:
     database.dispose()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", params=BROKERS)
 def stack(
-    db: Database, database_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory
+    request: SubRequest,
+    db: Database,
+    database_url: str,
+    redis_url: str,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Stack]:
-    # One stack for the module: each test makes its own businesses, so they do not interfere.
+    # One stack per broker for the module: each test makes its own businesses, so they do not
+    # interfere; each broker's stack starts on an empty database (some tests count every row).
+    empty_database(db)
     redis.Redis.from_url(redis_url).flushdb()
+    env = broker_env(request, redis_url)
     log_dir = tmp_path_factory.mktemp("campaign")
-    with campaign_stack(database_url, redis_url, log_dir, workers=2) as running_stack:
+    with campaign_stack(
+        database_url, redis_url, log_dir, workers=2, extra_env=env
+    ) as running_stack:
         yield running_stack
 
 

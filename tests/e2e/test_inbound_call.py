@@ -22,7 +22,11 @@ from libs.common.db import Database
 from libs.common.models import Call, DncEntry, Lead
 from libs.common.telephony.twilio_signature import sign
 from tests.e2e.conftest import BUSINESS_NUMBER, CallsService
+from tests.support.brokers import on_every_broker
 from tests.support.twilio_sim import AUTH_TOKEN
+
+#: The calls service's follow-ups reach the worker through each broker.
+pytestmark = on_every_broker
 
 
 def _sid(prefix: str) -> str:

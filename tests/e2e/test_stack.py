@@ -14,10 +14,11 @@ import requests
 
 from libs.common.db import Database
 from tests.conftest import Tenant
+from tests.support.brokers import on_every_broker
 from tests.support.processes import gunicorn_argv, running, service_env, switchboard_argv
 from tests.support.services import free_port
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, on_every_broker]
 
 
 @dataclass
@@ -30,12 +31,18 @@ class Stack:
 
 @pytest.fixture
 def stack(
-    database_url: str, redis_url: str, redis_client: redis.Redis, db: Database, tmp_path: Path
+    database_url: str,
+    redis_url: str,
+    broker_url: str | None,
+    redis_client: redis.Redis,
+    db: Database,
+    tmp_path: Path,
 ) -> Iterator[Stack]:
     ports = {name: free_port() for name in ("api", "calls", "worker")}
     env = service_env(
         DATABASE_URL=database_url,
         REDIS_URL=redis_url,
+        **({"BROKER_URL": broker_url} if broker_url else {}),
         SWITCHBOARD_VAR_DIR=str(tmp_path),
         API_BIND=f"127.0.0.1:{ports['api']}",
         CALLS_BIND=f"127.0.0.1:{ports['calls']}",

@@ -19,10 +19,10 @@ import redis
 import requests
 
 from libs.common import repositories
+from libs.common.broker_adapter.redis import RedisAdapter
 from libs.common.contracts import LEADS_IMPORT_CSV, QUEUES, SCHEDULES_CHECK_DUE
 from libs.common.db import Database
 from libs.common.models import TokenRole
-from libs.common.status import DRAMATIQ_NAMESPACE
 from tests.support.processes import gunicorn_argv, running, service_env, switchboard_argv
 from tests.support.services import free_port
 
@@ -70,12 +70,8 @@ def api(
 
 def _queued(client: redis.Redis) -> int:
     """Messages waiting on every queue but the worker's (ready and delayed)."""
-    total = 0
-    for queue in QUEUES:
-        if queue != "low":
-            base = f"{DRAMATIQ_NAMESPACE}:{queue}"
-            total += int(client.llen(base)) + int(client.llen(f"{base}.DQ"))
-    return total
+    depths = RedisAdapter(client).depths([q for q in QUEUES if q != "low"])
+    return sum(depth.ready + depth.delayed for depth in depths.values())
 
 
 def _error(response: requests.Response, status: int) -> dict[str, Any]:

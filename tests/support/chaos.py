@@ -258,6 +258,8 @@ class ChaosRow:
     recovered_after_s: float | None
     duration_s: float
     notes: str
+    #: The broker the scenario ran on (``redis`` or ``rabbitmq``).
+    broker: str = "redis"
 
 
 def yes_no(value: bool | None) -> str:
@@ -348,7 +350,10 @@ Produced by `tests/chaos/test_dialer_chaos.py`, which CI runs with the rest of t
 (`.ci/run` → `make test` → `pytest`; alone: `pytest tests/chaos`). Every scenario runs the real
 processes (api and calls under gunicorn, two Dramatiq worker processes, the scheduler, the Twilio
 simulator) against a Redis server and a PostgreSQL cluster started for the module alone, so they
-can be killed and restarted without touching anything else on the machine. Each campaign is
+can be killed and restarted without touching anything else on the machine. Every scenario runs
+twice: on Redis as the broker, then on RabbitMQ (a node started for the module, on free ports,
+with `BROKER_URL=amqp://…`; Redis then holds only the coordination state: locks, the CPS
+limiter, heartbeats). Each campaign is
 several businesses dialing at once, each under its own concurrency limit; simulated calls ring
 0.1 s and talk 0.5 s. A complete run of the module saves its rows to
 `var/test-results/chaos.json` (a test run never changes the work tree) and `make
@@ -361,7 +366,8 @@ reliability-report` renders them here; the test fails if a promised zero or yes 
 - **worker SIGKILL**: one worker's whole process group is killed with `kill -9` while calls are
   in flight, and started again a second later.
 - **Redis FLUSHDB**: every Redis key (queues, delayed and in-flight messages, locks, the CPS
-  limiter) is deleted mid-run; the processes stay connected.
+  limiter) is deleted mid-run; the processes stay connected. On RabbitMQ (**RabbitMQ purged**):
+  every queue (ready, delayed, dead-lettered) is purged and the coordination Redis flushed.
 - **workers SIGKILLed x3 (500 calls)**: three `kill -9` at random moments of a 500-call campaign
   (10 businesses x 50 leads x 5 slots), each followed by a restart after a random pause; the
   last kill takes every worker at once. The seed is in the notes: `CHAOS_SEED=<seed>` replays it.
@@ -369,6 +375,10 @@ reliability-report` renders them here; the test fails if a promised zero or yes 
   calls: 6 businesses x 50 leads x 5 slots, plus 5 calls started after the outage; no
   persistence: everything in it is lost), kept down for a few seconds, and started again empty
   on the same port.
+- **RabbitMQ node restarted**: the RabbitMQ half's broker outage: the node is killed with
+  SIGKILL mid-campaign (the same 305 calls), kept down for a few seconds and started again on
+  the same port and data directory; durable queues and persistent (publisher-confirmed)
+  messages come back with it, unacknowledged ones return to their queues.
 - **PostgreSQL restarted**: `pg_ctl stop -m immediate` mid-campaign (the same 305 calls; every
   backend killed, no checkpoint), kept down for a few seconds, then started again (WAL recovery).
 - **calls service SIGKILLed**: the Twilio-facing service (gunicorn master and workers) is killed
@@ -377,9 +387,10 @@ reliability-report` renders them here; the test fails if a promised zero or yes 
   are lost only if the service stays unreachable (down plus its boot) longer than that window;
   the notes give how long it was.
 
-During the Redis and PostgreSQL outages the test asks `/readyz` of api and calls, and tries two
-producers (`POST /api/runs/{id}/start` and a CSV lead import); after the outage it checks that
-they wrote nothing, then that the same start succeeds, with no process restarted by the test.
+During the broker (Redis or RabbitMQ) and PostgreSQL outages the test asks `/readyz` of api
+and calls, and tries two producers (`POST /api/runs/{id}/start` and a CSV lead import); after
+the outage it checks that they wrote nothing, then that the same start succeeds, with no
+process restarted by the test.
 
 ### Columns
 
@@ -448,20 +459,21 @@ def save_results(path: Path, rows: list[ChaosRow], command: str, elapsed_s: floa
 def render_reliability(run: dict[str, Any]) -> str:
     rows = [ChaosRow(**row) for row in run["rows"]]
     header = (
-        "| scenario | fault | jobs | provider calls | duplicate provider calls | jobs lost / "
-        "non-final | callbacks (lost) | peak / limit | readyz down | producers 503 | "
+        "| scenario | broker | fault | jobs | provider calls | duplicate provider calls | "
+        "jobs lost / non-final | callbacks (lost) | peak / limit | readyz down | producers 503 | "
         "resumed by itself | ready after | dialing after | all final after | duration |"
     )
     lines = [header, "|" + " --- |" * (header.count("|") - 1)]
     for r in rows:
         lines.append(
-            f"| {r.scenario} | {r.fault} | {r.jobs} | {r.provider_calls} | **{r.duplicates}** | "
+            f"| {r.scenario} | {r.broker} | {r.fault} | {r.jobs} | {r.provider_calls} | "
+            f"**{r.duplicates}** | "
             f"**{r.jobs_lost}** | {r.callbacks} (**{r.callbacks_lost}**) | {r.peak} / {r.limit} | "
             f"{r.readyz_down} | {r.producers_503} | {r.resumed} | {_seconds(r.ready_after_s)} | "
             f"{_seconds(r.dialing_after_s)} | {_seconds(r.recovered_after_s)} | "
             f"{r.duration_s:.1f} s |"
         )
-    notes = [f"- **{r.scenario}**: {r.notes}" for r in rows]
+    notes = [f"- **{r.scenario}** ({r.broker}): {r.notes}" for r in rows]
     load = ", ".join(f"{x:.1f}" for x in run["load"])
     footer = (
         f"Produced by `{run['command']}` on {run['finished_at']} UTC at commit "

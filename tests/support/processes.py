@@ -19,7 +19,9 @@ from tests.support.services import free_port
 
 
 def service_env(**overrides: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "BROKER_URL")
+    }
     env.update(PYTHONUNBUFFERED="1", APP_ENV="test")
     env.update(overrides)
     return env

@@ -103,7 +103,7 @@ class QueueStatsMiddleware(Middleware):
         Runs before the worker clears the exception it stuffed into the message, whatever the
         reason (retries exhausted, a ``throws`` exception, age limit, unknown actor).
         """
-        dead_letter_id = message.options.get("redis_message_id")
+        dead_letter_id = dead_letters.dead_letter_id(message)
         if not dead_letter_id:
             return
         exception: BaseException | None = getattr(message, "_exception", None)

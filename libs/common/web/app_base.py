@@ -53,7 +53,7 @@ def create_base_app(
     app.before_request(_refuse_nul_in_query)
     observability.init_app(app, service)
     web_db.init_app(app, Database(settings.database_url))
-    if broker is None and settings.redis_url:
+    if broker is None and settings.queue_broker_url:
         broker = build_broker(settings, worker=False)
     if broker is not None:
         # Producers enqueue through the global broker (outbox); one broker per process.

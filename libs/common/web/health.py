@@ -29,7 +29,7 @@ def readyz() -> Response:
     except Exception as exc:  # any driver error means "not ready", never a 500
         checks["database"] = {"ok": False, "error": type(exc).__name__}
     try:
-        check_broker(settings.redis_url, settings.broker_check_timeout_s)
+        check_broker(settings.queue_broker_url, settings.broker_check_timeout_s)
         checks["broker"] = {"ok": True}
     except QueueUnavailable as exc:
         checks["broker"] = {"ok": False, "error": exc.message}

@@ -8,12 +8,12 @@ from datetime import UTC, datetime
 import redis
 from flask import Blueprint, Response, current_app
 
-from libs.common import dead_letters, heartbeats, throughput
+from libs.common import dead_letters, heartbeats
+from libs.common.broker_adapter import BrokerAdapter, shared_adapter
 from libs.common.contracts import BY_NAME, QUEUES
-from libs.common.queue_health import QueueUnavailable
+from libs.common.queue_health import QueueUnavailable, unavailable
 from libs.common.redis_client import shared_redis
 from libs.common.settings import Settings
-from libs.common.status import DRAMATIQ_NAMESPACE
 from libs.common.web.errors import ApiError, error_response
 from libs.common.web.validation import bad_request
 from services.api.admin.schemas import (
@@ -43,18 +43,27 @@ _NOT_RETRYABLE = (
 )
 
 
+@blueprint.errorhandler(QueueUnavailable)
+def _broker_down(exc: QueueUnavailable) -> Response:
+    return error_response(503, exc.code, exc.message, headers={"Retry-After": "5"})
+
+
 @blueprint.errorhandler(redis.RedisError)
-def _broker_down(exc: redis.RedisError) -> Response:
-    unavailable = QueueUnavailable(
-        f"the job queue is unreachable ({type(exc).__name__}); nothing was done"
-    )
-    return error_response(503, unavailable.code, unavailable.message, headers={"Retry-After": "5"})
+def _coordination_down(exc: redis.RedisError) -> Response:
+    return _broker_down(unavailable(exc))
+
+
+def _adapter() -> BrokerAdapter:
+    """Everything here reads the broker through its adapter (libs/common/broker_adapter)."""
+    settings: Settings = current_app.config["SETTINGS"]
+    return shared_adapter(settings, REDIS_TIMEOUT_S)
 
 
 def _redis() -> redis.Redis:
+    """The coordination Redis, where workers write their heartbeats."""
     settings: Settings = current_app.config["SETTINGS"]
     if not settings.redis_url:
-        raise QueueUnavailable("no broker is configured (REDIS_URL is unset)")
+        raise QueueUnavailable("no coordination Redis is configured (REDIS_URL is unset)")
     return shared_redis(settings.redis_url, REDIS_TIMEOUT_S)
 
 
@@ -66,30 +75,22 @@ def _iso(ts: float) -> str:
 @api.validate(resp=answers({200: QueuesReport}, 503, auth="operator"))
 def queues() -> QueuesReport:
     """Every queue: ready, in progress, delayed, dead-lettered; recent throughput."""
-    client = _redis()
+    adapter = _adapter()
     now = time.time()
-    # One MULTI so a message moving between the list and its hash is not counted twice.
-    pipe = client.pipeline(transaction=True)
-    for queue in QUEUES:
-        base = f"{DRAMATIQ_NAMESPACE}:{queue}"
-        pipe.llen(base)
-        pipe.hlen(f"{base}.msgs")
-        pipe.hlen(f"{base}.DQ.msgs")
-        pipe.zcard(f"{base}.XQ")
-    counts = pipe.execute()
-    rates = throughput.read(client, QUEUES, now)
+    depths = adapter.depths(QUEUES)
+    rates = adapter.throughput(QUEUES, now)
     items = []
-    for i, queue in enumerate(QUEUES):
-        ready, stored, delayed, dead = counts[4 * i : 4 * i + 4]
+    for queue in QUEUES:
+        depth = depths[queue]
         items.append(
             {
                 "name": queue,
-                "ready": ready,
-                # Fetched by a worker and not yet acknowledged: stored but no longer listed.
-                "in_progress": max(0, stored - ready),
+                "ready": depth.ready,
+                # Fetched by a worker and not yet acknowledged (null: the broker cannot tell).
+                "in_progress": depth.in_progress,
                 # Every delayed message, also those a worker holds until their time comes.
-                "delayed": delayed,
-                "dead_lettered": dead,
+                "delayed": depth.delayed,
+                "dead_lettered": depth.dead,
                 "processed": rates[queue]["processed"],
                 "failed": rates[queue]["failed"],
             }
@@ -130,8 +131,7 @@ def workers() -> WorkersReport:
 def failed(query: FailedQuery) -> FailedMessagePage:
     """Dead-lettered messages across queues, newest first."""
     after = _cursor(query.cursor)
-    entries, next_position = dead_letters.page(
-        _redis(),
+    entries, next_position = _adapter().dead_letters(
         [query.queue] if query.queue else QUEUES,
         actor=query.actor or None,
         limit=query.limit,
@@ -156,8 +156,8 @@ def _cursor(raw: str | None) -> dead_letters.Position | None:
     return position
 
 
-def _dead_letter_or_404(client: redis.Redis, dead_letter_id: str) -> dead_letters.DeadLetter:
-    entry = dead_letters.find(client, dead_letter_id, QUEUES)
+def _dead_letter_or_404(adapter: BrokerAdapter, dead_letter_id: str) -> dead_letters.DeadLetter:
+    entry = adapter.find(dead_letter_id, QUEUES)
     if entry is None:
         raise _gone(dead_letter_id)
     return entry
@@ -180,8 +180,8 @@ def retry_one(dead_letter_id: str) -> tuple[FailedRetried, int]:
 
     Same message id and arguments. Exactly once even when called concurrently: the losers
     get 404."""
-    client = _redis()
-    entry = _dead_letter_or_404(client, dead_letter_id)
+    adapter = _adapter()
+    entry = _dead_letter_or_404(adapter, dead_letter_id)
     problem = entry.problem(BY_NAME)
     if problem is not None or entry.message is None:
         raise ApiError(
@@ -191,7 +191,7 @@ def retry_one(dead_letter_id: str) -> tuple[FailedRetried, int]:
             details={"id": entry.id, "actor": entry.actor, "reason": problem},
         )
     contract = BY_NAME[entry.message.actor_name]
-    if not dead_letters.retry(client, entry, contract):
+    if not adapter.retry(entry, contract):
         raise _gone(dead_letter_id)  # a concurrent retry or delete took it first
     retried = FailedRetried(
         id=entry.id, message_id=entry.message.message_id, actor=entry.actor, queue=contract.queue
@@ -206,8 +206,8 @@ def retry_one(dead_letter_id: str) -> tuple[FailedRetried, int]:
 )
 def delete_one(dead_letter_id: str) -> tuple[str, int]:
     """Drop a dead-lettered message for good."""
-    client = _redis()
-    if not dead_letters.delete(client, _dead_letter_or_404(client, dead_letter_id)):
+    adapter = _adapter()
+    if not adapter.delete(_dead_letter_or_404(adapter, dead_letter_id)):
         raise _gone(dead_letter_id)
     return "", 204
 
@@ -220,8 +220,8 @@ def retry_many(json: FailedFilter) -> FailedBulkRetried:
     """Retry every dead-lettered message matching a filter (actor, queue).
 
     Messages that cannot be retried stay and are reported in skipped."""
-    result = dead_letters.retry_matching(
-        _redis(), [json.queue] if json.queue else QUEUES, actor=json.actor, contracts=BY_NAME
+    result = _adapter().retry_matching(
+        [json.queue] if json.queue else QUEUES, actor=json.actor, contracts=BY_NAME
     )
     skipped = [
         Skipped(id=entry.id, queue=entry.queue, actor=entry.actor, reason=reason)

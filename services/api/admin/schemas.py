@@ -38,7 +38,11 @@ class Windows(Shape):
 class QueueStats(Shape):
     name: QueueName
     ready: Count = Field(ge=0, description="waiting for a worker")
-    in_progress: Count = Field(ge=0, description="fetched by a worker, not yet finished")
+    in_progress: Count | None = Field(
+        ge=0,
+        description="fetched by a worker, not yet finished; null when the broker cannot tell "
+        "(RabbitMQ without its management API)",
+    )
     delayed: Count = Field(ge=0, description="waiting for a retry backoff or a set time")
     dead_lettered: Count = Field(ge=0, description="gave up on; see /api/admin/failed")
     processed: Windows = Field(description="attempts that ran to an end (ok or not)")

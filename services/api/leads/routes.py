@@ -151,7 +151,7 @@ def import_csv() -> tuple[JobAccepted, int]:
         raise bad_request("the CSV file is empty")
     if len(content) > MAX_CSV_BYTES:
         raise ApiError(413, "payload_too_large", f"CSV files are limited to {MAX_CSV_BYTES} bytes")
-    check_broker(settings.redis_url, settings.broker_check_timeout_s)
+    check_broker(settings.queue_broker_url, settings.broker_check_timeout_s)
     session = get_session()
     job = BackgroundJob(business_id=current_business_id(), kind="leads.import_csv")
     session.add(job)

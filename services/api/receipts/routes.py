@@ -52,7 +52,7 @@ def sync(json: SyncInput) -> tuple[JobAccepted, int] | Response:
     settings: Settings = current_app.config["SETTINGS"]
     connection_id = json.connection_id
     business_id = current_business_id()
-    check_broker(settings.redis_url, settings.broker_check_timeout_s)
+    check_broker(settings.queue_broker_url, settings.broker_check_timeout_s)
     session = get_session()
     connection = _lock_connection(session, business_id, connection_id)
     running = session.get(BackgroundJob, connection.sync_job_id) if connection.sync_job_id else None

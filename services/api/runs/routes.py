@@ -93,7 +93,7 @@ def _act(run_id: int, action: str) -> Run:
     settings: Settings = current_app.config["SETTINGS"]
     dispatches = action in ("start", "resume")
     if dispatches:
-        check_broker(settings.redis_url, settings.broker_check_timeout_s)
+        check_broker(settings.queue_broker_url, settings.broker_check_timeout_s)
     session = get_session()
     run = _run_or_404(run_id, lock=True)
     try:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import dramatiq
-import redis
 from flask import Blueprint, Response, current_app
 from sqlalchemy import func, select
 
 from libs.common.contracts import SCHEDULES_CHECK_DUE
 from libs.common.models import Business, Lead, ScheduleOccurrence, utcnow
 from libs.common.models import Schedule as ScheduleRow
-from libs.common.queue_health import QueueUnavailable, check_broker
+from libs.common.queue_health import ENQUEUE_ERRORS, QueueUnavailable, check_broker
 from libs.common.redis_client import shared_redis
 from libs.common.schedules.definition import days_mask, effective_timezone, refresh_next_due
 from libs.common.settings import Settings
@@ -169,7 +168,7 @@ def trigger(json: TriggerInput) -> tuple[Triggered, int]:
         if business_id not in (None, principal.business_id):
             raise ApiError(403, "forbidden", "a business token triggers its own business only")
         business_id = principal.business_id
-    check_broker(settings.redis_url, settings.broker_check_timeout_s)
+    check_broker(settings.queue_broker_url, settings.broker_check_timeout_s)
     assert settings.redis_url is not None
     rate_limit.enforce(
         shared_redis(settings.redis_url, settings.broker_check_timeout_s),
@@ -180,6 +179,6 @@ def trigger(json: TriggerInput) -> tuple[Triggered, int]:
     message = SCHEDULES_CHECK_DUE.message(business_id=business_id)
     try:
         dramatiq.get_broker().enqueue(message)
-    except (redis.RedisError, OSError) as exc:
+    except ENQUEUE_ERRORS as exc:
         raise QueueUnavailable("the job queue became unreachable; nothing was queued") from exc
     return Triggered(queued=True, business_id=business_id, message_id=message.message_id), 202

@@ -25,7 +25,7 @@ def ping() -> tuple[JobAccepted, int]:
     """Create a BackgroundJob that a worker marks done: 202 with the job to poll."""
     settings: Settings = current_app.config["SETTINGS"]
     # Checked before writing, so a dead broker leaves no job behind.
-    check_broker(settings.redis_url, settings.broker_check_timeout_s)
+    check_broker(settings.queue_broker_url, settings.broker_check_timeout_s)
     session = get_session()
     job = BackgroundJob(business_id=current_principal().business_id, kind="system.ping")
     session.add(job)
