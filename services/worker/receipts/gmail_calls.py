@@ -12,7 +12,7 @@ from google.auth.exceptions import RefreshError
 from googleapiclient.errors import HttpError
 
 from libs.common import metrics
-from libs.common.gmail.quota import GmailQuota
+from services.worker.receipts.gmail_quota import GmailQuota
 
 logger = logging.getLogger(__name__)
 
