@@ -22,9 +22,10 @@ run: $(STAMP) ## Run api, calls, worker and scheduler on embedded defaults (SQLi
 
 test: $(STAMP) lint typecheck pytest ## Lint, type-check and run the whole test suite
 
-lint: $(STAMP) lint-js ## ruff lint and format check, and ESLint over the console
+lint: $(STAMP) lint-js ## ruff lint and format check, the layering contracts (import-linter), ESLint over the console
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 
 # ESLint, pinned in tools/jslint/package-lock.json, installed by npm from the registry into the
 # ignored tools/jslint/node_modules (needs Node.js 20.19+ and npm, as Debian's nodejs gives).
