@@ -38,8 +38,8 @@ lint-js: $(JSLINT)/node_modules/.installed ## ESLint over the console's JavaScri
 	$(JSLINT)/node_modules/.bin/eslint --config $(JSLINT)/eslint.config.js \
 		deploy/nginx/html/app tests/browser/api_reads.js
 
-typecheck: $(STAMP) ## mypy (strict) on libs/common and services/api
-	$(BIN)/mypy libs/common services/api
+typecheck: $(STAMP) ## mypy (strict) over every Python package: libs, services, devtools, simulators, bench, probe
+	$(BIN)/mypy libs/common services devtools simulators bench probe
 
 pytest: $(STAMP) ## The pytest suite (real PostgreSQL and Redis when reachable; required when CI=true)
 	$(BIN)/pytest $(PYTEST_ARGS)

@@ -243,7 +243,7 @@ def spectree_app(backend: Any = None) -> Flask:
 
 
 def openapi3_app() -> Flask:
-    from flask_openapi3 import OpenAPI
+    from flask_openapi3.openapi import OpenAPI
 
     app = OpenAPI("openapi3", validation_error_status=400)
 
@@ -394,7 +394,7 @@ def main() -> None:
          f"{(figures[name][CHOSEN] - figures[name]['hand']) / us * 100:+.1f} %"]
         for name, us in app.items()
     ]))  # fmt: skip
-    path = write_result(
+    written = write_result(
         "api_layers",
         {
             "rounds": rounds,
@@ -404,7 +404,7 @@ def main() -> None:
             "app_cpu_us_per_request": app,
         },
     )
-    print(f"wrote {path}")
+    print(f"wrote {written}")
 
 
 if __name__ == "__main__":

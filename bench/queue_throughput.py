@@ -328,6 +328,7 @@ class RabbitmqBacklog:
     client: redis.Redis
     workload: str = "noop"
     _message: Callable[[str, int], dramatiq.Message[Any]]
+    _connection: Any = None  # pika.BlockingConnection, opened on first use
 
     def _vhost(self) -> str:
         return unquote(self.amqp_url.rsplit("/", 1)[1]) or "/"
@@ -337,7 +338,7 @@ class RabbitmqBacklog:
         return f"{rabbitmq.MANAGEMENT_URL}/api/policies/{vhost}/{RELEASE_POLICY}"
 
     def _channel(self) -> Any:
-        if getattr(self, "_connection", None) is None or not self._connection.is_open:
+        if self._connection is None or not self._connection.is_open:
             self._connection = pika.BlockingConnection(pika.URLParameters(self.amqp_url))
             self._amqp = self._connection.channel()
         return self._amqp
@@ -415,7 +416,7 @@ class RabbitmqBacklog:
         return self._ready(dead_queue(QUEUE))[0]
 
 
-class SwitchboardRabbitmqTarget(RabbitmqBacklog, SwitchboardTarget):  # type: ignore[misc]
+class SwitchboardRabbitmqTarget(RabbitmqBacklog, SwitchboardTarget):
     name = "switchboard_rabbitmq"
 
     def _env(self) -> dict[str, str]:
@@ -427,7 +428,7 @@ class SwitchboardRabbitmqTarget(RabbitmqBacklog, SwitchboardTarget):  # type: ig
         return message.copy(options={MESSAGE_ID_OPTION: str(uuid.uuid4())})
 
 
-class BareDramatiqRabbitmqTarget(RabbitmqBacklog, BareDramatiqTarget):  # type: ignore[misc]
+class BareDramatiqRabbitmqTarget(RabbitmqBacklog, BareDramatiqTarget):
     name = "dramatiq_rabbitmq"
 
     def _env(self) -> dict[str, str]:
@@ -659,7 +660,7 @@ def paired_ratios(
 
 
 def summarize(rows: list[Measurement], config: Config) -> dict[str, Any]:
-    medians: dict[str, dict[str, dict[str, float]]] = {}
+    medians: dict[str, dict[str, dict[str, Any]]] = {}
     for workload in WORKLOADS:
         medians[workload] = {}
         for stack in config.stacks:

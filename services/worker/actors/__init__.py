@@ -36,11 +36,8 @@ def register_actors(broker: dramatiq.Broker) -> dict[str, dramatiq.Actor[Any, An
     """Declare every implemented contract as an actor on ``broker``."""
     actors = {}
     for name, (contract, fn) in IMPLEMENTATIONS.items():
-        actors[name] = dramatiq.actor(
-            skip_missing_rows(contract, fn),
-            actor_name=name,
-            queue_name=contract.queue,
-            broker=broker,
-            **contract.actor_options(),
+        declare = dramatiq.actor(
+            actor_name=name, queue_name=contract.queue, broker=broker, **contract.actor_options()
         )
+        actors[name] = declare(skip_missing_rows(contract, fn))
     return actors

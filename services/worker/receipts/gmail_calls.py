@@ -77,6 +77,6 @@ class GmailCalls:
     def _backoff(exc: HttpError, attempt: int) -> float:
         retry_after = exc.resp.get("retry-after")
         if retry_after and str(retry_after).isdigit():
-            return min(float(retry_after), MAX_BACKOFF_S)
+            return min(float(str(retry_after)), MAX_BACKOFF_S)
         # Exponential with jitter, so workers rate-limited together do not return together.
-        return min(MAX_BACKOFF_S, 2**attempt) * (0.5 + random.random() / 2)
+        return min(MAX_BACKOFF_S, 2.0**attempt) * (0.5 + random.random() / 2)
