@@ -56,6 +56,7 @@ SECTIONS = (
     Section("media_streams", "Media streams"),
     Section("turn_latency", "Voice agent turn latency"),
     Section("receipts", "Gmail receipts sync"),
+    Section("api_layers", "API schema layer"),
 )
 
 

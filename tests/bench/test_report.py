@@ -66,3 +66,16 @@ def test_the_report_renders_every_section_from_the_committed_results(
     targets = text.split("## Targets", 1)[1].split("\n## ", 1)[0]
     # Every target of the issue is listed with a verdict.
     assert targets.count("**PASS**") + targets.count("**MISS**") >= 6
+
+
+def test_histories_are_data_in_docs_and_every_row_fits_its_columns() -> None:
+    from bench.support import HISTORY_DIR, history
+
+    names = sorted(path.stem for path in HISTORY_DIR.glob("*.json"))
+    assert names == ["dialer", "queue_throughput", "webhook_ingest"]
+    for name in names:
+        data = history(name)
+        assert data["rows"] and all(len(row) == len(data["columns"]) for row in data["rows"])
+    # No benchmark keeps its history as a Python constant any more.
+    for path in HISTORY_DIR.parent.parent.joinpath("bench").glob("*.py"):
+        assert "\nHISTORY = [" not in path.read_text(), path.name
