@@ -72,7 +72,7 @@ def test_histories_are_data_in_docs_and_every_row_fits_its_columns() -> None:
     from bench.support import HISTORY_DIR, history
 
     names = sorted(path.stem for path in HISTORY_DIR.glob("*.json"))
-    assert names == ["dialer", "queue_throughput", "webhook_ingest"]
+    assert names == ["queue_throughput", "webhook_ingest"]
     for name in names:
         data = history(name)
         assert data["rows"] and all(len(row) == len(data["columns"]) for row in data["rows"])

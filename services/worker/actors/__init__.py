@@ -25,7 +25,6 @@ __all__ = [
     "leads",
     "maintenance",
     "receipts",
-    "register_actors",
     "schedules",
     "system",
     "webhooks",
