@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import report
+from bench import plots, report
 from bench.profiling import by_package, by_step
 
 STEPS = {
@@ -62,7 +62,8 @@ def test_the_report_renders_every_section_from_the_committed_results(
     text = report.render(results, host)
     for section in report.SECTIONS:
         assert f"`{results[section.name]['command']}`" in text
-        assert (tmp_path / "img" / f"{section.name}.png").stat().st_size > 1000
+        if section.name in plots.PLOTS:
+            assert (tmp_path / "img" / f"{section.name}.png").stat().st_size > 1000
     targets = text.split("## Targets", 1)[1].split("\n## ", 1)[0]
     # Every target of the issue is listed with a verdict.
     assert targets.count("**PASS**") + targets.count("**MISS**") >= 6
