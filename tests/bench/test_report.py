@@ -80,3 +80,12 @@ def test_histories_are_data_in_docs_and_every_row_fits_its_columns() -> None:
     # No benchmark keeps its history as a Python constant any more.
     for path in HISTORY_DIR.parent.parent.joinpath("bench").glob("*.py"):
         assert "\nHISTORY = [" not in path.read_text(), path.name
+
+
+def test_every_result_file_has_a_place_in_the_report() -> None:
+    from bench.support import RESULTS
+
+    stems = {path.stem for path in RESULTS.glob("*.json")}
+    # latest.json is the report's own output; queue_variants.json is read by queue_throughput's
+    # section (the idle-consumer reruns).
+    assert stems - {"latest", "queue_variants"} == {s.name for s in report.SECTIONS}
