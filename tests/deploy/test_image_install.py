@@ -5,8 +5,8 @@ module imports, the production commands run, and the development ones are absent
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
-import tarfile
 import venv
 from pathlib import Path
 
@@ -38,14 +38,17 @@ print(len(names))
 
 
 def _image(tmp: Path) -> Path:
-    """The image's /app: a git archive of the committed files the Dockerfile copies."""
+    """The image's /app: the files the Dockerfile copies, as the work tree has them (less what
+    .dockerignore leaves out of the build context)."""
     app = tmp / "app"
     app.mkdir()
-    archive = tmp / "app.tar"
-    subprocess.run(["git", "archive", "-o", str(archive), "HEAD", *IMAGE_FILES], cwd=ROOT,
-                   check=True)  # fmt: skip
-    with tarfile.open(archive) as tar:
-        tar.extractall(app, filter="data")
+    ignored = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
+    for name in IMAGE_FILES:
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, app / name, ignore=ignored)
+        else:
+            shutil.copy2(source, app / name)
     return app
 
 
