@@ -155,6 +155,11 @@ class Playout:
             else:
                 self.pacer.schedule(self, due)
 
+    @property
+    def inline_due(self) -> bool:
+        """Audio became due while the stream had the agent handle a frame."""
+        return self._inline_due
+
     async def send_inline(self) -> None:
         """Send what became due while the stream had the agent handle a frame (an echo, a
         clear): one task switch less per frame than through the pacer."""

@@ -158,7 +158,8 @@ class MediaStream:
             await self._hear(audio, payload, playout)
         finally:
             playout.inline = False
-        await playout.send_inline()
+        if playout.inline_due:  # not a coroutine per frame when nothing became due
+            await playout.send_inline()
 
     async def _hear(self, audio: bytes, payload: str, playout: Playout) -> None:
         agent = self.agent
