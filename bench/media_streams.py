@@ -423,8 +423,9 @@ WebSocket settings). Switchboard runs `EchoAgent` (every frame in answers a fram
 the whole pipeline: signed voice webhook, signed upgrade, frame parsing, WAV recording, the
 agent, the playout, metrics, the call log (the local VAD runs only for agents that use it, as
 the keypad and cascaded ones do; the echo and realtime agents do not: ~1.5 µs a frame).
-Load: `simulators/twilio/media_client.py` (asyncio +
-aiohttp) in {result["clients"]} processes on the same cores. Calls arrive at {ARRIVALS_PER_S}
+Load: `simulators/twilio/media_client.py` (asyncio, its WebSocket
+`simulators/twilio/ws_client.py`: one write per frame sent, frames handled as they are read)
+in {result["clients"]} processes on the same cores; both servers are measured with it. Calls arrive at {ARRIVALS_PER_S}
 per second; latency is taken in the steady window when every call is up. Steps
 {", ".join(map(str, steps))} ({result["seconds"]:g} s of audio per call); echo and Switchboard
 alternate at each step; {result["rounds_run"]} rounds, the median maximum counts.
