@@ -425,8 +425,9 @@ agent, the playout, metrics, the call log (the local VAD runs only for agents th
 the keypad and cascaded ones do; the echo and realtime agents do not: ~1.5 µs a frame).
 Load: `simulators/twilio/media_client.py` (asyncio, its WebSocket
 `simulators/twilio/ws_client.py`: one write per frame sent, frames handled as they are read)
-in {result["clients"]} processes on the same cores; both servers are measured with it. Calls arrive at {ARRIVALS_PER_S}
-per second; latency is taken in the steady window when every call is up. Steps
+in {result["clients"]} processes on the same cores; both servers are measured with it.
+Calls arrive at {ARRIVALS_PER_S} per second; latency is taken in the steady window when every
+call is up. Steps
 {", ".join(map(str, steps))} ({result["seconds"]:g} s of audio per call); echo and Switchboard
 alternate at each step; {result["rounds_run"]} rounds, the median maximum counts.
 
