@@ -63,10 +63,13 @@ def test_a_late_tick_is_caught_up_without_a_burst() -> None:
     times = caller.media_times()
     assert len(times) == 100
     gaps = [b - a for a, b in itertools.pairwise(times)]
-    assert max(gaps) > 0.06  # the stall itself: what no schedule can undo
+    stall = gaps.index(max(gaps))
+    assert gaps[stall] > 0.06  # the stall itself: what no schedule can undo
     assert min(gaps) >= MIN_GAP_S - EARLY_S - 0.001  # but no back-to-back frames after it
-    # ... and the schedule was caught up: the last frame left when it was due, not 60 ms late.
-    assert abs((times[-1] - times[0]) - (2.0 - FRAME_S - LEAD_S)) < 0.05
+    # ... and the schedule was caught up, a few milliseconds a frame: a pacer that restarted
+    # its schedule after the stall would send the next frames 20 ms apart, not closer.
+    catching_up = [gap for gap in gaps[stall + 1 : stall + 15] if gap < 0.017]
+    assert len(catching_up) >= 5
 
 
 def test_clear_is_sent_at_once_and_drops_what_was_queued() -> None:
