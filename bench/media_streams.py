@@ -118,6 +118,10 @@ def _pacing(results: list[StreamResult], start: float, end: float) -> dict[str, 
             gaps.append(gap)
             jitter.append(abs(gap - 20.0))
     first = [(r.first_audio_at - r.answered_at) * 1000 for r in results if r.first_audio_at]
+    # Where the wait goes: the voice webhook and the upgrade (answer → socket open), then the
+    # start, the claim and the agent's first frame (socket open → first audio).
+    opening = [(r.opened_at - r.answered_at) * 1000 for r in results if r.first_audio_at]
+    starting = [(r.first_audio_at - r.opened_at) * 1000 for r in results if r.first_audio_at]
     return {
         "gaps": len(gaps),
         "jitter_p50_ms": _percentile(jitter, 0.50),
@@ -126,6 +130,8 @@ def _pacing(results: list[StreamResult], start: float, end: float) -> dict[str, 
         "first_audio_p50_ms": _percentile(first, 0.50),
         "first_audio_p99_ms": _percentile(first, 0.99),
         "first_audio_max_ms": round(max(first), 1) if first else -1.0,
+        "answer_to_open_p99_ms": _percentile(opening, 0.99),
+        "open_to_first_audio_p99_ms": _percentile(starting, 0.99),
     }
 
 
@@ -283,7 +289,9 @@ def _playback(pool: ProcessPoolExecutor, clients: int, side: Side, streams: int,
     print(f"    playback {streams:>5} streams  jitter p50 {pacing['jitter_p50_ms']:.2f} ms, "
           f"p99 {pacing['jitter_p99_ms']:.2f} ms, max gap {pacing['max_gap_ms']:.1f} ms; "
           f"answer to first audio p50 {pacing['first_audio_p50_ms']:.0f} ms, p99 "
-          f"{pacing['first_audio_p99_ms']:.0f} ms; dropped {row['dropped_streams']}  "
+          f"{pacing['first_audio_p99_ms']:.0f} ms (webhook + upgrade p99 "
+          f"{pacing['answer_to_open_p99_ms']:.0f} ms, start to first frame p99 "
+          f"{pacing['open_to_first_audio_p99_ms']:.0f} ms); dropped {row['dropped_streams']}  "
           f"{'ok' if row['pacing_ok'] else 'NOT ok'}", flush=True)  # fmt: skip
     return row
 
@@ -415,9 +423,11 @@ WebSocket settings). Switchboard runs `EchoAgent` (every frame in answers a fram
 the whole pipeline: signed voice webhook, signed upgrade, frame parsing, WAV recording, the
 agent, the playout, metrics, the call log (the local VAD runs only for agents that use it, as
 the keypad and cascaded ones do; the echo and realtime agents do not: ~1.5 µs a frame).
-Load: `simulators/twilio/media_client.py` (asyncio +
-aiohttp) in {result["clients"]} processes on the same cores. Calls arrive at {ARRIVALS_PER_S}
-per second; latency is taken in the steady window when every call is up. Steps
+Load: `simulators/twilio/media_client.py` (asyncio, its WebSocket
+`simulators/twilio/ws_client.py`: one write per frame sent, frames handled as they are read)
+in {result["clients"]} processes on the same cores; both servers are measured with it.
+Calls arrive at {ARRIVALS_PER_S} per second; latency is taken in the steady window when every
+call is up. Steps
 {", ".join(map(str, steps))} ({result["seconds"]:g} s of audio per call); echo and Switchboard
 alternate at each step; {result["rounds_run"]} rounds, the median maximum counts.
 

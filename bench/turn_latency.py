@@ -101,10 +101,15 @@ def measure(
     pool: ProcessPoolExecutor, clients: int, target: Target, calls: int, model_ms: float
 ) -> dict[str, Any]:
     shares = [calls // clients + (1 if i < calls % clients else 0) for i in range(clients)]
+    started = time.monotonic()
     futures = [pool.submit(_client, target, sum(shares[:i]), n) for i, n in enumerate(shares) if n]
     results: list[StreamResult] = []
+    client_cpu = 0.0
     for future in futures:
-        results += future.result()[0]
+        part, cpu = future.result()
+        results += part
+        client_cpu += cpu
+    wall = time.monotonic() - started
     measured = turn_latencies(results)
     added = [m - model_ms for m in measured]
     turns_expected = calls * len(SPEECH)
@@ -118,6 +123,8 @@ def measure(
         "added_p50_ms": _percentile(added, 0.50),
         "added_p99_ms": _percentile(added, 0.99),
         "added_max_ms": round(max(added), 1) if added else -1.0,
+        # The load generator's share of the cores it shares with the path it measures.
+        "client_cpu_per_core": round(client_cpu / wall / clients, 3),
     }
 
 
@@ -180,7 +187,8 @@ def run(calls: int, light: int, clients: int, response_delay_ms: int) -> dict[st
                 f"{count:>4} calls  turns {row['turns']}/{row['turns_expected']}  measured "
                 f"p50 {row['measured_p50_ms']:.0f} ms, p99 {row['measured_p99_ms']:.0f} ms; "
                 f"path added p50 {row['added_p50_ms']:.1f} ms, p99 {row['added_p99_ms']:.1f} "
-                f"ms (model {model_ms} ms subtracted)  dropped {row['dropped_calls']}",
+                f"ms (model {model_ms} ms subtracted)  dropped {row['dropped_calls']}; load "
+                f"generator {row['client_cpu_per_core']:.0%} of a core per process",
                 flush=True,
             )
         redis.Redis.from_url(REDIS_TEST_URL).flushdb()

@@ -10,7 +10,9 @@ played.
 Media coming back is matched in order to the frames sent, so with an agent that answers each
 frame with a frame (``EchoAgent``) or a bare echo server, the send-to-echo time is the
 service's frame-handling latency as Twilio would see it. Used by the load test and
-``bench/media_streams.py``.
+``bench/media_streams.py``. The WebSocket is ``ws_client`` (a send is one write, a received
+frame goes to ``_Player.on_message`` as it is read): the load generator shares the cores with
+the server it measures, so it must cost as little per frame as it can.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import aiohttp
 
 from libs.common.audio import g711
 from libs.common.telephony.twilio_signature import sign
+from simulators.twilio.ws_client import WebSocket
 
 FRAME_S = 0.020
 FRAME_BYTES = 160
@@ -135,12 +138,11 @@ def _start_frame(stream_sid: str, call_sid: str, params: dict[str, str]) -> str:
 class _Player:
     """Twilio's playback of what the service sends: marks come back when their turn plays."""
 
-    def __init__(self, ws: aiohttp.ClientWebSocketResponse, stream_sid: str,
-                 result: StreamResult, sent_at: list[float]) -> None:  # fmt: skip
-        self.ws, self.stream_sid, self.result, self.sent_at = ws, stream_sid, result, sent_at
+    def __init__(self, stream_sid: str, result: StreamResult, sent_at: list[float]) -> None:
+        self.stream_sid, self.result, self.sent_at = stream_sid, result, sent_at
+        self.ws: WebSocket | None = None
         self.loop = asyncio.get_running_loop()
         self.playback_end = 0.0
-        self.pending: set[asyncio.Future[None]] = set()  # a task must be referenced to live
 
     def on_message(self, text: str, now: float) -> None:
         # Cheap check first: at full load this runs thousands of times a second.
@@ -165,38 +167,35 @@ class _Player:
             self.playback_end = self.loop.time()
 
     def _echo_mark(self, name: str) -> None:
-        if not self.ws.closed:
+        if self.ws is not None and not self.ws.closed:
             mark = {"event": "mark", "streamSid": self.stream_sid, "mark": {"name": name}}
-            sending = asyncio.ensure_future(self.ws.send_str(json.dumps(mark)))
-            self.pending.add(sending)
-            sending.add_done_callback(self.pending.discard)
+            self.ws.send_text(json.dumps(mark))
 
 
 class _Frames:
     """One call's media frames, each sent on its own 20 ms schedule from ``t0`` (a late frame
     does not move the next one); ``done`` resolves after the last, or when the socket closed."""
 
-    def __init__(self, ws: aiohttp.ClientWebSocketResponse, stream_sid: str,
-                 result: StreamResult, sent_at: list[float], receiver: asyncio.Task[None],
-                 count: int, payload: str, spoken: str, speaking: set[int],
-                 ends: set[int]) -> None:  # fmt: skip
+    def __init__(self, ws: WebSocket, stream_sid: str, result: StreamResult,
+                 sent_at: list[float], count: int, payload: str, spoken: str,
+                 speaking: set[int], ends: set[int]) -> None:  # fmt: skip
         self.ws, self.stream_sid, self.result, self.sent_at = ws, stream_sid, result, sent_at
-        self.receiver, self.count, self.payload, self.spoken = receiver, count, payload, spoken
+        self.count, self.payload, self.spoken = count, payload, spoken
         self.speaking, self.ends = speaking, ends
         self.i = 0
         self.t0 = 0.0
         self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
-    async def send_next(self) -> float | None:
+    def send_next(self) -> float | None:
         """Send frame i; when the next one is due (loop time), or None when finished."""
-        if self.ws.closed or self.receiver.done():
+        if self.ws.closed:
             self.result.closed_early = True
             self.i = self.count
         i = self.i
         if i < self.count:
             self.sent_at.append(time.monotonic())
             payload = self.spoken if i in self.speaking else self.payload
-            await self.ws.send_str(
+            self.ws.send_text(
                 f'{{"event":"media","sequenceNumber":"{i + 2}","streamSid":"{self.stream_sid}",'
                 f'"media":{{"track":"inbound","chunk":"{i + 1}","timestamp":"{i * 20}",'
                 f'"payload":"{payload}"}}}}'
@@ -236,14 +235,7 @@ class _Metronome:
             now = self.loop.time()
             while heap and heap[0][0] <= now:
                 _, _, frames = heapq.heappop(heap)
-                try:
-                    due = await frames.send_next()
-                except (aiohttp.ClientError, ConnectionError, RuntimeError) as exc:
-                    frames.result.closed_early = True
-                    frames.i = frames.count
-                    if not frames.done.done():
-                        frames.done.set_exception(exc)
-                    continue
+                due = frames.send_next()
                 if due is not None:
                     heapq.heappush(heap, (due, next(self.order), frames))
                 now = self.loop.time()
@@ -277,14 +269,6 @@ def _metronome(loop: asyncio.AbstractEventLoop) -> _Metronome:
     return metronome
 
 
-async def _receive(ws: aiohttp.ClientWebSocketResponse, player: _Player) -> None:
-    async for message in ws:
-        if message.type == aiohttp.WSMsgType.TEXT:
-            player.on_message(message.data, time.monotonic())
-        elif message.type in (aiohttp.WSMsgType.ERROR, aiohttp.WSMsgType.CLOSED):
-            break
-
-
 async def run_stream(session: aiohttp.ClientSession, target: Target, index: int,
                      seconds: float, digits: str = "",
                      speech: Sequence[tuple[float, float]] = ()) -> StreamResult:  # fmt: skip
@@ -304,23 +288,24 @@ async def run_stream(session: aiohttp.ClientSession, target: Target, index: int,
         headers = {}
         if target.auth_token:
             headers["X-Twilio-Signature"] = sign(target.auth_token, ws_url, {})
-        async with session.ws_connect(ws_url, headers=headers, autoping=True) as ws:
+        player = _Player(stream_sid, result, [])
+        ws = player.ws = await WebSocket.connect(ws_url, headers, player.on_message)
+        try:
             result.opened_at = time.monotonic()
-            await _talk(ws, stream_sid, result, params, seconds, digits, speech)
+            await _talk(ws, player, params, seconds, digits, speech)
             result.closed_at = time.monotonic()
+        finally:
+            ws.abort()
     except (aiohttp.ClientError, RuntimeError, ValueError, OSError) as exc:
         result.error = f"{type(exc).__name__}: {exc}"
     return result
 
 
-async def _talk(ws: aiohttp.ClientWebSocketResponse, stream_sid: str, result: StreamResult,
-                params: dict[str, str], seconds: float, digits: str,
-                speech: Sequence[tuple[float, float]]) -> None:  # fmt: skip
-    sent_at: list[float] = []
-    player = _Player(ws, stream_sid, result, sent_at)
-    receiver = asyncio.create_task(_receive(ws, player))
-    await ws.send_str(json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"}))
-    await ws.send_str(_start_frame(stream_sid, result.call_sid, params))
+async def _talk(ws: WebSocket, player: _Player, params: dict[str, str], seconds: float,
+                digits: str, speech: Sequence[tuple[float, float]]) -> None:  # fmt: skip
+    stream_sid, result, sent_at = player.stream_sid, player.result, player.sent_at
+    ws.send_text(json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"}))
+    ws.send_text(_start_frame(stream_sid, result.call_sid, params))
     # A quiet line (μ-law silence): the service's VAD must not hear speech in it. Tests that
     # need speech send it themselves.
     payload = base64.b64encode(SILENCE * FRAME_BYTES).decode()
@@ -329,27 +314,26 @@ async def _talk(ws: aiohttp.ClientWebSocketResponse, stream_sid: str, result: St
                 for k in range(round(length / FRAME_S))}  # fmt: skip
     ends = {round((start + length) / FRAME_S) - 1 for start, length in speech}
     loop = asyncio.get_running_loop()
-    frames = _Frames(ws, stream_sid, result, sent_at, receiver, round(seconds / FRAME_S),
-                     payload, spoken, speaking, ends)  # fmt: skip
+    frames = _Frames(ws, stream_sid, result, sent_at, round(seconds / FRAME_S), payload, spoken,
+                     speaking, ends)  # fmt: skip
     _metronome(loop).add(frames, loop.time())
     await frames.done
     for digit in digits:
         if not ws.closed:
             dtmf = {"track": "inbound_track", "digit": digit}
-            await ws.send_str(json.dumps({"event": "dtmf", "streamSid": stream_sid, "dtmf": dtmf}))
-    if ws.closed or receiver.done():
+            ws.send_text(json.dumps({"event": "dtmf", "streamSid": stream_sid, "dtmf": dtmf}))
+    if ws.closed:
         result.closed_early = True
     else:
         # Let the last echoes arrive before hanging up, as a caller's audio would finish.
         await asyncio.sleep(0.2)
-        await ws.send_str(json.dumps({"event": "stop", "streamSid": stream_sid,
-                                      "stop": {"callSid": result.call_sid}}))  # fmt: skip
+        ws.send_text(json.dumps({"event": "stop", "streamSid": stream_sid,
+                                 "stop": {"callSid": result.call_sid}}))  # fmt: skip
     try:
         # Switchboard closes the socket after stop; a bare echo server does not.
-        await asyncio.wait_for(asyncio.shield(receiver), timeout=2)
+        await asyncio.wait_for(asyncio.shield(ws.done), timeout=2)
     except TimeoutError:
         await ws.close()
-        await receiver
 
 
 async def run_streams(target: Target, count: int, seconds: float, ramp_s: float = 1.0,

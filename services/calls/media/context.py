@@ -43,13 +43,14 @@ class MediaContext:
 
     async def start_call(self, start: protocol.Start) -> tuple[CallInfo, Agent]:
         """Claim the call for this stream and build its agent: the business's (its settings),
-        else the deployment's ``VOICE_AGENT``. One trip to the pool: answering is timed."""
-
-        def claim_and_load() -> tuple[CallInfo, agent_settings.AgentConfig | None]:
-            info = call_log.claim_stream(self.database, start)
-            return info, agent_settings.load(self.database, self.settings, start.business_id)
-
-        info, config = await self.blocking(claim_and_load)
+        else the deployment's ``VOICE_AGENT``. The claim and the settings are read side by side
+        (two pool threads): the caller hears nothing until both are back. The settings read
+        changes nothing, so a refused claim loses nothing by it."""
+        claiming = self.blocking(call_log.claim_stream, self.database, start)
+        loading = self.blocking(
+            agent_settings.load, self.database, self.settings, start.business_id
+        )
+        info, config = await asyncio.gather(claiming, loading)
         return info, agent_settings.build(self.settings, config)
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:

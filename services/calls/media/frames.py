@@ -7,6 +7,7 @@ is always 8 kHz μ-law, the wire format of Twilio and of the realtime models, ne
 
 from __future__ import annotations
 
+import binascii
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,9 +29,15 @@ class CallInfo:
 # -- events (line → agent) ------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CallerAudio:
     audio: bytes  # one frame, μ-law
+    #: The same frame in base64 as Twilio sent it, when it came from Twilio ("" otherwise):
+    #: a model's socket takes base64, and encoding 50 frames a second again is waste.
+    payload: str = ""
+
+    def base64(self) -> str:
+        return self.payload or binascii.b2a_base64(self.audio, newline=False).decode("ascii")
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ Twilio webhooks stay on the calls service's Flask app (``services/calls/app.py``
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import sys
 from typing import Any
@@ -182,6 +183,10 @@ def create_app(
 
 
 async def _start(app: web.Application) -> None:
+    # What the worker built at startup (modules, the ORM's mappings, settings) lives as long
+    # as it does: out of the collector's sight, a full collection walks only the streams'
+    # objects instead of pausing every stream on this loop for tens of milliseconds.
+    gc.freeze()
     app[CONTEXT].pacer.start()
     app[CONTEXT].spawn(_sweep_idle(app))
 

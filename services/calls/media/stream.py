@@ -119,9 +119,9 @@ class MediaStream:
     async def _handle(self, message: dict[str, Any]) -> None:
         event = message["event"]
         if event == "media" and self.state == "started":  # the hot path: 50 a second
-            audio = protocol.media_payload(message)
+            audio, payload = protocol.media_payload(message)
             if audio:
-                await self._caller_audio(audio)
+                await self._caller_audio(audio, payload)
             return
         if event == "connected":
             return
@@ -148,19 +148,20 @@ class MediaStream:
         """How long the server waits for the next frame before it closes the socket."""
         return START_TIMEOUT_S if self.state == "connecting" else RECEIVE_TIMEOUT_S
 
-    async def _caller_audio(self, audio: bytes) -> None:
+    async def _caller_audio(self, audio: bytes, payload: str) -> None:
         playout = self.playout
         assert self.recorder is not None and playout is not None
         self.recorder.write(audio)
         self.frames += 1
         playout.inline = True
         try:
-            await self._hear(audio, playout)
+            await self._hear(audio, payload, playout)
         finally:
             playout.inline = False
-        await playout.send_inline()
+        if playout.inline_due:  # not a coroutine per frame when nothing became due
+            await playout.send_inline()
 
-    async def _hear(self, audio: bytes, playout: Playout) -> None:
+    async def _hear(self, audio: bytes, payload: str, playout: Playout) -> None:
         agent = self.agent
         change = self.vad.feed(audio) if agent is not None and agent.local_vad else None
         if change == "started":
@@ -170,7 +171,7 @@ class MediaStream:
                 await self._to_agent(Interrupted(heard.label, heard.ms))
         elif change == "stopped":
             await self._to_agent(SpeechStopped())
-        await self._to_agent(CallerAudio(audio))
+        await self._to_agent(CallerAudio(audio, payload))
 
     async def _to_agent(self, event: Event) -> None:
         if self.agent is None:

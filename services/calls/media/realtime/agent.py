@@ -15,7 +15,6 @@ measurement (the SDK costs ~40x the CPU per appended frame).
 from __future__ import annotations
 
 import asyncio
-import base64
 import binascii
 import json
 import logging
@@ -23,6 +22,7 @@ from typing import Any
 from urllib.parse import quote
 
 import aiohttp
+import orjson
 
 from services.calls.media.actions import ActionFailed
 from services.calls.media.agent import Agent
@@ -101,7 +101,7 @@ class RealtimeAgent(Agent):
     async def on_event(self, event: Event) -> None:
         if isinstance(event, CallerAudio):
             if self._ws is not None and not self._ws.closed:
-                audio = binascii.b2a_base64(event.audio, newline=False).decode("ascii")
+                audio = event.base64()
                 await self._ws.send_str(f'{{"type":"input_audio_buffer.append","audio":"{audio}"}}')
         elif isinstance(event, Dtmf):
             # Keypad digits reach the model as text: "press 1 for …" still works.
@@ -130,7 +130,7 @@ class RealtimeAgent(Agent):
 
     async def _send(self, event: dict[str, Any]) -> None:
         if self._ws is not None and not self._ws.closed:
-            await self._ws.send_str(json.dumps(event))
+            await self._ws.send_str(orjson.dumps(event).decode("utf-8"))
 
     async def _read(self) -> None:
         assert self._ws is not None
@@ -138,7 +138,7 @@ class RealtimeAgent(Agent):
             if message.type != aiohttp.WSMsgType.TEXT:
                 continue
             try:
-                event = json.loads(message.data)
+                event = orjson.loads(message.data)
                 await self._on_model_event(event)
             except (ValueError, KeyError, TypeError, binascii.Error) as exc:
                 logger.warning("call %s: unusable model event: %s", self.line.info.call_sid, exc)
@@ -149,7 +149,7 @@ class RealtimeAgent(Agent):
     async def _on_model_event(self, event: dict[str, Any]) -> None:
         kind = event.get("type", "")
         if kind in AUDIO_DELTAS:
-            self.line.play(base64.b64decode(event["delta"]), label=event.get("item_id"))
+            self.line.play(binascii.a2b_base64(event["delta"]), label=event.get("item_id"))
         elif kind == "input_audio_buffer.speech_started":
             await self._barge_in()
         elif kind == "conversation.item.input_audio_transcription.completed":
