@@ -10,24 +10,13 @@ from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.sql import ColumnElement
 
+from libs.common.lifecycle.table import FINAL_CALL_STATUSES, STATUS_RANK
 from libs.common.models.base import Base, BigId, TimestampMixin, UTCDateTime, utcnow
+
+__all__ = ["FINAL_CALL_STATUSES", "STATUS_RANK", "Call", "CallEvent"]
 
 if TYPE_CHECKING:
     from libs.common.models.agent import TranscriptLine
-
-#: Twilio call statuses in the order a call moves through them; the finals share the last rank.
-STATUS_RANK = {
-    "queued": 0,
-    "initiated": 1,
-    "ringing": 2,
-    "in-progress": 3,
-    "completed": 4,
-    "busy": 4,
-    "no-answer": 4,
-    "failed": 4,
-    "canceled": 4,
-}
-FINAL_CALL_STATUSES = frozenset(s for s, rank in STATUS_RANK.items() if rank == 4)
 
 
 class Call(TimestampMixin, Base):

@@ -21,6 +21,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from libs.common.lifecycle import table
 from libs.common.models.base import Base, BigId, TimestampMixin, UTCDateTime
 
 
@@ -50,8 +51,9 @@ class CallJobStatus(enum.StrEnum):
     SKIPPED_DNC = "skipped_dnc"
 
 
-ACTIVE_JOB_STATUSES = (CallJobStatus.DIALING, CallJobStatus.IN_CALL)
-OPEN_JOB_STATUSES = (CallJobStatus.QUEUED, *ACTIVE_JOB_STATUSES)
+#: From the lifecycle's table (libs/common/lifecycle/table.py), as enum members.
+ACTIVE_JOB_STATUSES = tuple(CallJobStatus(s) for s in table.ACTIVE_JOB_STATUSES)
+OPEN_JOB_STATUSES = tuple(CallJobStatus(s) for s in table.OPEN_JOB_STATUSES)
 
 
 class Run(TimestampMixin, Base):

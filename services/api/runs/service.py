@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, func, or_, select, update
+from sqlalchemy import Table, func, or_, select
 from sqlalchemy.orm import Session
 
-from libs.common.campaigns.call_state import complete_run_if_done
+from libs.common.lifecycle.status import cancel_queued_jobs
 from libs.common.models import (
     ACTIVE_JOB_STATUSES,
     OPEN_JOB_STATUSES,
@@ -94,14 +94,8 @@ def transition(session: Session, run: Run, action: str, now: datetime) -> None:
     if action == "start":
         run.started_at = now
     if action == "cancel":
-        # New dials stop at once. Calls already dialing or connected finish on their own and
-        # their outcome is recorded: hanging up on a person mid-sentence is worse.
-        session.execute(
-            update(CallJob)
-            .where(CallJob.run_id == run.id, CallJob.status == CallJobStatus.QUEUED)
-            .values(status=CallJobStatus.CANCELED, error_code="run_canceled")
-        )
-        complete_run_if_done(session, run.id, now)
+        session.flush()  # the run's new status first: the run completes on it
+        cancel_queued_jobs(session, run.id, now)
 
 
 def progress(session: Session, runs: list[Run], now: datetime) -> dict[int, dict[str, Any]]:
