@@ -165,7 +165,7 @@ CALL_TAKES_SID = (
 #: Queued jobs of a canceled run stop at once; dialing and connected ones finish on their own.
 JOBS_CANCELED_WITH_RUN = (
     update(JOBS)
-    .where(JOBS.c.run_id == bindparam("run_id"), JOBS.c.status == CallJobStatus.QUEUED)
+    .where(JOBS.c.run_id == bindparam("canceled_run_id"), JOBS.c.status == CallJobStatus.QUEUED)
     .values(status=literal(CallJobStatus.CANCELED, JOBS.c.status.type), error_code="run_canceled")
 )
 #: A stuck attempt placed again: its dialing clock restarts (the creation window again).

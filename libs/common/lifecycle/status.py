@@ -349,7 +349,7 @@ def restart_dialing(
 def cancel_queued_jobs(session: Session, run_id: int, now: datetime) -> None:
     """A canceled run: queued jobs stop at once; calls already dialing or connected finish on
     their own and their outcome is recorded (hanging up on a person mid-sentence is worse)."""
-    session.connection().execute(sql.JOBS_CANCELED_WITH_RUN, {"run_id": run_id})
+    session.connection().execute(sql.JOBS_CANCELED_WITH_RUN, {"canceled_run_id": run_id})
     complete_run_if_done(session, run_id, now)
 
 

@@ -28,11 +28,11 @@ FINAL_CALL_STATUSES = frozenset(s for s, rank in STATUS_RANK.items() if rank == 
 NO_PROVIDER_CALL_ID = "no_provider_call_id"
 
 #: Call status → the statuses it may move to. Forward only (a callback delivered late or twice
-#: is a no-op), plus "failed" → a final status: the provider's word replacing the reconciler's
-#: ``NO_PROVIDER_CALL_ID`` (applied only to a call failed with that code).
+#: is a no-op), plus "failed" → another final status: the provider's word replacing the
+#: reconciler's ``NO_PROVIDER_CALL_ID`` (applied only to a call failed with that code).
 CALL_TRANSITIONS: dict[str, frozenset[str]] = {
     status: frozenset(s for s, r in STATUS_RANK.items() if r > rank)
-    | (FINAL_CALL_STATUSES if status == "failed" else frozenset())
+    | (FINAL_CALL_STATUSES - {"failed"} if status == "failed" else frozenset())
     for status, rank in STATUS_RANK.items()
 }
 

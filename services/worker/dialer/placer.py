@@ -29,6 +29,11 @@ REQUEUE_AFTER_S = 10
 #: database outage it is kept and stored again for up to this long (within the actor's limit).
 STORE_SID_RETRY_S = 60.0
 
+#: The callbacks asked for. Not "initiated" nor "ringing": the worker stores the call id from
+#: the create answer, and when it dies first, the final callback (its URL names the job and
+#: attempt) or the reconciler's look-up at the provider attaches it.
+STATUS_CALLBACK_EVENTS = ["answered", "completed"]
+
 for _outcome in ("created", "requeued", "refused", "unknown"):
     metrics.CALLS_CREATED.labels(_outcome)
 
@@ -58,9 +63,9 @@ def place_call(ctx: WorkerContext, claim: Claim) -> str:
                 url=voice_url(settings.public_base_url, claim),
                 status_callback=status_callback_url(settings.public_base_url, claim),
                 status_callback_method="POST",
-                # No "initiated": "ringing" attaches the call id as early, for a quarter fewer
-                # requests to the calls service.
-                status_callback_event=["ringing", "answered", "completed"],
+                # Only what the state machine needs (docs/architecture.md, "Status callbacks"):
+                # "answered" moves the job in_call, "completed" (every final status) ends it.
+                status_callback_event=STATUS_CALLBACK_EVENTS,
                 timeout=settings.ring_timeout_s,
             )
         except TwilioRestException as exc:
@@ -72,8 +77,8 @@ def place_call(ctx: WorkerContext, claim: Claim) -> str:
             return _refused(ctx, claim, error)
         except (TwilioException, requests.RequestException) as exc:
             # The provider may or may not have created the call. Not retrying is the only way
-            # to never dial twice: a callback attaches the call if it exists, and the
-            # reconciler fails the job if none comes within the dialing timeout.
+            # to never dial twice: a callback attaches the call if it exists, and after the
+            # creation window the reconciler asks the provider, then adopts or places it.
             logger.warning("job %s attempt %s: create outcome unknown (%s)", claim.job_id,
                            claim.attempt, type(exc).__name__)  # fmt: skip
             metrics.CALLS_CREATED.labels("unknown").inc()
