@@ -19,7 +19,8 @@ from sqlalchemy.engine import Engine
 
 ROOT = Path(__file__).resolve().parents[2]
 ALLOWED = (ROOT / "libs" / "common" / "lifecycle", ROOT / "tests")
-_SELF = Path(__file__).resolve()
+#: Generic statement helpers (``update_by_id``): the writer is whoever called them.
+_HELPERS = (Path(__file__).resolve(), ROOT / "libs" / "common" / "db.py")
 
 _UPDATE = re.compile(r"^\s*UPDATE\s+(calls|call_jobs)\s+SET\s+(.*?)(?:\sWHERE\s|\sRETURNING\s|$)",
                      re.IGNORECASE | re.DOTALL)  # fmt: skip
@@ -46,7 +47,8 @@ def writer() -> Path | None:
     frame = sys._getframe(1)
     while frame is not None:
         path = Path(frame.f_code.co_filename)
-        if path.is_absolute() and path != _SELF and ROOT in path.parents and ".venv" not in path.parts:
+        ours = path.is_absolute() and ROOT in path.parents and ".venv" not in path.parts
+        if ours and path not in _HELPERS:
             return path
         frame = frame.f_back  # type: ignore[assignment]
     return None
