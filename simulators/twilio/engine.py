@@ -186,7 +186,12 @@ class Network:
         self._wake = threading.Condition(self.lock)
         self._last_start = 0.0
         self._senders = ThreadPoolExecutor(max_workers=32, thread_name_prefix="callback")
+        # One kept-alive connection per sender thread (the calls service's gunicorn keeps
+        # them open), as Twilio's callback senders do.
         self._session = requests.Session()
+        adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=32)
+        self._session.mount("http://", adapter)
+        self._session.mount("https://", adapter)
         self._stopped = False
         self._clock = threading.Thread(target=self._run_timeline, name="timeline", daemon=True)
         self._clock.start()
