@@ -94,7 +94,7 @@ def resolve_dialing_without_call_id(ctx: WorkerContext, now: datetime) -> int:
     """A job dialing with no provider call id after the creation window: its worker died
     between the claim and the provider's answer, or the answer was lost. The provider says
     whether the call exists: adopted if it does, placed again (same attempt) if not."""
-    window_s = ctx.settings.dialing_timeout_s
+    window_s = conditions.creation_window_s(ctx.settings.dialing_timeout_s)
     with ctx.database.session() as session:
         stuck = session.execute(
             select(

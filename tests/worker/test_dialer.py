@@ -219,9 +219,7 @@ def test_an_unknown_create_outcome_is_not_failed_while_the_provider_cannot_say(
         _dispatch(broker, worker, campaign.business_id)  # type: ignore[arg-type]
         [job] = _jobs(db, campaign.run_id)
         assert job.status is CallJobStatus.DIALING and job.provider_call_sid is None
-        import time
-
-        time.sleep(1.2)
+        _past_the_creation_window(db)
         MAINTENANCE_RECONCILE.send(broker, period_start=0)
         broker.join("maintenance", fail_fast=True)
         worker.join()
@@ -234,6 +232,17 @@ def test_an_unknown_create_outcome_is_not_failed_while_the_provider_cannot_say(
 def _claim_and_die(db: Database, business_id: int) -> Claim:
     """What a worker SIGKILLed right after its claim committed leaves: an attempt dialing,
     with its Call row, past the creation window, and no provider call id."""
+
+    from libs.common.models import utcnow
+
+    with db.session() as session:
+        [claim] = fill_slots(session, business_id, utcnow())
+        session.commit()
+    _past_the_creation_window(db)
+    return claim
+
+
+def _past_the_creation_window(db: Database) -> None:
     from datetime import timedelta
 
     from sqlalchemy import update
@@ -241,12 +250,10 @@ def _claim_and_die(db: Database, business_id: int) -> Claim:
     from libs.common.models import utcnow
 
     with db.session() as session:
-        [claim] = fill_slots(session, business_id, utcnow())
         session.execute(
             update(CallJob).values(dialing_started_at=utcnow() - timedelta(seconds=120))
         )
         session.commit()
-    return claim
 
 
 def _reconcile(broker: StubBroker, worker: Worker) -> None:

@@ -18,6 +18,19 @@ from libs.common.lifecycle.table import (
     NO_PROVIDER_CALL_ID,
 )
 from libs.common.models import Call, CallJob, Run, RunStatus
+from libs.common.telephony.twilio_provider import REQUEST_TIMEOUT_S
+
+#: A placing worker sends its creates within this long of its claim; one it could not send in
+#: time is left dialing without a call id, for the reconciler to place.
+CREATE_START_LIMIT_S = 8.0
+
+
+def creation_window_s(dialing_timeout_s: float) -> float:
+    """How long an attempt may dial without a call id before the provider is asked about it:
+    ``DIALING_TIMEOUT_S``, but never less than the latest a live worker may send its create
+    plus the provider request's timeout, so a create still in flight is never placed twice."""
+    return max(dialing_timeout_s, CREATE_START_LIMIT_S + REQUEST_TIMEOUT_S + 2.0)
+
 
 #: A daily schedule's run fires at the time chosen for each contact: no campaign window.
 DAILY_RUN_KIND = "daily"

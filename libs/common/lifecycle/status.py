@@ -326,7 +326,8 @@ def give_back_attempt(
     """The provider refused with "try later" (nothing was created): the attempt never
     happened; its call row goes and the job waits until ``retry_at``."""
     result = session.connection().execute(
-        sql.JOB_GIVEN_BACK, {"job_id": job_id, "job_attempt": attempt, "new_next_attempt_at": retry_at}
+        sql.JOB_GIVEN_BACK,
+        {"job_id": job_id, "job_attempt": attempt, "new_next_attempt_at": retry_at},
     )
     if not result.rowcount:
         return False

@@ -7,6 +7,7 @@ import time
 
 from libs.common.contracts import DIALER_DISPATCH
 from libs.common.lifecycle import followups
+from libs.common.lifecycle.conditions import CREATE_START_LIMIT_S
 from libs.common.lifecycle.dialing import fill_slots
 from libs.common.middleware.worker_context import worker_context
 from libs.common.models import utcnow
@@ -46,4 +47,9 @@ def dispatch(business_id: int) -> None:
         pause = started + reserved["first_wait_s"] + k * limiter.interval_s - time.monotonic()
         if pause > 0:
             time.sleep(pause)
+        if time.monotonic() - started > CREATE_START_LIMIT_S:
+            # Too late to be sure the reconciler does not place it too: it is left to it.
+            logger.warning("job %s: not placed within %g s of its claim; left to the "
+                           "reconciler", claim.job_id, CREATE_START_LIMIT_S)  # fmt: skip
+            continue
         place_call(ctx, claim)
