@@ -83,6 +83,6 @@ def test_a_status_written_outside_the_lifecycle_fails_the_test(db: Database) -> 
     call_id = start_attempt(db, campaign.job_ids[0], sid="CA" + "a" * 32)
     # call_log.update_call sets plain columns of the call log; a status through it would be a
     # second writer of the call's status, which the lifecycle exists to prevent.
-    with pytest.raises(status_guard.StatusWrittenOutsideLifecycle, match="call_log.py"):
+    with pytest.raises(status_guard.StatusWrittenOutsideLifecycle, match=r"call_log\.py"):
         call_log.update_call(db, call_id, status="completed")
     call_log.update_call(db, call_id, disposition="interested")  # plain columns are fine

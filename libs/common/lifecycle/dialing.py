@@ -43,9 +43,22 @@ class Claim:
 _BUSINESS_LIMIT = select(Business.max_concurrent_calls).where(
     Business.id == bindparam("business_id")
 )
-#: Taken first by every pass: passes for one business run one after another.
-_BUSINESS_LIMIT_LOCKED = _BUSINESS_LIMIT.with_for_update()
+#: The first statement of every pass: the business row locked, so passes for one business run
+#: one after another, and its limit.
+_BUSINESS_LOCKED = _BUSINESS_LIMIT.with_for_update()
 _ACTIVE = (
+    select(func.count())
+    .select_from(CallJob)
+    .where(CallJob.business_id == bindparam("business_id"), conditions.active())
+    .scalar_subquery()
+)
+_LAST_END = select(func.max(Call.ended_at)).where(Call.business_id == bindparam("business_id"))
+_LAST_CREATE = select(func.max(Call.created_at)).where(Call.business_id == bindparam("business_id"))
+#: Then, in a statement of its own (its snapshot is taken after the lock is ours, so it sees
+#: the claims of the pass that held it): the active calls, and when the business's last call
+#: ended and its last call was created (for the dispatch-gap metric).
+_SLOTS = select(_ACTIVE, _LAST_END.scalar_subquery(), _LAST_CREATE.scalar_subquery())
+_ACTIVE_OF = (
     select(func.count())
     .select_from(CallJob)
     .where(CallJob.business_id == bindparam("business_id"), conditions.active())
@@ -83,6 +96,11 @@ _CALLS_CREATED = insert(sql.CALLS).returning(
 
 
 def _due_jobs(business_id: int, now: datetime, limit: int) -> Any:
+    on_dnc_list = (
+        select(DncEntry.phone_e164)
+        .where(DncEntry.business_id == business_id, DncEntry.phone_e164 == CallJob.phone_e164)
+        .exists()
+    )
     return (
         select(
             CallJob.id,
@@ -94,6 +112,7 @@ def _due_jobs(business_id: int, now: datetime, limit: int) -> Any:
             Run.kind,
             Run.window_start,
             Run.window_end,
+            on_dnc_list,
         )
         .join(Run, Run.id == CallJob.run_id)
         .where(CallJob.business_id == business_id, conditions.due(now))
@@ -103,13 +122,12 @@ def _due_jobs(business_id: int, now: datetime, limit: int) -> Any:
     )
 
 
-def free_slots(session: Session, business_id: int, *, lock: bool = False) -> int:
-    """Slots of the business not held by a dialing or connected job."""
-    statement = _BUSINESS_LIMIT_LOCKED if lock else _BUSINESS_LIMIT
-    limit = session.execute(statement, {"business_id": business_id}).scalar_one_or_none()
+def free_slots(session: Session, business_id: int) -> int:
+    """Slots of the business not held by a dialing or connected job (an unlocked look)."""
+    limit = session.execute(_BUSINESS_LIMIT, {"business_id": business_id}).scalar_one_or_none()
     if limit is None:
         return 0
-    active = session.execute(_ACTIVE, {"business_id": business_id}).scalar_one()
+    active = session.execute(_ACTIVE_OF, {"business_id": business_id}).scalar_one()
     return max(0, int(limit) - int(active))
 
 
@@ -132,27 +150,24 @@ def fill_slots(
 
     ``reserve(n)`` takes up to ``n`` of the account's calls-per-second slots and says how many
     it got: no more jobs than that are claimed."""
-    free = free_slots(session, business_id, lock=True)
+    params = {"business_id": business_id}
+    limit = session.execute(_BUSINESS_LOCKED, params).scalar_one_or_none()
+    if limit is None:
+        return []
+    active, last_end, last_create = session.execute(_SLOTS, params).one()
+    free = max(0, int(limit) - int(active))
     if not free:
         return []
     rows = session.execute(_due_jobs(business_id, now, free + SPARE_CANDIDATES)).all()
     if not rows:
         return []
     connection = session.connection()
-    blocked = set(
-        session.scalars(
-            select(DncEntry.phone_e164).where(
-                DncEntry.business_id == business_id,
-                DncEntry.phone_e164.in_({row[1] for row in rows}),
-            )
-        )
-    )
     chosen: list[tuple[int, str, int | None, int, int]] = []
     finished_runs: set[int] = set()
-    for job_id, phone, timezone, lead_id, attempt, run_id, kind, start, end in rows:
+    for job_id, phone, timezone, lead_id, attempt, run_id, kind, start, end, blocked in rows:
         if len(chosen) == free:
             break
-        if phone in blocked:
+        if blocked:
             connection.execute(_SKIPPED_DNC, {"job_id": job_id})
             finished_runs.add(run_id)
             continue
@@ -171,7 +186,10 @@ def fill_slots(
     chosen = chosen[:granted]
     if not chosen:
         return []
-    _observe_dispatch_gap(session, business_id, now)
+    # The gap is measured only when a slot was freed since the last call was created:
+    # otherwise nothing was waiting on a slot.
+    if last_end is not None and (last_create is None or last_end >= last_create):
+        metrics.DISPATCH_GAP.observe(max(0.0, (now - last_end).total_seconds()))
     connection.execute(_CLAIMED, [{"job_id": job[0], "now": now} for job in chosen])
     created = connection.execute(
         _CALLS_CREATED,
@@ -195,18 +213,3 @@ def fill_slots(
         Claim(job_id, call_id, attempt, business_id, phone)
         for (call_id, _), (job_id, phone, _, attempt, _) in zip(created, chosen, strict=True)
     ]
-
-
-_LAST_END_AND_CREATE = select(func.max(Call.ended_at), func.max(Call.created_at)).where(
-    Call.business_id == bindparam("business_id")
-)
-
-
-def _observe_dispatch_gap(session: Session, business_id: int, now: datetime) -> None:
-    # The gap is measured only when a slot was freed since the last call was created:
-    # otherwise nothing was waiting on a slot.
-    last_end, last_create = session.execute(
-        _LAST_END_AND_CREATE, {"business_id": business_id}
-    ).one()
-    if last_end is not None and (last_create is None or last_end >= last_create):
-        metrics.DISPATCH_GAP.observe(max(0.0, (now - last_end).total_seconds()))

@@ -162,6 +162,16 @@ CALL_TAKES_SID = (
     .where(CALLS.c.id == bindparam("call_id"), CALLS.c.provider_call_sid.is_(None))
     .values(provider_call_sid=bindparam("sid", type_=CALLS.c.provider_call_sid.type))
 )
+#: The worker's store of the provider's id, unless a callback attached it first; whether
+#: callbacks were kept for that id before it was known (then they are applied).
+CALL_STORES_SID = (
+    update(CALLS)
+    .where(CALLS.c.id == bindparam("call_id"), CALLS.c.provider_call_sid.is_(None))
+    .values(provider_call_sid=bindparam("sid", type_=CALLS.c.provider_call_sid.type))
+    .returning(
+        exists().where(EVENTS.c.provider_call_sid == bindparam("sid"), EVENTS.c.applied.is_(False))
+    )
+)
 #: Queued jobs of a canceled run stop at once; dialing and connected ones finish on their own.
 JOBS_CANCELED_WITH_RUN = (
     update(JOBS)

@@ -277,6 +277,22 @@ def attach_sid(session: Session, call: LockedCall, sid: str, now: datetime) -> l
     return apply_pending_events(session, call, now)
 
 
+def store_sid(
+    session: Session, call_id: int, job_id: int, attempt: int, sid: str, now: datetime
+) -> list[Applied]:
+    """The worker's store of the id the provider gave the call it created: two statements
+    (call, then job: the lock order of every status writer), and the callbacks kept for the
+    id, if any came before it was known (then the call is locked and they are applied)."""
+    connection = session.connection()
+    pending = connection.execute(sql.CALL_STORES_SID, {"call_id": call_id, "sid": sid}).scalar()
+    job = {"call_job_id": job_id, "call_attempt": attempt, "call_sid": sid}
+    connection.execute(sql.JOB_TAKES_SID, job)
+    if not pending:
+        return []
+    call = lock_call(session, call_id=call_id)
+    return apply_pending_events(session, call, now) if call is not None else []
+
+
 def apply_pending_events(session: Session, call: LockedCall, now: datetime) -> list[Applied]:
     """Apply callbacks that arrived before the call's id was known, in status order."""
     if not call.provider_call_sid:

@@ -94,9 +94,15 @@ def _outbound(settings: Settings, call_sid: str) -> Response:
     if call is None or call.provider_call_sid not in (None, call_sid):
         raise ApiError(404, "not_found", f"no call for job {job} attempt {attempt}")
     # The answer may come before the worker stored the id (as a status callback can).
-    for applied in lifecycle.attach_sid(session, call, call_sid, utcnow()):
-        for outgoing in applied.followups:
-            enqueue_after_commit(session, outgoing)
+    now = utcnow()
+    applied = lifecycle.attach_sid(session, call, call_sid, now)
+    # Twilio asks for this TwiML when the call is answered: that is the call's in-progress
+    # (no "answered" status callback is asked for; docs/architecture.md).
+    answered_by = request.form.get("AnsweredBy") or None
+    answered = lifecycle.StatusUpdate("in-progress", answered_by=answered_by)
+    applied.append(lifecycle.apply_status(session, call, answered, now))
+    for outgoing in (o for a in applied for o in a.followups):
+        enqueue_after_commit(session, outgoing)
     session.commit()
     if request.form.get("AnsweredBy", "").startswith(("machine", "fax")):
         response = VoiceResponse()

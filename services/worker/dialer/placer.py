@@ -29,10 +29,11 @@ REQUEUE_AFTER_S = 10
 #: database outage it is kept and stored again for up to this long (within the actor's limit).
 STORE_SID_RETRY_S = 60.0
 
-#: The callbacks asked for. Not "initiated" nor "ringing": the worker stores the call id from
-#: the create answer, and when it dies first, the final callback (its URL names the job and
-#: attempt) or the reconciler's look-up at the provider attaches it.
-STATUS_CALLBACK_EVENTS = ["answered", "completed"]
+#: The callbacks asked for: the final one only (docs/architecture.md, "Status callbacks"). The
+#: worker stores the call id from the create answer (when it dies first, the final callback,
+#: whose URL names the job and attempt, or the reconciler's look-up attaches it), and the voice
+#: webhook Twilio fetches when the call is answered moves it in-progress.
+STATUS_CALLBACK_EVENTS = ["completed"]
 
 for _outcome in ("created", "requeued", "refused", "unknown"):
     metrics.CALLS_CREATED.labels(_outcome)
@@ -63,8 +64,6 @@ def place_call(ctx: WorkerContext, claim: Claim) -> str:
                 url=voice_url(settings.public_base_url, claim),
                 status_callback=status_callback_url(settings.public_base_url, claim),
                 status_callback_method="POST",
-                # Only what the state machine needs (docs/architecture.md, "Status callbacks"):
-                # "answered" moves the job in_call, "completed" (every final status) ends it.
                 status_callback_event=STATUS_CALLBACK_EVENTS,
                 timeout=settings.ring_timeout_s,
             )
@@ -114,12 +113,10 @@ def _store_sid(ctx: WorkerContext, claim: Claim, sid: str) -> None:
 
 def _store_sid_once(ctx: WorkerContext, claim: Claim, sid: str) -> None:
     with ctx.database.session() as session:
-        # Locked in the same order as the status webhook (call, then job); guarded because a
-        # callback may have attached the sid first, or moved the job on.
-        call = lifecycle.lock_call(session, call_id=claim.call_id)
-        if call is None:
-            return
-        applied = lifecycle.attach_sid(session, call, sid, utcnow())
+        # Guarded: a callback may have attached the sid first, or moved the job on.
+        applied = lifecycle.store_sid(
+            session, claim.call_id, claim.job_id, claim.attempt, sid, utcnow()
+        )
         for outgoing in (o for a in applied for o in a.followups):
             enqueue_after_commit(session, outgoing, ctx.broker)
         session.commit()
