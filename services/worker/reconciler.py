@@ -19,7 +19,7 @@ from libs.common.lifecycle import conditions, followups
 from libs.common.lifecycle import status as lifecycle
 from libs.common.lifecycle.dialing import Claim, has_due_work
 from libs.common.lifecycle.status import complete_run_if_done
-from libs.common.lifecycle.table import STATUS_RANK
+from libs.common.lifecycle.table import NO_PROVIDER_CALL_ID, STATUS_RANK
 from libs.common.middleware.worker_context import WorkerContext
 from libs.common.models import (
     ACTIVE_JOB_STATUSES,
@@ -105,24 +105,26 @@ def resolve_dialing_without_call_id(ctx: WorkerContext, now: datetime) -> int:
                 CallJob.dialing_started_at,
                 Call.id,
                 Call.provider_call_sid,
+                Run.status,
             )
             .join(Call, (Call.job_id == CallJob.id) & (Call.attempt == CallJob.attempt))
+            .join(Run, Run.id == CallJob.run_id)
             .where(conditions.stuck_dialing(now, window_s))
             .limit(MAX_PROVIDER_LOOKUPS)
         ).all()
     count = 0
-    for job_id, attempt, business_id, phone, started, call_id, sid in stuck:
+    for job_id, attempt, business_id, phone, started, call_id, sid, run_status in stuck:
         assert started is not None  # stuck_dialing compares it
         claim = Claim(job_id, call_id, attempt, business_id, phone)
         if sid is not None:  # a callback attached it to the call: the job learns it
             count += _adopt(ctx, claim, sid, None, now)
             continue
         with ctx.database.session() as session:
-            known = set(session.scalars(
+            known = {sid for sid in session.scalars(
                 select(Call.provider_call_sid).where(
                     Call.job_id == job_id, Call.provider_call_sid.is_not(None)
                 )
-            ))  # fmt: skip
+            ) if sid}  # fmt: skip
         try:
             remote = lookup.find_call(ctx, phone, started, known)
         except (TwilioException, requests.RequestException) as exc:
@@ -130,6 +132,8 @@ def resolve_dialing_without_call_id(ctx: WorkerContext, now: datetime) -> int:
             continue
         if remote is not None:
             count += _adopt(ctx, claim, str(remote.sid), remote, now)
+        elif run_status == RunStatus.CANCELED:
+            count += _not_placed(ctx, claim, now)  # a cancel stops new dials
         else:
             count += _place_again(ctx, claim, started, now)
     return _repaired("dialing_without_call_id", count)
@@ -155,6 +159,20 @@ def _adopt(ctx: WorkerContext, claim: Claim, sid: str, remote: Any | None, now: 
         session.commit()
     logger.warning("reconciler: job %s attempt %s adopted provider call %s", claim.job_id,
                    claim.attempt, sid)  # fmt: skip
+    return 1
+
+
+def _not_placed(ctx: WorkerContext, claim: Claim, now: datetime) -> int:
+    """The provider has no call for the attempt and its run was canceled since the claim: the
+    attempt ends failed rather than dialing after the cancel."""
+    with ctx.database.session() as session:
+        call = lifecycle.lock_call(session, call_id=claim.call_id)
+        if call is None or call.provider_call_sid is not None:
+            return 0
+        reason = "the run was canceled before its call was placed"
+        for outgoing in lifecycle.fail_attempt(session, call, NO_PROVIDER_CALL_ID, reason, now):
+            enqueue_after_commit(session, outgoing, ctx.broker)
+        session.commit()
     return 1
 
 

@@ -278,6 +278,24 @@ def test_an_attempt_whose_worker_died_before_the_provider_was_asked_is_placed_ag
     assert len(sim.ledger()["calls"]) == 1
 
 
+def test_an_attempt_of_a_run_canceled_since_its_claim_is_not_placed(
+    db: Database, sim: Simulator, stub_broker: StubBroker, stub_worker: Worker
+) -> None:
+    from sqlalchemy import update
+
+    from libs.common.models import Run, RunStatus
+
+    campaign = make_campaign(db, 1)
+    _claim_and_die(db, campaign.business_id)
+    with db.session() as session:
+        session.execute(update(Run).values(status=RunStatus.CANCELED))
+        session.commit()
+    _reconcile(stub_broker, stub_worker)
+    assert sim.ledger()["calls"] == []
+    [job] = _jobs(db, campaign.run_id)
+    assert (job.status, job.error_code) == (CallJobStatus.FAILED, "no_provider_call_id")
+
+
 def test_an_attempt_whose_worker_died_after_the_provider_created_it_is_adopted(
     db: Database,
     sim: Simulator,
