@@ -201,7 +201,7 @@ def test_an_unknown_create_outcome_is_not_failed_while_the_provider_cannot_say(
     # would be a guess that may leave a lead uncalled. It stays dialing until the provider
     # answers the reconciler's question.
     from libs.common.broker import build_broker
-    from services.worker.registry import register_actors
+    from services.worker.actors import register_actors
 
     dead_provider = settings.with_overrides(
         service_role="worker",
