@@ -19,12 +19,15 @@ from libs.common.lifecycle import conditions, followups
 from libs.common.lifecycle import status as lifecycle
 from libs.common.lifecycle.dialing import Claim, has_due_work
 from libs.common.lifecycle.status import complete_run_if_done
-from libs.common.lifecycle.table import NO_PROVIDER_CALL_ID, STATUS_RANK
-from libs.common.middleware.worker_context import WorkerContext
-from libs.common.models import (
+from libs.common.lifecycle.table import (
     ACTIVE_JOB_STATUSES,
     FINAL_CALL_STATUSES,
+    NO_PROVIDER_CALL_ID,
     OPEN_JOB_STATUSES,
+    STATUS_RANK,
+)
+from libs.common.middleware.worker_context import WorkerContext
+from libs.common.models import (
     BackgroundJob,
     Call,
     CallJob,

@@ -23,7 +23,8 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from libs.common.db import Database
-from libs.common.models import OPEN_JOB_STATUSES, Call, CallJob, Run
+from libs.common.lifecycle.table import OPEN_JOB_STATUSES
+from libs.common.models import Call, CallJob, Run
 from libs.common.settings import ROOT
 from simulators.twilio.engine import CALLBACK_RETRY_WINDOW_S, FINAL
 from tests.support.stack import Business, Stack, make_business

@@ -7,5 +7,6 @@ reconciler alike; ``followups`` builds the messages a transition implies, sent a
 ``libs.common.outbox``. Nothing outside this package writes ``calls.status`` or
 ``call_jobs.status`` (tests/support/status_guard.py checks it in every test).
 
-This module imports nothing: ``libs.common.models`` reads ``table`` while it is being built.
+The models do not import this package (it imports them; import-linter forbids the cycle): the
+statuses, ranks and job-status groups are read from ``table``, not from ``libs.common.models``.
 """

@@ -1,8 +1,8 @@
 """THE transition table of a call and of its job. Everything else derives from it.
 
 A call moves through Twilio's statuses forward only; a job follows the call of its current
-attempt. The table is data, with no imports, so the models, the statements, the webhook's
-parser and the documentation's state diagram (docs/architecture.md, compared by
+attempt. The table is data, with no imports, so the statements, the webhook's parser, the
+runs' progress and the documentation's state diagram (docs/architecture.md, compared by
 tests/common/test_lifecycle_table.py) all read the same thing.
 """
 

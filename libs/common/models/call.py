@@ -10,10 +10,7 @@ from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.sql import ColumnElement
 
-from libs.common.lifecycle.table import FINAL_CALL_STATUSES, STATUS_RANK
 from libs.common.models.base import Base, BigId, TimestampMixin, UTCDateTime, utcnow
-
-__all__ = ["FINAL_CALL_STATUSES", "STATUS_RANK", "Call", "CallEvent"]
 
 if TYPE_CHECKING:
     from libs.common.models.agent import TranscriptLine
@@ -65,10 +62,6 @@ class Call(TimestampMixin, Base):
     transcript: Mapped[list[TranscriptLine]] = relationship(
         order_by="TranscriptLine.seq", viewonly=True, lazy="select"
     )
-
-    @property
-    def is_final(self) -> bool:
-        return self.status in FINAL_CALL_STATUSES
 
     @hybrid_property
     def caller_known(self) -> bool:

@@ -21,7 +21,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from libs.common.lifecycle import table
 from libs.common.models.base import Base, BigId, TimestampMixin, UTCDateTime
 
 
@@ -49,11 +48,6 @@ class CallJobStatus(enum.StrEnum):
     FAILED = "failed"
     CANCELED = "canceled"
     SKIPPED_DNC = "skipped_dnc"
-
-
-#: From the lifecycle's table (libs/common/lifecycle/table.py), as enum members.
-ACTIVE_JOB_STATUSES = tuple(CallJobStatus(s) for s in table.ACTIVE_JOB_STATUSES)
-OPEN_JOB_STATUSES = tuple(CallJobStatus(s) for s in table.OPEN_JOB_STATUSES)
 
 
 class Run(TimestampMixin, Base):

@@ -11,9 +11,8 @@ from sqlalchemy import Table, func, or_, select
 from sqlalchemy.orm import Session
 
 from libs.common.lifecycle.status import cancel_queued_jobs
+from libs.common.lifecycle.table import ACTIVE_JOB_STATUSES, OPEN_JOB_STATUSES
 from libs.common.models import (
-    ACTIVE_JOB_STATUSES,
-    OPEN_JOB_STATUSES,
     Business,
     CallJob,
     CallJobStatus,
@@ -115,7 +114,7 @@ def progress(session: Session, runs: list[Run], now: datetime) -> dict[int, dict
     for run in runs:
         by_status = {s.value: counts[run.id].get(s.value, 0) for s in CallJobStatus}
         total = sum(by_status.values())
-        open_ = sum(by_status[s.value] for s in OPEN_JOB_STATUSES)
+        open_ = sum(by_status[s] for s in OPEN_JOB_STATUSES)
         done = total - open_
         eta = None
         if run.status is RunStatus.RUNNING and run.started_at and done and open_:
@@ -125,7 +124,7 @@ def progress(session: Session, runs: list[Run], now: datetime) -> dict[int, dict
             "total": total,
             "done": done,
             "percent": round(100 * done / total, 1) if total else 100.0,
-            "active_calls": sum(by_status[s.value] for s in ACTIVE_JOB_STATUSES),
+            "active_calls": sum(by_status[s] for s in ACTIVE_JOB_STATUSES),
             "attempts": attempts[run.id],
             "by_status": by_status,
             "eta_s": eta,

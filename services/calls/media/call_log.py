@@ -20,7 +20,8 @@ from sqlalchemy.orm import Session
 
 from libs.common.db import Database, insert_ignoring_conflicts
 from libs.common.lifecycle import inbound
-from libs.common.models import FINAL_CALL_STATUSES, Call, DncEntry, Lead, TranscriptLine, utcnow
+from libs.common.lifecycle.table import FINAL_CALL_STATUSES
+from libs.common.models import Call, DncEntry, Lead, TranscriptLine, utcnow
 from libs.common.outbox import enqueue_after_commit
 from services.calls.media import protocol
 from services.calls.media.frames import CallInfo
