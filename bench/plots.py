@@ -100,14 +100,20 @@ def enqueue_latency(result: dict[str, Any], path: Path) -> Path:
 
 
 def dialer(result: dict[str, Any], path: Path) -> Path:
-    cpu = result["cpu_ms_per_call_by_process"]
-    fig, ax = plt.subplots(figsize=(6, 3))
-    ax.barh(list(cpu), list(cpu.values()), color=SWITCHBOARD)
-    for y, value in enumerate(cpu.values()):
-        ax.text(value, y, f" {value:.1f}", va="center", fontsize=8)
-    ax.set_xlabel("CPU ms per call")
-    ax.set_title(f"Dialer: CPU per call by process ({result['calls']} calls)", fontsize=10)
-    ax.spines[["top", "right"]].set_visible(False)
+    """CPU per call by process group, before issue 19 and in each configuration after it."""
+    columns = {"before": result["before"], **result["configs"]}
+
+    def groups(r: dict[str, Any]) -> dict[str, float]:
+        cpu = r["cpu_ms_per_call_by_process"]
+        workers = sum(v for k, v in cpu.items() if k.startswith("worker"))
+        return {"workers": workers, "calls": cpu["calls"], "api + scheduler":
+                cpu["api"] + cpu["scheduler"], "simulator": cpu["simulator"]}  # fmt: skip
+
+    fig, ax = plt.subplots(figsize=(6.5, 3.2))
+    _bars(ax, list(groups(columns["before"])),
+          {name: list(groups(r).values()) for name, r in columns.items()}, "{:.1f}")  # fmt: skip
+    ax.set_ylabel("CPU ms per call")
+    ax.set_title("Dialer: CPU per call by process, before and after issue 19", fontsize=10)
     return _save(fig, path)
 
 

@@ -22,7 +22,7 @@ from libs.common.broker import build_broker
 from libs.common.db import Database
 from libs.common.models import Base, TokenRole
 from libs.common.settings import Settings
-from tests.support import rabbitmq, secret_scan, services
+from tests.support import rabbitmq, secret_scan, services, status_guard
 from tests.support.brokers import purge_every_queue
 
 # The log-secret scan (tests/support/secret_scan.py): capture every record from the start, and
@@ -30,6 +30,11 @@ from tests.support.brokers import purge_every_queue
 secret_scan.capture_log_records()
 _generate_key = crypto.generate_key
 crypto.generate_key = lambda: secret_scan.remember(_generate_key())
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # A call's or job's status written outside the call lifecycle fails the test that did it.
+    status_guard.install()
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -4,33 +4,30 @@ the loss of every worker and of the whole Redis data set."""
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import func, or_, select, update
+import requests
+from sqlalchemy import func, select, update
 from twilio.base.exceptions import TwilioException
 
 from libs.common import metrics
-from libs.common.campaigns.call_state import (
-    NEEDS_LEAD,
+from libs.common.contracts import SCHEDULES_PLACE_CALL
+from libs.common.lifecycle import conditions, followups
+from libs.common.lifecycle import status as lifecycle
+from libs.common.lifecycle.dialing import Claim, has_due_work
+from libs.common.lifecycle.status import complete_run_if_done
+from libs.common.lifecycle.table import (
+    ACTIVE_JOB_STATUSES,
+    FINAL_CALL_STATUSES,
     NO_PROVIDER_CALL_ID,
-    StatusUpdate,
-    apply_status,
-    complete_run_if_done,
-    fail_job,
-    lock_call,
-)
-from libs.common.contracts import (
-    DIALER_DISPATCH,
-    LEADS_CREATE_FROM_CALL,
-    RECORDINGS_PROCESS,
-    SCHEDULES_PLACE_CALL,
+    OPEN_JOB_STATUSES,
+    STATUS_RANK,
 )
 from libs.common.middleware.worker_context import WorkerContext
 from libs.common.models import (
-    ACTIVE_JOB_STATUSES,
-    FINAL_CALL_STATUSES,
-    OPEN_JOB_STATUSES,
     BackgroundJob,
     Call,
     CallJob,
@@ -41,7 +38,9 @@ from libs.common.models import (
     RunStatus,
     ScheduleOccurrence,
 )
-from services.worker.dialer.claim import has_due_work
+from libs.common.outbox import enqueue_after_commit, send_committed
+from services.worker.dialer import lookup
+from services.worker.dialer.placer import place_call
 
 logger = logging.getLogger(__name__)
 
@@ -94,57 +93,116 @@ def fail_stalled_background_jobs(ctx: WorkerContext, now: datetime) -> int:
     return _repaired("stalled_background_job", int(result.rowcount or 0))  # type: ignore[attr-defined]
 
 
-def fail_dialing_without_call_id(ctx: WorkerContext, now: datetime) -> int:
-    """A job dialing with no provider call id after the timeout never got its call created
-    (or its creator died before the provider answered): it must not block a slot forever."""
-    timeout_s = ctx.settings.dialing_timeout_s
-    count = 0
+def resolve_dialing_without_call_id(ctx: WorkerContext, now: datetime) -> int:
+    """A job dialing with no provider call id after the creation window: its worker died
+    between the claim and the provider's answer, or the answer was lost. The provider says
+    whether the call exists: adopted if it does, placed again (same attempt) if not."""
+    window_s = conditions.creation_window_s(ctx.settings.dialing_timeout_s)
     with ctx.database.session() as session:
-        jobs = session.scalars(
-            select(CallJob)
-            .where(
-                CallJob.status == CallJobStatus.DIALING,
-                CallJob.provider_call_sid.is_(None),
-                CallJob.dialing_started_at < now - timedelta(seconds=timeout_s),
+        stuck = session.execute(
+            select(
+                CallJob.id,
+                CallJob.attempt,
+                CallJob.business_id,
+                CallJob.phone_e164,
+                CallJob.dialing_started_at,
+                Call.id,
+                Call.provider_call_sid,
+                Run.status,
             )
-            .with_for_update(skip_locked=True)
+            .join(Call, (Call.job_id == CallJob.id) & (Call.attempt == CallJob.attempt))
+            .join(Run, Run.id == CallJob.run_id)
+            .where(conditions.stuck_dialing(now, window_s))
+            .limit(MAX_PROVIDER_LOOKUPS)
         ).all()
-        for job in jobs:
-            call = session.scalar(
-                select(Call).where(Call.job_id == job.id, Call.attempt == job.attempt)
-            )
-            if call is not None and call.provider_call_sid:
-                job.provider_call_sid = call.provider_call_sid  # a callback attached it
-                continue
-            fail_job(
-                session,
-                job,
-                NO_PROVIDER_CALL_ID,
-                f"no provider call id {timeout_s:g} s after dialing started",
-                now,
-                call,
-            )
-            count += 1
-        session.commit()
+    count = 0
+    for job_id, attempt, business_id, phone, started, call_id, sid, run_status in stuck:
+        assert started is not None  # stuck_dialing compares it
+        claim = Claim(job_id, call_id, attempt, business_id, phone)
+        if sid is not None:  # a callback attached it to the call: the job learns it
+            count += _adopt(ctx, claim, sid, None, now)
+            continue
+        with ctx.database.session() as session:
+            known = {sid for sid in session.scalars(
+                select(Call.provider_call_sid).where(
+                    Call.job_id == job_id, Call.provider_call_sid.is_not(None)
+                )
+            ) if sid}  # fmt: skip
+        try:
+            remote = lookup.find_call(ctx, phone, started, known)
+        except (TwilioException, requests.RequestException) as exc:
+            logger.warning("reconciler: provider look-up for job %s failed: %s", job_id, exc)
+            continue
+        if remote is not None:
+            count += _adopt(ctx, claim, str(remote.sid), remote, now)
+        elif run_status == RunStatus.CANCELED:
+            count += _not_placed(ctx, claim, now)  # a cancel stops new dials
+        else:
+            count += _place_again(ctx, claim, started, now)
     return _repaired("dialing_without_call_id", count)
+
+
+def _adopt(ctx: WorkerContext, claim: Claim, sid: str, remote: Any | None, now: datetime) -> int:
+    """The call exists: store its id (applying callbacks kept for it), then the provider's
+    status if it says more than they did."""
+    with ctx.database.session() as session:
+        call = lifecycle.lock_call(session, call_id=claim.call_id)
+        if call is None or call.provider_call_sid not in (None, sid):
+            return 0
+        applied = lifecycle.attach_sid(session, call, sid, now)
+        if remote is not None and str(remote.status) in STATUS_RANK:
+            update_ = lifecycle.StatusUpdate(
+                status=str(remote.status),
+                duration_s=int(remote.duration) if remote.duration else None,
+                answered_by=remote.answered_by,
+            )
+            applied.append(lifecycle.apply_status(session, call, update_, now))
+        for outgoing in (o for a in applied for o in a.followups):
+            enqueue_after_commit(session, outgoing, ctx.broker)
+        session.commit()
+    logger.warning("reconciler: job %s attempt %s adopted provider call %s", claim.job_id,
+                   claim.attempt, sid)  # fmt: skip
+    return 1
+
+
+def _not_placed(ctx: WorkerContext, claim: Claim, now: datetime) -> int:
+    """The provider has no call for the attempt and its run was canceled since the claim: the
+    attempt ends failed rather than dialing after the cancel."""
+    with ctx.database.session() as session:
+        call = lifecycle.lock_call(session, call_id=claim.call_id)
+        if call is None or call.provider_call_sid is not None:
+            return 0
+        reason = "the run was canceled before its call was placed"
+        for outgoing in lifecycle.fail_attempt(session, call, NO_PROVIDER_CALL_ID, reason, now):
+            enqueue_after_commit(session, outgoing, ctx.broker)
+        session.commit()
+    return 1
+
+
+def _place_again(ctx: WorkerContext, claim: Claim, started: datetime, now: datetime) -> int:
+    """The provider has no call for the attempt after the creation window: place it (the
+    attempt's window restarts first, so a second reconciler does not place it too)."""
+    with ctx.database.session() as session:
+        if not lifecycle.restart_dialing(session, claim.job_id, claim.attempt, started, now):
+            return 0
+        session.commit()
+    wait = ctx.limiter.try_acquire()
+    if wait > 0:
+        time.sleep(min(wait, 1.0))
+    logger.warning("reconciler: job %s attempt %s has no provider call; placing it again",
+                   claim.job_id, claim.attempt)  # fmt: skip
+    place_call(ctx, claim)
+    return 1
 
 
 def check_calls_without_final_status(ctx: WorkerContext, now: datetime) -> int:
     """Calls past the maximum duration with no final status lost their callbacks: ask the
     provider and apply its answer, exactly as a callback would be applied. So are calls failed
     as never created whose id turned up later (their final callback may be lost too)."""
-    cutoff = now - timedelta(seconds=ctx.settings.call_max_duration_s)
     with ctx.database.session() as session:
         stale = session.execute(
             select(Call.id, Call.provider_call_sid)
-            .where(
-                or_(
-                    Call.status.not_in(FINAL_CALL_STATUSES),
-                    (Call.status == "failed") & (Call.error_code == NO_PROVIDER_CALL_ID),
-                ),
-                Call.provider_call_sid.is_not(None),
-                Call.created_at < cutoff,
-            )
+            .where(conditions.unfinished(now, ctx.settings.call_max_duration_s))
             .limit(MAX_PROVIDER_LOOKUPS)
         ).all()
     count = 0
@@ -154,16 +212,18 @@ def check_calls_without_final_status(ctx: WorkerContext, now: datetime) -> int:
         except TwilioException as exc:
             logger.warning("reconciler: provider look-up of %s failed: %s", sid, exc)
             continue
-        update_ = StatusUpdate(
+        update_ = lifecycle.StatusUpdate(
             status=str(remote.status),
             duration_s=int(remote.duration) if remote.duration else None,
             answered_by=remote.answered_by,
         )
         with ctx.database.session() as session:
-            call = lock_call(session, call_id=call_id)
+            call = lifecycle.lock_call(session, call_id=call_id)
             if call is None or update_.status not in FINAL_CALL_STATUSES:
                 continue
-            applied = apply_status(session, call, update_, now)
+            applied = lifecycle.apply_status(session, call, update_, now)
+            for outgoing in applied.followups:
+                enqueue_after_commit(session, outgoing, ctx.broker)
             session.commit()
         if applied.moved:
             count += 1
@@ -177,16 +237,11 @@ def redispatch(ctx: WorkerContext, now: datetime) -> int:
         business_ids = session.scalars(
             select(CallJob.business_id)
             .join(Run, Run.id == CallJob.run_id)
-            .where(
-                Run.status == RunStatus.RUNNING,
-                CallJob.status == CallJobStatus.QUEUED,
-                or_(CallJob.next_attempt_at.is_(None), CallJob.next_attempt_at <= now),
-            )
+            .where(conditions.due(now))
             .distinct()
         ).all()
         due = [b for b in business_ids if has_due_work(session, b, now)]
-    for business_id in due:
-        ctx.broker.enqueue(DIALER_DISPATCH.message(business_id=business_id))
+    send_committed([followups.dispatch(business_id) for business_id in due], ctx.broker)
     if due:
         metrics.RECONCILER_REPAIRS.labels("redispatch").inc(len(due))
     return len(due)
@@ -220,9 +275,7 @@ def resend_inbound_followups(ctx: WorkerContext, now: datetime) -> int:
         sids = session.scalars(
             select(Call.provider_call_sid)
             .where(
-                Call.direction == "inbound",
-                Call.recording_path.is_not(None),
-                Call.recording_sha256.is_(None),
+                conditions.RECORDING_UNPROCESSED,
                 Call.ended_at < now - timedelta(seconds=OCCURRENCE_REQUEUE_AFTER_S),
                 Call.ended_at > now - timedelta(days=1),
             )
@@ -233,19 +286,16 @@ def resend_inbound_followups(ctx: WorkerContext, now: datetime) -> int:
         leadless = session.scalars(
             select(Call.provider_call_sid)
             .where(
-                NEEDS_LEAD,
+                conditions.NEEDS_LEAD,
                 Call.ended_at < now - timedelta(seconds=OCCURRENCE_REQUEUE_AFTER_S),
                 Call.ended_at > now - timedelta(days=1),
             )
             .limit(500)
         ).all()
-    for sid in sids:
-        assert sid is not None
-        ctx.broker.enqueue(LEADS_CREATE_FROM_CALL.message(call_sid=sid))
-        ctx.broker.enqueue(RECORDINGS_PROCESS.message(call_sid=sid))
-    for sid in set(leadless) - set(sids):
-        assert sid is not None
-        ctx.broker.enqueue(LEADS_CREATE_FROM_CALL.message(call_sid=sid))
+    outgoing = [o for sid in sids if sid
+                for o in (followups.lead_from_call(sid), followups.recording(sid))]  # fmt: skip
+    outgoing += [followups.lead_from_call(sid) for sid in set(leadless) - set(sids) if sid]
+    send_committed(outgoing, ctx.broker)
     return _repaired("inbound_followup_resent", len(set(sids) | set(leadless)))
 
 

@@ -9,12 +9,16 @@ import signal
 import sys
 import threading
 
-from werkzeug.serving import make_server
+from werkzeug.serving import WSGIRequestHandler, make_server
 
 from simulators.twilio.app import create_app
 
 DEFAULT_ACCOUNT_SID = "AC" + "0" * 32
 DEFAULT_AUTH_TOKEN = "simulator-auth-token"
+
+
+class KeepAlive(WSGIRequestHandler):
+    protocol_version = "HTTP/1.1"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,8 +32,10 @@ def main(argv: list[str] | None = None) -> int:
     token = os.environ.get("TWILIO_AUTH_TOKEN", DEFAULT_AUTH_TOKEN)
     app = create_app(account, token)
     app.extensions["network"].scenario.cps = args.cps
-    # A threaded server in one process: the ledger is this process's memory.
-    server = make_server(args.host, args.port, app, threaded=True)
+    # A threaded server in one process: the ledger is this process's memory. HTTP/1.1, so the
+    # dialer's pooled client keeps its connections (as Twilio's API does): a new TCP connection
+    # per request would make the simulator, not Switchboard, what a benchmark measures.
+    server = make_server(args.host, args.port, app, threaded=True, request_handler=KeepAlive)
     # shutdown() waits for serve_forever() to return: called from the handler, which runs on
     # the serving thread, it would wait for itself. Another thread asks it instead.
     signal.signal(

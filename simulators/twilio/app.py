@@ -8,7 +8,7 @@ from typing import Any
 from flask import Flask, Response, g, jsonify, request
 
 from libs.common.telephony.phones import InvalidPhone, to_e164
-from simulators.twilio.engine import FINAL, Network
+from simulators.twilio.engine import FINAL, CallFilter, Network
 from simulators.twilio.scenario import Scenario
 
 API = "/2010-04-01/Accounts/<account_sid>"
@@ -79,6 +79,36 @@ def create_app(account_sid: str, auth_token: str, scenario: Scenario | None = No
         if form.get("Twiml"):
             network.redirect(call, form["Twiml"])
         return jsonify(call.to_json()), 201
+
+    @app.get(f"{API}/Calls.json")
+    def list_calls(account_sid: str) -> tuple[Response, int] | Response:
+        """Twilio's Calls list with its filters (To, From, Status, StartTime, StartTime>=,
+        StartTime<=), newest first, paged."""
+        try:
+            filters = CallFilter.from_args(request.args)
+        except ValueError as exc:
+            return twilio_error(400, 20001, str(exc))
+        page_size = min(int(request.args.get("PageSize", "50")), 1000)
+        page = int(request.args.get("Page", "0"))
+        with network.lock:
+            matching = [c for c in network.calls.values() if filters.matches(c)]
+        matching.sort(key=lambda c: c.created_at, reverse=True)
+        chunk = matching[page * page_size : (page + 1) * page_size]
+        uri = f"/2010-04-01/Accounts/{account_sid}/Calls.json"
+        more = (page + 1) * page_size < len(matching)
+        return jsonify(
+            {
+                "calls": [c.to_json() for c in chunk],
+                "page": page,
+                "page_size": page_size,
+                "start": page * page_size,
+                "end": page * page_size + max(len(chunk) - 1, 0),
+                "uri": f"{uri}?PageSize={page_size}&Page={page}",
+                "first_page_uri": f"{uri}?PageSize={page_size}&Page=0",
+                "previous_page_uri": None,
+                "next_page_uri": f"{uri}?PageSize={page_size}&Page={page + 1}" if more else None,
+            }
+        )
 
     @app.get(f"{API}/Calls/<sid>.json")
     def fetch_call(account_sid: str, sid: str) -> Response:

@@ -61,6 +61,11 @@ class SimCall:
     direction: str = "outbound-api"
 
     @property
+    def started_at(self) -> float | None:
+        """Twilio's start time: when the call was dialed; None while it is still queued."""
+        return None if self.status == "queued" else self.start_at
+
+    @property
     def queue_time_ms(self) -> int:
         return int((self.start_at - self.created_at) * 1000)
 
@@ -85,7 +90,7 @@ class SimCall:
             "answered_by": self.behaviour.answered_by if self.answered_at else None,
             "date_created": _rfc2822(self.created_at),
             "date_updated": _rfc2822(time.time()),
-            "start_time": _rfc2822(self.answered_at) if self.answered_at else None,
+            "start_time": _rfc2822(self.started_at),
             "end_time": _rfc2822(self.ended_at) if self.ended_at else None,
             "duration": str(self.duration_s) if self.duration_s is not None else None,
             "queue_time": str(self.queue_time_ms),
@@ -113,6 +118,60 @@ class SimCall:
         }
 
 
+@dataclass(frozen=True)
+class CallFilter:
+    """The Calls list's filters as Twilio reads them: ``StartTime>`` (sent by the SDK's
+    ``start_time_after``) is "on or after", ``StartTime<`` "on or before"; a date or an ISO
+    8601 UTC time. A call's start time is when it was dialed (none while still queued)."""
+
+    to: str | None = None
+    from_: str | None = None
+    status: str | None = None
+    start_on: float | None = None
+    start_after: float | None = None
+    start_before: float | None = None
+
+    @classmethod
+    def from_args(cls, args: Any) -> CallFilter:
+        def when(name: str) -> float | None:
+            raw = args.get(name)
+            if not raw:
+                return None
+            try:
+                if len(raw) == 10:
+                    return datetime.strptime(raw, "%Y-%m-%d").replace(tzinfo=UTC).timestamp()
+                return datetime.strptime(raw, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
+            except ValueError:
+                raise ValueError(f"{name} must be YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ") from None
+
+        return cls(
+            to=args.get("To") or None,
+            from_=args.get("From") or None,
+            status=args.get("Status") or None,
+            start_on=when("StartTime"),
+            start_after=when("StartTime>"),
+            start_before=when("StartTime<"),
+        )
+
+    def matches(self, call: SimCall) -> bool:
+        if (self.to, self.from_, self.status) != (
+            self.to and call.to,
+            self.from_ and call.from_,
+            self.status and call.status,
+        ):
+            return False
+        if self.start_on is None and self.start_after is None and self.start_before is None:
+            return True
+        started = call.started_at
+        if started is None:
+            return False
+        if self.start_on is not None and not self.start_on <= started < self.start_on + 86400:
+            return False
+        if self.start_after is not None and started < self.start_after:
+            return False
+        return self.start_before is None or started <= self.start_before
+
+
 def _rfc2822(ts: float | None) -> str | None:
     return format_datetime(datetime.fromtimestamp(ts, UTC), usegmt=True) if ts else None
 
@@ -127,7 +186,12 @@ class Network:
         self._wake = threading.Condition(self.lock)
         self._last_start = 0.0
         self._senders = ThreadPoolExecutor(max_workers=32, thread_name_prefix="callback")
+        # One kept-alive connection per sender thread (the calls service's gunicorn keeps
+        # them open), as Twilio's callback senders do.
         self._session = requests.Session()
+        adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=32)
+        self._session.mount("http://", adapter)
+        self._session.mount("https://", adapter)
         self._stopped = False
         self._clock = threading.Thread(target=self._run_timeline, name="timeline", daemon=True)
         self._clock.start()

@@ -226,7 +226,8 @@ def test_unknown_call_is_recorded_and_acknowledged(db: Database, post_status: Po
 def test_callbacks_before_the_call_id_is_known_are_applied_when_it_is(
     db: Database, post_status: Post
 ) -> None:
-    from libs.common.campaigns.call_state import CALLS, apply_pending_events, lock_call
+    from libs.common.lifecycle.statements import CALLS
+    from libs.common.lifecycle.status import apply_pending_events, lock_call
     from libs.common.models import utcnow
 
     campaign = make_campaign(db, 1)
@@ -250,13 +251,14 @@ def test_callbacks_before_the_call_id_is_known_are_applied_when_it_is(
 
 def _fail_as_never_created(db: Database, job_id: int, call_id: int) -> None:
     """What the reconciler does to an attempt with no call id after the dialing timeout."""
-    from libs.common.campaigns.call_state import NO_PROVIDER_CALL_ID, fail_job
+    from libs.common.lifecycle.status import fail_attempt, lock_call
+    from libs.common.lifecycle.table import NO_PROVIDER_CALL_ID
     from libs.common.models import utcnow
 
     with db.session() as session:
-        job = session.get_one(CallJob, job_id)
-        fail_job(session, job, NO_PROVIDER_CALL_ID, "no id in time", utcnow(),
-                 session.get_one(Call, call_id))  # fmt: skip
+        call = lock_call(session, call_id=call_id)
+        assert call is not None and call.job_id == job_id
+        fail_attempt(session, call, NO_PROVIDER_CALL_ID, "no id in time", utcnow())
         session.commit()
 
 

@@ -23,7 +23,8 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from libs.common.db import Database
-from libs.common.models import OPEN_JOB_STATUSES, Call, CallJob, Run
+from libs.common.lifecycle.table import OPEN_JOB_STATUSES
+from libs.common.models import Call, CallJob, Run
 from libs.common.settings import ROOT
 from simulators.twilio.engine import CALLBACK_RETRY_WINDOW_S, FINAL
 from tests.support.stack import Business, Stack, make_business
@@ -399,7 +400,8 @@ process restarted by the test.
   number live at the same time (from the simulator's ledger). Promised: 0.
 - **jobs lost / non-final**: jobs missing, or still queued, dialing or in a call, once the
   system has settled. Promised: 0. (A job whose worker died between claiming it and asking the
-  provider is *failed* with `no_provider_call_id` by the reconciler: final, counted in notes.)
+  provider is resolved by the reconciler asking the provider: the call adopted, or placed again.
+  Before issue 19 it was failed with `no_provider_call_id` and its lead never called.)
 - **callbacks lost**: status callbacks the simulator could not deliver within its retry window,
   plus provider calls whose call row is missing or disagrees with the provider's final status.
   Promised: 0.
@@ -430,7 +432,7 @@ The first runs of the PostgreSQL scenario failed; these changes made it pass:
   a longer outage, when the callbacks are no longer retried.) The worker now keeps the id and
   stores it again through an outage of up to 60 s (`services/worker/dialer/placer.py`), and a
   final status from the provider replaces such an inferred failure on the call and its job
-  (`libs/common/campaigns/call_state.py`); the reconciler also asks the provider about those
+  (`libs/common/lifecycle/status.py`); the reconciler also asks the provider about those
   calls once their id is known (`services/worker/reconciler.py`).
 """
 

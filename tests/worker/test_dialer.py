@@ -11,14 +11,15 @@ import pytest
 from dramatiq import Worker
 from dramatiq.brokers.stub import StubBroker
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from libs.common.contracts import DIALER_DISPATCH, MAINTENANCE_RECONCILE
 from libs.common.db import Database
+from libs.common.lifecycle.dialing import Claim, fill_slots
 from libs.common.models import Call, CallJob, CallJobStatus, DncEntry
 from libs.common.settings import Settings
 from services.calls.media.context import MediaContext
 from services.calls.media.stream import MediaStream
-from services.worker.dialer.claim import claim_next
 from tests.campaign_factories import make_campaign, phone, start_attempt
 from tests.support.twilio_sim import (
     ACCOUNT_SID,
@@ -40,6 +41,11 @@ def sim() -> Iterator[Simulator]:
 @pytest.fixture
 def worker_settings(settings: Settings, sim: Simulator) -> Settings:
     return worker_settings_with_simulator(settings, sim)
+
+
+def claim_next(session: Session, business_id: int, now: datetime) -> Claim | None:
+    claims = fill_slots(session, business_id, now)
+    return claims[0] if claims else None
 
 
 def _dispatch(broker: StubBroker, worker: Worker, business_id: int, times: int = 1) -> None:
@@ -188,9 +194,12 @@ def test_late_evening_waits_until_the_next_morning(db: Database) -> None:
     assert job.next_attempt_at == datetime(2026, 11, 24, 16, 0, tzinfo=UTC)
 
 
-def test_unknown_create_outcome_is_failed_by_the_reconciler(
+def test_an_unknown_create_outcome_is_not_failed_while_the_provider_cannot_say(
     db: Database, settings: Settings, redis_client: object
 ) -> None:
+    # The provider is unreachable: whether the call exists is unknown, and failing the job
+    # would be a guess that may leave a lead uncalled. It stays dialing until the provider
+    # answers the reconciler's question.
     from libs.common.broker import build_broker
     from services.worker.actors import register_actors
 
@@ -210,16 +219,141 @@ def test_unknown_create_outcome_is_failed_by_the_reconciler(
         _dispatch(broker, worker, campaign.business_id)  # type: ignore[arg-type]
         [job] = _jobs(db, campaign.run_id)
         assert job.status is CallJobStatus.DIALING and job.provider_call_sid is None
-        import time
-
-        time.sleep(1.2)
+        _past_the_creation_window(db)
         MAINTENANCE_RECONCILE.send(broker, period_start=0)
         broker.join("maintenance", fail_fast=True)
         worker.join()
     finally:
         worker.stop()
     [job] = _jobs(db, campaign.run_id)
-    assert job.status is CallJobStatus.FAILED and job.error_code == "no_provider_call_id"
+    assert job.status is CallJobStatus.DIALING and job.error_code is None
+
+
+def _claim_and_die(db: Database, business_id: int) -> Claim:
+    """What a worker SIGKILLed right after its claim committed leaves: an attempt dialing,
+    with its Call row, past the creation window, and no provider call id."""
+
+    from libs.common.models import utcnow
+
+    with db.session() as session:
+        [claim] = fill_slots(session, business_id, utcnow())
+        session.commit()
+    _past_the_creation_window(db)
+    return claim
+
+
+def _past_the_creation_window(db: Database) -> None:
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from libs.common.models import utcnow
+
+    with db.session() as session:
+        session.execute(
+            update(CallJob).values(dialing_started_at=utcnow() - timedelta(seconds=120))
+        )
+        session.commit()
+
+
+def _reconcile(broker: StubBroker, worker: Worker) -> None:
+    MAINTENANCE_RECONCILE.send(broker, period_start=0)
+    broker.join("maintenance", fail_fast=True)
+    worker.join()
+
+
+def test_an_attempt_whose_worker_died_before_the_provider_was_asked_is_placed_again(
+    db: Database, sim: Simulator, stub_broker: StubBroker, stub_worker: Worker
+) -> None:
+    campaign = make_campaign(db, 1)
+    claim = _claim_and_die(db, campaign.business_id)
+    assert sim.ledger()["calls"] == []
+    _reconcile(stub_broker, stub_worker)
+    [call] = sim.ledger()["calls"]
+    assert (call["job"], call["attempt"]) == (str(claim.job_id), str(claim.attempt))
+    [job] = _jobs(db, campaign.run_id)
+    assert job.status is CallJobStatus.DIALING and job.provider_call_sid == call["sid"]
+    assert job.attempt == claim.attempt  # the same attempt: no lead dialed a second time
+    _reconcile(stub_broker, stub_worker)  # a second pass finds the id: nothing more
+    assert len(sim.ledger()["calls"]) == 1
+
+
+def test_an_attempt_of_a_run_canceled_since_its_claim_is_not_placed(
+    db: Database, sim: Simulator, stub_broker: StubBroker, stub_worker: Worker
+) -> None:
+    from sqlalchemy import update
+
+    from libs.common.models import Run, RunStatus
+
+    campaign = make_campaign(db, 1)
+    _claim_and_die(db, campaign.business_id)
+    with db.session() as session:
+        session.execute(update(Run).values(status=RunStatus.CANCELED))
+        session.commit()
+    _reconcile(stub_broker, stub_worker)
+    assert sim.ledger()["calls"] == []
+    [job] = _jobs(db, campaign.run_id)
+    assert (job.status, job.error_code) == (CallJobStatus.FAILED, "no_provider_call_id")
+
+
+def test_an_attempt_whose_worker_died_after_the_provider_created_it_is_adopted(
+    db: Database,
+    sim: Simulator,
+    stub_broker: StubBroker,
+    stub_worker: Worker,
+    worker_settings: Settings,
+) -> None:
+    from libs.common.telephony.twilio_provider import make_client
+    from services.worker.dialer.placer import status_callback_url, voice_url
+
+    campaign = make_campaign(db, 1)
+    claim = _claim_and_die(db, campaign.business_id)
+    # The provider created it; the worker died before storing the id, and the callbacks that
+    # would have attached it went nowhere.
+    created = make_client(worker_settings).calls.create(
+        to=claim.phone,
+        from_=worker_settings.twilio_from_number,
+        url=voice_url("http://127.0.0.1:9", claim),
+        status_callback=status_callback_url("http://127.0.0.1:9", claim),
+    )
+    _reconcile(stub_broker, stub_worker)
+    assert [c["sid"] for c in sim.ledger()["calls"]] == [created.sid]
+    [job] = _jobs(db, campaign.run_id)
+    assert job.provider_call_sid == created.sid and job.attempt == claim.attempt
+    with db.session() as session:
+        [call] = session.scalars(select(Call)).all()
+    assert call.provider_call_sid == created.sid
+
+
+def test_an_earlier_attempts_call_to_the_same_number_is_not_adopted(
+    db: Database,
+    sim: Simulator,
+    stub_broker: StubBroker,
+    stub_worker: Worker,
+    worker_settings: Settings,
+) -> None:
+    from sqlalchemy import update
+
+    from libs.common.telephony.twilio_provider import make_client
+
+    campaign = make_campaign(db, 1, max_attempts=2)
+    earlier = make_client(worker_settings).calls.create(
+        to=phone(0), from_=worker_settings.twilio_from_number, url="http://127.0.0.1:9/voice"
+    )
+    with db.session() as session:  # attempt 1 was that call (it ended busy, say)
+        job = session.get_one(CallJob, campaign.job_ids[0])
+        session.add(Call(business_id=campaign.business_id, run_id=campaign.run_id,
+                         job_id=job.id, attempt=1, to_number=phone(0), status="busy",
+                         provider_call_sid=earlier.sid))  # fmt: skip
+        session.execute(update(CallJob).values(attempt=1))
+        session.commit()
+    claim = _claim_and_die(db, campaign.business_id)
+    assert claim.attempt == 2
+    _reconcile(stub_broker, stub_worker)
+    calls = sim.ledger()["calls"]
+    assert len(calls) == 2 and calls[1]["attempt"] == "2"
+    [job] = _jobs(db, campaign.run_id)
+    assert job.provider_call_sid == calls[1]["sid"]
 
 
 def test_reconciler_asks_the_provider_about_calls_without_a_final_status(
@@ -309,7 +443,7 @@ def test_reconciler_asks_the_provider_about_a_call_failed_as_never_created(
 
     from sqlalchemy import update
 
-    from libs.common.campaigns.call_state import NO_PROVIDER_CALL_ID
+    from libs.common.lifecycle.table import NO_PROVIDER_CALL_ID
     from libs.common.models import utcnow
 
     sim.scenario(default={"ring_s": 0.05, "talk_s": 0.05})

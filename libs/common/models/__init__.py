@@ -5,10 +5,8 @@ from libs.common.models.api_token import ApiToken, TokenRole
 from libs.common.models.background_job import BackgroundJob, JobStatus
 from libs.common.models.base import Base, utcnow
 from libs.common.models.business import Business
-from libs.common.models.call import FINAL_CALL_STATUSES, STATUS_RANK, Call, CallEvent
+from libs.common.models.call import Call, CallEvent
 from libs.common.models.campaign import (
-    ACTIVE_JOB_STATUSES,
-    OPEN_JOB_STATUSES,
     CallJob,
     CallJobStatus,
     Run,
@@ -34,13 +32,9 @@ from libs.common.models.webhook import (
 )
 
 __all__ = [
-    "ACTIVE_JOB_STATUSES",
     "AGENT_KINDS",
     "AGENT_TOOLS",
     "ALL_DAYS",
-    "FINAL_CALL_STATUSES",
-    "OPEN_JOB_STATUSES",
-    "STATUS_RANK",
     "AgentSettings",
     "ApiToken",
     "AttemptOutcome",

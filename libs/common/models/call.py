@@ -15,20 +15,6 @@ from libs.common.models.base import Base, BigId, TimestampMixin, UTCDateTime, ut
 if TYPE_CHECKING:
     from libs.common.models.agent import TranscriptLine
 
-#: Twilio call statuses in the order a call moves through them; the finals share the last rank.
-STATUS_RANK = {
-    "queued": 0,
-    "initiated": 1,
-    "ringing": 2,
-    "in-progress": 3,
-    "completed": 4,
-    "busy": 4,
-    "no-answer": 4,
-    "failed": 4,
-    "canceled": 4,
-}
-FINAL_CALL_STATUSES = frozenset(s for s, rank in STATUS_RANK.items() if rank == 4)
-
 
 class Call(TimestampMixin, Base):
     __tablename__ = "calls"
@@ -76,10 +62,6 @@ class Call(TimestampMixin, Base):
     transcript: Mapped[list[TranscriptLine]] = relationship(
         order_by="TranscriptLine.seq", viewonly=True, lazy="select"
     )
-
-    @property
-    def is_final(self) -> bool:
-        return self.status in FINAL_CALL_STATUSES
 
     @hybrid_property
     def caller_known(self) -> bool:

@@ -50,10 +50,6 @@ class CallJobStatus(enum.StrEnum):
     SKIPPED_DNC = "skipped_dnc"
 
 
-ACTIVE_JOB_STATUSES = (CallJobStatus.DIALING, CallJobStatus.IN_CALL)
-OPEN_JOB_STATUSES = (CallJobStatus.QUEUED, *ACTIVE_JOB_STATUSES)
-
-
 class Run(TimestampMixin, Base):
     __tablename__ = "runs"
     __table_args__ = (

@@ -13,6 +13,10 @@ from libs.common.settings import Settings
 
 TWILIO_API_HOST = "https://api.twilio.com"
 
+#: How long one request to the provider may take (connect, then read): a create still in flight
+#: after this is abandoned by the SDK, which bounds how long a placing worker can be undecided.
+REQUEST_TIMEOUT_S = 10.0
+
 #: Twilio error codes that mean "try again later": nothing was created.
 RETRYABLE_CODES = frozenset({20429, 10004})
 
@@ -43,7 +47,7 @@ class ProviderError(Exception):
         return f"{self.code}: {self.message}"
 
 
-def make_client(settings: Settings, timeout: float = 10.0) -> Client:
+def make_client(settings: Settings, timeout: float = REQUEST_TIMEOUT_S) -> Client:
     if not (settings.twilio_account_sid and settings.twilio_auth_token):
         raise RuntimeError("TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN are needed to place calls")
     http_client = (

@@ -28,8 +28,8 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from libs.common.contracts import WEBHOOKS_DELIVER
+from libs.common.lifecycle.table import FINAL_CALL_STATUSES
 from libs.common.models import (
-    FINAL_CALL_STATUSES,
     Call,
     DeliveryStatus,
     Run,

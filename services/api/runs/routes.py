@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app
 from sqlalchemy import func, select
 
-from libs.common.contracts import DIALER_DISPATCH
+from libs.common.lifecycle import followups
 from libs.common.models import Business, utcnow
 from libs.common.models import Run as RunRow
 from libs.common.outbox import enqueue_after_commit
@@ -101,7 +101,7 @@ def _act(run_id: int, action: str) -> Run:
     except service.InvalidTransition as exc:
         raise ApiError(409, "invalid_state", str(exc)) from None
     if dispatches:
-        enqueue_after_commit(session, DIALER_DISPATCH.message(business_id=run.business_id))
+        enqueue_after_commit(session, followups.dispatch(run.business_id, repairable=False))
     session.commit()
     return _shown(run)
 

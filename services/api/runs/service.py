@@ -7,13 +7,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, func, or_, select, update
+from sqlalchemy import Table, func, or_, select
 from sqlalchemy.orm import Session
 
-from libs.common.campaigns.call_state import complete_run_if_done
+from libs.common.lifecycle.status import cancel_queued_jobs
+from libs.common.lifecycle.table import ACTIVE_JOB_STATUSES, OPEN_JOB_STATUSES
 from libs.common.models import (
-    ACTIVE_JOB_STATUSES,
-    OPEN_JOB_STATUSES,
     Business,
     CallJob,
     CallJobStatus,
@@ -94,14 +93,8 @@ def transition(session: Session, run: Run, action: str, now: datetime) -> None:
     if action == "start":
         run.started_at = now
     if action == "cancel":
-        # New dials stop at once. Calls already dialing or connected finish on their own and
-        # their outcome is recorded: hanging up on a person mid-sentence is worse.
-        session.execute(
-            update(CallJob)
-            .where(CallJob.run_id == run.id, CallJob.status == CallJobStatus.QUEUED)
-            .values(status=CallJobStatus.CANCELED, error_code="run_canceled")
-        )
-        complete_run_if_done(session, run.id, now)
+        session.flush()  # the run's new status first: the run completes on it
+        cancel_queued_jobs(session, run.id, now)
 
 
 def progress(session: Session, runs: list[Run], now: datetime) -> dict[int, dict[str, Any]]:
@@ -121,7 +114,7 @@ def progress(session: Session, runs: list[Run], now: datetime) -> dict[int, dict
     for run in runs:
         by_status = {s.value: counts[run.id].get(s.value, 0) for s in CallJobStatus}
         total = sum(by_status.values())
-        open_ = sum(by_status[s.value] for s in OPEN_JOB_STATUSES)
+        open_ = sum(by_status[s] for s in OPEN_JOB_STATUSES)
         done = total - open_
         eta = None
         if run.status is RunStatus.RUNNING and run.started_at and done and open_:
@@ -131,7 +124,7 @@ def progress(session: Session, runs: list[Run], now: datetime) -> dict[int, dict
             "total": total,
             "done": done,
             "percent": round(100 * done / total, 1) if total else 100.0,
-            "active_calls": sum(by_status[s.value] for s in ACTIVE_JOB_STATUSES),
+            "active_calls": sum(by_status[s] for s in ACTIVE_JOB_STATUSES),
             "attempts": attempts[run.id],
             "by_status": by_status,
             "eta_s": eta,

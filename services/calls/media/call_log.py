@@ -18,11 +18,11 @@ import dramatiq
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from libs.common.contracts import LEADS_CREATE_FROM_CALL, RECORDINGS_PROCESS
 from libs.common.db import Database, insert_ignoring_conflicts
-from libs.common.models import FINAL_CALL_STATUSES, Call, DncEntry, Lead, TranscriptLine, utcnow
+from libs.common.lifecycle import inbound
+from libs.common.lifecycle.table import FINAL_CALL_STATUSES
+from libs.common.models import Call, DncEntry, Lead, TranscriptLine, utcnow
 from libs.common.outbox import enqueue_after_commit
-from libs.common.queue_health import QueueUnavailable
 from services.calls.media import protocol
 from services.calls.media.frames import CallInfo
 
@@ -112,23 +112,12 @@ def finish(
     """The stream ended: close the call log, store the transcript, and send the follow-ups
     (lead, recording)."""
     with database.session() as session:
-        call = session.get_one(Call, call_id)
         _add_transcript(session, call_id, transcript)
-        call.ended_at = call.ended_at or utcnow()
-        if call.direction == "inbound" and call.status == "in-progress":
-            call.status = "completed"
-        if call.direction == "inbound":
-            call.duration_s = duration_ms // 1000
-        call_sid = call.provider_call_sid or ""
-        if call.direction == "inbound":  # an outbound call already has its lead
-            enqueue_after_commit(session, LEADS_CREATE_FROM_CALL.message(call_sid=call_sid), broker)
-        enqueue_after_commit(session, RECORDINGS_PROCESS.message(call_sid=call_sid), broker)
-        try:
-            session.commit()
-        except QueueUnavailable:
-            # The call log is saved; the reconciler finds calls without a processed
-            # recording and sends both follow-ups again.
-            logger.error("call %s: follow-up messages not queued (broker down)", call_sid)
+        # The status move is the lifecycle's; its follow-ups are repairable (the reconciler
+        # finds calls without a processed recording or a lead and sends them again).
+        for outgoing in inbound.close_stream(session, call_id, duration_ms, utcnow()):
+            enqueue_after_commit(session, outgoing, broker)
+        session.commit()
 
 
 def _add_transcript(

@@ -10,25 +10,17 @@ from __future__ import annotations
 import logging
 import re
 from datetime import UTC, datetime
-from typing import Any
 
-import dramatiq
 from flask import Blueprint, Response, request
 from sqlalchemy.orm import Session
 
 from libs.common import metrics
-from libs.common.campaigns.call_state import (
-    CALLS,
-    EVENTS,
-    LockedCall,
-    StatusUpdate,
-    apply_status,
-    lock_call,
-    moves,
-)
-from libs.common.contracts import DIALER_DISPATCH, LEADS_CREATE_FROM_CALL
-from libs.common.db import insert_ignoring_conflicts, update_by_id
-from libs.common.models import STATUS_RANK
+from libs.common.db import insert_ignoring_conflicts
+from libs.common.lifecycle import status as lifecycle
+from libs.common.lifecycle.statements import EVENTS
+from libs.common.lifecycle.status import StatusUpdate
+from libs.common.lifecycle.table import STATUS_RANK
+from libs.common.outbox import Outgoing, send_committed
 from libs.common.web.db import get_session
 from libs.common.web.errors import ApiError
 from services.calls.webhooks.signature import twilio_signed
@@ -46,8 +38,6 @@ ANSWERED_BY = {
     "fax",
     "unknown",
 }
-#: A retry whose delay is longer than this waits for the reconciler, not a delayed message.
-MAX_DELAYED_DISPATCH_S = 600
 
 # Exported at zero from the start, so alerts on their rate work before the first failure.
 metrics.WEBHOOK_SIGNATURE_FAILURES.labels("/webhook/twilio/status")
@@ -94,9 +84,10 @@ def _parse() -> tuple[str, StatusUpdate, int | None, int | None, int | None]:
 def status_callback() -> Response:
     sid, status_update, sequence, job_id, attempt = _parse()
     session = get_session()
+    now = datetime.now(UTC)
     # The call is locked first (as every status writer does), so whether this callback moves
     # it is known when the callback is stored: one INSERT instead of an INSERT and an UPDATE.
-    call = _find_call(session, sid, job_id, attempt)
+    call, outgoing = _find_call(session, sid, job_id, attempt, now)
     event_id = insert_ignoring_conflicts(
         session,
         EVENTS,
@@ -104,9 +95,9 @@ def status_callback() -> Response:
             "provider_call_sid": sid,
             "status": status_update.status,
             "sequence_number": sequence,
-            "applied": call is not None and moves(call, status_update),
+            "applied": call is not None and lifecycle.moves(call, status_update),
             "params": request.form.to_dict(flat=True),
-            "received_at": datetime.now(UTC),
+            "received_at": now,
         },
     )
     if event_id is None:  # Twilio retried or repeated it: already handled
@@ -119,59 +110,36 @@ def status_callback() -> Response:
         metrics.CALL_EVENTS.labels(status_update.status, "unknown_call").inc()
         logger.warning("status %s for unknown call %s", status_update.status, sid)
         return Response(status=204)
-    now = datetime.now(UTC)
-    applied = apply_status(session, call, status_update, now)
-    follow_ups: list[tuple[dramatiq.Message[Any], int | None]] = []
-    if applied.slot_freed and applied.business_id is not None:
-        follow_ups.append((DIALER_DISPATCH.message(business_id=applied.business_id), None))
-    if applied.moved and call.direction == "inbound" and call.is_final:
-        # A caller who hung up before the stream connected is a lead too; when the stream did
-        # run, this is the same idempotent message its stop already sent.
-        follow_ups.append((LEADS_CREATE_FROM_CALL.message(call_sid=sid), None))
-    if applied.retry_at is not None and applied.business_id is not None:
-        delay_s = (applied.retry_at - now).total_seconds()
-        if delay_s <= MAX_DELAYED_DISPATCH_S:
-            message = DIALER_DISPATCH.message(business_id=applied.business_id)
-            follow_ups.append((message, int(max(delay_s, 0) * 1000)))
+    applied = lifecycle.apply_status(session, call, status_update, now)
+    outgoing.extend(applied.followups)
     session.commit()
     metrics.CALL_EVENTS.labels(status_update.status, "applied" if applied.moved else "late").inc()
     response = Response(status=204)
-    if follow_ups:
+    if outgoing:
         # Built now (they carry this request's id), sent after the answer: once the state is
-        # committed Twilio is done, and its answer need not wait for a Redis round trip. The
-        # WSGI server closes the response after writing it. A message lost here (a broker
-        # outage, a crash) is what the reconciler's re-dispatch repairs, as before.
-        response.call_on_close(lambda: _send(follow_ups))
+        # committed Twilio is done, and its answer need not wait for a broker round trip. The
+        # WSGI server closes the response after writing it. Every follow-up is repairable: a
+        # message lost here (a broker outage, a crash) is what the reconciler repairs.
+        response.call_on_close(lambda: send_committed(outgoing))
     return response
 
 
-def _send(follow_ups: list[tuple[dramatiq.Message[Any], int | None]]) -> None:
-    broker = dramatiq.get_broker()
-    for message, delay_ms in follow_ups:
-        try:
-            broker.enqueue(message, delay=delay_ms)
-        except Exception as exc:  # the reconciler dispatches due work anyway
-            logger.warning("%s not enqueued: %s", message.actor_name, type(exc).__name__)
-
-
 def _find_call(
-    session: Session, sid: str, job_id: int | None, attempt: int | None
-) -> LockedCall | None:
+    session: Session, sid: str, job_id: int | None, attempt: int | None, now: datetime
+) -> tuple[lifecycle.LockedCall | None, list[Outgoing]]:
     """By call id; failing that by the job and attempt the callback URL names (the worker may
     not have stored the id yet, or died before it could), attaching the id then."""
-    call = lock_call(session, sid=sid)
+    call = lifecycle.lock_call(session, sid=sid)
     if call is not None or job_id is None or attempt is None:
-        return call
+        return call, []
     # No "sid IS NULL" condition here: if the worker stores the id while we wait for the row
     # lock, the row must still be found once the lock is ours.
-    call = lock_call(session, job_attempt=(job_id, attempt))
+    call = lifecycle.lock_call(session, job_attempt=(job_id, attempt))
     if call is None:
-        return None
-    if call.provider_call_sid is None:
-        update_by_id(session, CALLS, call.id, {"provider_call_sid": sid})
-        call.provider_call_sid = sid
-    elif call.provider_call_sid != sid:
+        return None, []
+    if call.provider_call_sid not in (None, sid):
         logger.warning("callback for %s names job %s/%s, which has call %s", sid, job_id,
                        attempt, call.provider_call_sid)  # fmt: skip
-        return None
-    return call
+        return None, []
+    applied = lifecycle.attach_sid(session, call, sid, now)
+    return call, [o for a in applied for o in a.followups]

@@ -16,8 +16,10 @@ from flask import Blueprint, Response, current_app, request
 from sqlalchemy import select
 from twilio.twiml.voice_response import Connect, VoiceResponse
 
-from libs.common.db import insert_ignoring_conflicts
-from libs.common.models import Call, PhoneNumber
+from libs.common.lifecycle import inbound
+from libs.common.lifecycle import status as lifecycle
+from libs.common.models import PhoneNumber, utcnow
+from libs.common.outbox import enqueue_after_commit
 from libs.common.settings import Settings
 from libs.common.telephony.phones import InvalidPhone, to_e164
 from libs.common.web.db import get_session
@@ -67,30 +69,17 @@ def voice() -> Response:
         response.say(UNKNOWN_NUMBER_MESSAGE)
         response.hangup()
         return _twiml(response)
-    insert_ignoring_conflicts(
-        session,
-        Call.__table__,
-        {
-            "business_id": owner.business_id,
-            "direction": "inbound",
-            "to_number": to_number,
-            "from_number": from_number,
-            "provider_call_sid": call_sid,
-            "status": "in-progress",
-            "attempt": 1,
-        },
-    )
-    call = session.scalars(select(Call).where(Call.provider_call_sid == call_sid)).one()
+    call_id = inbound.open_call(session, owner.business_id, to_number, from_number, call_sid)
     session.commit()
-    return _stream(settings, call)
+    return _stream(settings, owner.business_id, call_id)
 
 
-def _stream(settings: Settings, call: Call) -> Response:
+def _stream(settings: Settings, business_id: int, call_id: int) -> Response:
     response = VoiceResponse()
     connect = Connect()
     stream = connect.stream(url=settings.stream_url)
-    stream.parameter(name="business_id", value=str(call.business_id))
-    stream.parameter(name="call_id", value=str(call.id))
+    stream.parameter(name="business_id", value=str(business_id))
+    stream.parameter(name="call_id", value=str(call_id))
     response.append(connect)
     return _twiml(response)
 
@@ -101,16 +90,22 @@ def _outbound(settings: Settings, call_sid: str) -> Response:
     if not (job.isdigit() and attempt.isdigit() and len(job) <= 18 and len(attempt) <= 9):
         raise ApiError(400, "bad_request", "an outbound call's URL must name its job and attempt")
     session = get_session()
-    call = session.scalar(select(Call).where(Call.job_id == int(job),
-                                             Call.attempt == int(attempt)))  # fmt: skip
+    call = lifecycle.lock_call(session, job_attempt=(int(job), int(attempt)))
     if call is None or call.provider_call_sid not in (None, call_sid):
         raise ApiError(404, "not_found", f"no call for job {job} attempt {attempt}")
-    if call.provider_call_sid is None:
-        # The answer came before the worker stored the id (as a status callback can).
-        call.provider_call_sid = call_sid
+    # The answer may come before the worker stored the id (as a status callback can).
+    now = utcnow()
+    applied = lifecycle.attach_sid(session, call, call_sid, now)
+    # Twilio asks for this TwiML when the call is answered: that is the call's in-progress
+    # (no "answered" status callback is asked for; docs/architecture.md).
+    answered_by = request.form.get("AnsweredBy") or None
+    answered = lifecycle.StatusUpdate("in-progress", answered_by=answered_by)
+    applied.append(lifecycle.apply_status(session, call, answered, now))
+    for outgoing in (o for a in applied for o in a.followups):
+        enqueue_after_commit(session, outgoing)
     session.commit()
     if request.form.get("AnsweredBy", "").startswith(("machine", "fax")):
         response = VoiceResponse()
         response.hangup()
         return _twiml(response)
-    return _stream(settings, call)
+    return _stream(settings, call.business_id, call.id)

@@ -19,7 +19,7 @@ def reconcile(period_start: int) -> None:
     ctx = worker_context()
     now = utcnow()
     reconciler.fail_stalled_background_jobs(ctx, now)
-    reconciler.fail_dialing_without_call_id(ctx, now)
+    reconciler.resolve_dialing_without_call_id(ctx, now)
     if ctx.settings.twilio_account_sid:
         reconciler.check_calls_without_final_status(ctx, now)
     reconciler.reopen_daily_runs_with_queued_jobs(ctx, now)

@@ -8,18 +8,16 @@ from datetime import timedelta
 from urllib.parse import urlencode
 
 import requests
-from sqlalchemy import delete, update
 from sqlalchemy.exc import InterfaceError, OperationalError
 from twilio.base.exceptions import TwilioException, TwilioRestException
 
 from libs.common import metrics
-from libs.common.campaigns.call_state import CALLS, apply_pending_events, fail_job, lock_call
-from libs.common.contracts import DIALER_DISPATCH
-from libs.common.db import update_by_id
+from libs.common.lifecycle import status as lifecycle
+from libs.common.lifecycle.dialing import Claim
 from libs.common.middleware.worker_context import WorkerContext
-from libs.common.models import Call, CallJob, CallJobStatus, utcnow
+from libs.common.models import utcnow
+from libs.common.outbox import enqueue_after_commit
 from libs.common.telephony.twilio_provider import ProviderError, provider_error
-from services.worker.dialer.claim import Claim
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +28,12 @@ REQUEUE_AFTER_S = 10
 #: The provider's answer (the call id) exists only in this worker until it is stored: through a
 #: database outage it is kept and stored again for up to this long (within the actor's limit).
 STORE_SID_RETRY_S = 60.0
+
+#: The callbacks asked for: the final one only (docs/architecture.md, "Status callbacks"). The
+#: worker stores the call id from the create answer (when it dies first, the final callback,
+#: whose URL names the job and attempt, or the reconciler's look-up attaches it), and the voice
+#: webhook Twilio fetches when the call is answered moves it in-progress.
+STATUS_CALLBACK_EVENTS = ["completed"]
 
 for _outcome in ("created", "requeued", "refused", "unknown"):
     metrics.CALLS_CREATED.labels(_outcome)
@@ -60,9 +64,7 @@ def place_call(ctx: WorkerContext, claim: Claim) -> str:
                 url=voice_url(settings.public_base_url, claim),
                 status_callback=status_callback_url(settings.public_base_url, claim),
                 status_callback_method="POST",
-                # No "initiated": "ringing" attaches the call id as early, for a quarter fewer
-                # requests to the calls service.
-                status_callback_event=["ringing", "answered", "completed"],
+                status_callback_event=STATUS_CALLBACK_EVENTS,
                 timeout=settings.ring_timeout_s,
             )
         except TwilioRestException as exc:
@@ -74,8 +76,8 @@ def place_call(ctx: WorkerContext, claim: Claim) -> str:
             return _refused(ctx, claim, error)
         except (TwilioException, requests.RequestException) as exc:
             # The provider may or may not have created the call. Not retrying is the only way
-            # to never dial twice: a callback attaches the call if it exists, and the
-            # reconciler fails the job if none comes within the dialing timeout.
+            # to never dial twice: a callback attaches the call if it exists, and after the
+            # creation window the reconciler asks the provider, then adopts or places it.
             logger.warning("job %s attempt %s: create outcome unknown (%s)", claim.job_id,
                            claim.attempt, type(exc).__name__)  # fmt: skip
             metrics.CALLS_CREATED.labels("unknown").inc()
@@ -111,48 +113,34 @@ def _store_sid(ctx: WorkerContext, claim: Claim, sid: str) -> None:
 
 def _store_sid_once(ctx: WorkerContext, claim: Claim, sid: str) -> None:
     with ctx.database.session() as session:
-        # Locked in the same order as the status webhook (call, then job); guarded because a
-        # callback may have attached the sid first, or moved the job on.
-        call = lock_call(session, call_id=claim.call_id)
-        if call is None:
-            return
-        if call.provider_call_sid is None:
-            update_by_id(session, CALLS, call.id, {"provider_call_sid": sid})
-            call.provider_call_sid = sid
-        session.execute(
-            update(CallJob)
-            .where(
-                CallJob.id == claim.job_id,
-                CallJob.attempt == claim.attempt,
-                CallJob.provider_call_sid.is_(None),
-            )
-            .values(provider_call_sid=sid)
+        # Guarded: a callback may have attached the sid first, or moved the job on.
+        applied = lifecycle.store_sid(
+            session, claim.call_id, claim.job_id, claim.attempt, sid, utcnow()
         )
-        # Callbacks that came before the id was known were kept unapplied: apply them now.
-        applied = apply_pending_events(session, call, utcnow())
+        for outgoing in (o for a in applied for o in a.followups):
+            enqueue_after_commit(session, outgoing, ctx.broker)
         session.commit()
-    if any(a.slot_freed for a in applied):
-        ctx.broker.enqueue(DIALER_DISPATCH.message(business_id=claim.business_id))
 
 
 def _refused(ctx: WorkerContext, claim: Claim, error: ProviderError) -> str:
     now = utcnow()
     with ctx.database.session() as session:
-        job = session.get(CallJob, claim.job_id, with_for_update=True)
-        if job is None or job.attempt != claim.attempt or job.status != CallJobStatus.DIALING:
-            return "failed"
         if error.retryable:
             # Nothing was created: the attempt never happened. Give it back and wait.
-            session.execute(delete(Call).where(Call.id == claim.call_id))
-            job.attempt -= 1
-            job.status = CallJobStatus.QUEUED
-            job.dialing_started_at = None
-            job.next_attempt_at = now + timedelta(seconds=REQUEUE_AFTER_S)
+            retry_at = now + timedelta(seconds=REQUEUE_AFTER_S)
+            if not lifecycle.give_back_attempt(
+                session, claim.job_id, claim.attempt, claim.call_id, retry_at
+            ):
+                return "failed"
             session.commit()
             metrics.CALLS_CREATED.labels("requeued").inc()
             logger.warning("job %s: provider busy (%s); requeued", claim.job_id, error)
             return "requeued"
-        fail_job(session, job, error.code, error.message, now, session.get(Call, claim.call_id))
+        call = lifecycle.lock_call(session, call_id=claim.call_id)
+        if call is None or call.attempt != claim.attempt:
+            return "failed"
+        for outgoing in lifecycle.fail_attempt(session, call, error.code, error.message, now):
+            enqueue_after_commit(session, outgoing, ctx.broker)
         session.commit()
     metrics.CALLS_CREATED.labels("refused").inc()
     logger.info("job %s: provider refused the call (%s)", claim.job_id, error)

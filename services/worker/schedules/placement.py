@@ -17,8 +17,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from libs.common import metrics
-from libs.common.contracts import DIALER_DISPATCH
 from libs.common.db import insert_ignoring_conflicts
+from libs.common.lifecycle import followups
+from libs.common.lifecycle.conditions import DAILY_RUN_KIND
 from libs.common.middleware.worker_context import WorkerContext
 from libs.common.models import (
     Business,
@@ -32,7 +33,6 @@ from libs.common.models import (
     ScheduleOccurrence,
 )
 from libs.common.outbox import enqueue_after_commit
-from services.worker.dialer.claim import DAILY_RUN_KIND
 from services.worker.registry import MissingRow
 
 logger = logging.getLogger(__name__)
@@ -109,7 +109,7 @@ def _add_to_daily_run(
         )
     occurrence.call_job_id = job_id
     _finish(occurrence, OccurrenceStatus.PLACED, None)
-    enqueue_after_commit(session, DIALER_DISPATCH.message(business_id=business.id), ctx.broker)
+    enqueue_after_commit(session, followups.dispatch(business.id, repairable=False), ctx.broker)
 
 
 def daily_run(session: Session, business_id: int, local_date: date, now: datetime) -> Run:
