@@ -190,6 +190,18 @@ EVENT_WEBHOOK_OLDEST_DUE_SECONDS = Gauge(
     multiprocess_mode="mostrecent",
 )
 
+DISPOSITIONS_SET = Counter(
+    "switchboard_dispositions_total",
+    "Dispositions settled on ended calls, by who set them (agent, operator, rule).",
+    ["source"],
+)
+LEAD_RECYCLES = Counter(
+    "switchboard_lead_recycles_total",
+    "Lead recycling by disposition, by result (retry, never, move, exhausted, run_closed, "
+    "target_closed, superseded).",
+    ["result"],
+)
+
 
 def multiprocess_dir() -> str | None:
     return os.environ.get("PROMETHEUS_MULTIPROC_DIR")

@@ -10,6 +10,7 @@ import redis
 
 from libs.common.contracts import (
     MAINTENANCE_RECONCILE,
+    OUTCOMES_SWEEP,
     SCHEDULES_TICK,
     WEBHOOKS_SWEEP,
     ActorContract,
@@ -53,6 +54,7 @@ def periodic_jobs(settings: Settings) -> tuple[PeriodicJob, ...]:
             catch_up_s=settings.schedule_grace_s,
         ),
         PeriodicJob("webhooks_sweep", WEBHOOKS_SWEEP, settings.webhook_sweep_s),
+        PeriodicJob("outcomes_sweep", OUTCOMES_SWEEP, settings.scheduler_tick_s),
     )
 
 

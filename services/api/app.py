@@ -15,6 +15,7 @@ from services.api.account.routes import blueprint as account_blueprint
 from services.api.admin.routes import blueprint as admin_blueprint
 from services.api.agent.routes import blueprint as agent_blueprint
 from services.api.calls.routes import blueprint as calls_blueprint
+from services.api.dispositions.routes import blueprint as dispositions_blueprint
 from services.api.gmail.routes import blueprint as gmail_blueprint
 from services.api.jobs.routes import blueprint as jobs_blueprint
 from services.api.leads.routes import blueprint as leads_blueprint
@@ -55,6 +56,7 @@ def create_app(settings: Settings | None = None, broker: dramatiq.Broker | None 
         runs_blueprint,
         schedules_blueprint,
         calls_blueprint,
+        dispositions_blueprint,
         agent_blueprint,
         gmail_blueprint,
         receipts_blueprint,

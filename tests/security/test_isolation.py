@@ -17,6 +17,7 @@ from libs.common.db import Database
 from libs.common.models import (
     BackgroundJob,
     Call,
+    Disposition,
     DncEntry,
     GmailConnection,
     Lead,
@@ -49,6 +50,7 @@ class Owned:
     connection_id: int
     endpoint_id: int
     delivery_id: int
+    disposition_id: int
 
 
 def _own(db: Database, business_id: int) -> Owned:
@@ -85,12 +87,22 @@ def _own(db: Database, business_id: int) -> Owned:
         session.add(delivery)
         session.commit()
         hooks = (endpoint.id, delivery.id)
-    return Owned(*ids[:6], receipt_id, attachment_id, ids[6], *hooks)
+        disposition = Disposition(business_id=business_id, code="isolation_marker_a",
+                                  label=MARKER, outcomes=["busy"], action="move",
+                                  move_to_run_id=ids[2])  # fmt: skip
+        session.add(disposition)
+        session.commit()
+        disposition_id = disposition.id
+    return Owned(*ids[:6], receipt_id, attachment_id, ids[6], *hooks, disposition_id)
 
 
 #: Routes that name one of A's rows, with the body B sends: each must be a 404 for B.
 SCOPED: dict[tuple[str, str], dict[str, Any] | None] = {
     ("GET", "/api/calls/<int:call_id>"): None,
+    ("PUT", "/api/calls/<int:call_id>/disposition"): {"code": "isolation_marker_a"},
+    ("GET", "/api/dispositions/<int:disposition_id>"): None,
+    ("PATCH", "/api/dispositions/<int:disposition_id>"): {"label": "taken over"},
+    ("DELETE", "/api/dispositions/<int:disposition_id>"): None,
     ("DELETE", "/api/dnc/<int:entry_id>"): None,
     ("DELETE", "/api/gmail/connections/<int:connection_id>"): None,
     ("GET", "/api/jobs/<int:job_id>"): None,
@@ -121,11 +133,13 @@ SCOPED: dict[tuple[str, str], dict[str, Any] | None] = {
 #: gets a 404 (or 400) and nothing of A's is touched or created.
 BODY_NAMES_A = {
     ("POST", "/api/receipts/sync"): lambda a: {"connection_id": a.connection_id},
+    ("POST", "/api/dispositions"): lambda a: {"code": "steal", "action": "move",
+                                             "move_to_run_id": a.run_id},
     ("POST", "/api/schedules"): lambda a: {"lead_id": a.lead_id, "local_time": "10:00"},
     ("POST", "/api/runs"): lambda a: {"name": "steal", "lead_ids": [a.lead_id]},
 }
 #: Listings: B's response must not show any of A's rows.
-LISTS = ["/api/calls", "/api/dnc", "/api/gmail/connections", "/api/leads", "/api/receipts",
+LISTS = ["/api/calls", "/api/dispositions", "/api/dnc", "/api/gmail/connections", "/api/leads", "/api/receipts",
          "/api/runs", "/api/schedules", "/api/webhooks/endpoints"]  # fmt: skip
 #: Routes only operators may use: 403 for a business token.
 OPERATOR = {
@@ -176,7 +190,8 @@ def _path(rule: str, a: Owned) -> str:
               "job_id": a.job_id, "lead_id": a.lead_id, "receipt_id": a.receipt_id,
               "attachment_id": a.attachment_id, "run_id": a.run_id,
               "schedule_id": a.schedule_id, "endpoint_id": a.endpoint_id,
-              "delivery_id": a.delivery_id}  # fmt: skip
+              "delivery_id": a.delivery_id,
+              "disposition_id": a.disposition_id}  # fmt: skip
     for name, value in values.items():
         rule = rule.replace(f"<int:{name}>", str(value))
     return rule
@@ -200,6 +215,7 @@ def _counts(db: Database, business_id: int) -> dict[str, Any]:
                 WebhookEndpoint,
                 WebhookEvent,
                 WebhookDelivery,
+                Disposition,
             )
         }
         counts["endpoints"] = [
@@ -212,6 +228,13 @@ def _counts(db: Database, business_id: int) -> dict[str, Any]:
             for d in session.scalars(
                 select(WebhookDelivery).where(WebhookDelivery.business_id == business_id))
         ]  # fmt: skip
+        counts["dispositions"] = [
+            (d.code, d.label, d.outcomes, d.action, d.move_to_run_id)
+            for d in session.scalars(
+                select(Disposition).where(Disposition.business_id == business_id))
+        ]  # fmt: skip
+        counts["call dispositions"] = sorted(str(c) for c in session.scalars(
+            select(Call.disposition).where(Call.business_id == business_id)))  # fmt: skip
         counts["lead names"] = sorted(session.scalars(
             select(Lead.name).where(Lead.business_id == business_id)))  # fmt: skip
         counts["run statuses"] = sorted(str(s) for s in session.scalars(

@@ -11,6 +11,7 @@ from libs.common.contracts.base import (
 )
 from libs.common.contracts.campaigns import DIALER_DISPATCH, LEADS_IMPORT_CSV
 from libs.common.contracts.inbound import LEADS_CREATE_FROM_CALL, RECORDINGS_PROCESS
+from libs.common.contracts.outcomes import OUTCOMES_APPLY, OUTCOMES_SWEEP
 from libs.common.contracts.receipts import RECEIPTS_SYNC
 from libs.common.contracts.schedules import (
     SCHEDULES_CHECK_DUE,
@@ -33,6 +34,8 @@ ALL_CONTRACTS: tuple[ActorContract, ...] = (
     RECEIPTS_SYNC,
     WEBHOOKS_DELIVER,
     WEBHOOKS_SWEEP,
+    OUTCOMES_APPLY,
+    OUTCOMES_SWEEP,
 )
 
 BY_NAME: dict[str, ActorContract] = {c.name: c for c in ALL_CONTRACTS}
@@ -46,6 +49,8 @@ __all__ = [
     "LEADS_CREATE_FROM_CALL",
     "LEADS_IMPORT_CSV",
     "MAINTENANCE_RECONCILE",
+    "OUTCOMES_APPLY",
+    "OUTCOMES_SWEEP",
     "QUEUES",
     "RECEIPTS_SYNC",
     "RECORDINGS_PROCESS",

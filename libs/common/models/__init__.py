@@ -14,6 +14,7 @@ from libs.common.models.campaign import (
     Run,
     RunStatus,
 )
+from libs.common.models.disposition import OUTCOMES, Disposition, RecycleAction
 from libs.common.models.lead import DncEntry, Lead
 from libs.common.models.phone_number import PhoneNumber
 from libs.common.models.receipt import GmailConnection, Receipt, ReceiptAttachment
@@ -40,6 +41,7 @@ __all__ = [
     "ALL_DAYS",
     "FINAL_CALL_STATUSES",
     "OPEN_JOB_STATUSES",
+    "OUTCOMES",
     "STATUS_RANK",
     "AgentSettings",
     "ApiToken",
@@ -52,6 +54,7 @@ __all__ = [
     "CallJob",
     "CallJobStatus",
     "DeliveryStatus",
+    "Disposition",
     "DncEntry",
     "GmailConnection",
     "JobStatus",
@@ -60,6 +63,7 @@ __all__ = [
     "PhoneNumber",
     "Receipt",
     "ReceiptAttachment",
+    "RecycleAction",
     "Run",
     "RunStatus",
     "Schedule",

@@ -38,6 +38,8 @@ class Call(TimestampMixin, Base):
         UniqueConstraint("provider_call_sid", name="uq_calls_provider_call_sid"),
         Index("ix_calls_business_id_created_at", "business_id", "created_at"),
         Index("ix_calls_status_created_at", "status", "created_at"),
+        # The outcomes sweep: ended calls whose outcome is not applied yet.
+        Index("ix_calls_outcome_applied_at_ended_at", "outcome_applied_at", "ended_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -60,8 +62,15 @@ class Call(TimestampMixin, Base):
     callback_requested: Mapped[bool] = mapped_column(default=False, server_default="0")
     opted_out: Mapped[bool] = mapped_column(default=False, server_default="0")
     stream_sid: Mapped[str | None] = mapped_column(String(64))
-    #: Set by the voice agent: the call's outcome (interested, not_interested, …).
+    #: How the call went (interested, callback, …): a code of the business's dispositions,
+    #: set by the voice agent, an operator, or a rule from the outcome (libs/common/outcomes).
     disposition: Mapped[str | None] = mapped_column(String(32))
+    #: Who set it: agent, operator or rule (None with no disposition).
+    disposition_source: Mapped[str | None] = mapped_column(String(16))
+    #: When the worker last applied the call's outcome (rule, recycling); None: not yet.
+    outcome_applied_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: The disposition whose recycling was applied, so applying it again changes nothing.
+    recycled_disposition: Mapped[str | None] = mapped_column(String(32))
     #: The person the agent handed the caller to, and how (cold or warm).
     transferred_to: Mapped[str | None] = mapped_column(String(20))
     transfer_mode: Mapped[str | None] = mapped_column(String(8))

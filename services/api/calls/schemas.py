@@ -38,7 +38,13 @@ class Call(Shape):
     created_at: datetime
     ended_at: datetime | None
     from_: str = Field(validation_alias="from_number", serialization_alias="from")
-    disposition: str | None = Field(description="set by the voice agent: how the call went")
+    disposition: str | None = Field(
+        description="how the call went: a code of the business's dispositions (GET "
+        "/api/dispositions), set by the voice agent, an operator or a rule"
+    )
+    disposition_source: Literal["agent", "operator", "rule"] | None = Field(
+        description="who set the disposition"
+    )
     transferred_to: str | None = Field(description="the person the agent handed the caller to")
     transfer_mode: Literal["cold", "warm"] | None
     agent_error: str | None = Field(

@@ -26,7 +26,7 @@ from libs.common.campaigns.call_state import (
     lock_call,
     moves,
 )
-from libs.common.contracts import DIALER_DISPATCH, LEADS_CREATE_FROM_CALL
+from libs.common.contracts import DIALER_DISPATCH, LEADS_CREATE_FROM_CALL, OUTCOMES_APPLY
 from libs.common.db import insert_ignoring_conflicts, update_by_id
 from libs.common.models import STATUS_RANK
 from libs.common.web.db import get_session
@@ -128,6 +128,8 @@ def status_callback() -> Response:
         # A caller who hung up before the stream connected is a lead too; when the stream did
         # run, this is the same idempotent message its stop already sent.
         follow_ups.append((LEADS_CREATE_FROM_CALL.message(call_sid=sid), None))
+    if applied.moved and call.is_final:  # disposition rules and lead recycling (issue 21)
+        follow_ups.append((OUTCOMES_APPLY.message(call_id=call.id), None))
     if applied.retry_at is not None and applied.business_id is not None:
         delay_s = (applied.retry_at - now).total_seconds()
         if delay_s <= MAX_DELAYED_DISPATCH_S:

@@ -1,0 +1,23 @@
+"""Contracts of call outcomes: settle one ended call's disposition and recycling; the sweep."""
+
+from libs.common.contracts.base import ActorContract
+
+OUTCOMES_APPLY = ActorContract(
+    name="outcomes.apply",
+    queue="default",
+    params=("call_id",),
+    max_retries=5,
+    description="An ended call: set its disposition by rule if nobody did, and recycle its lead "
+    "as the disposition says (once per disposition).",
+)
+
+OUTCOMES_SWEEP = ActorContract(
+    name="outcomes.sweep",
+    queue="maintenance",
+    params=("period_start",),
+    # The next period does whatever this one did not.
+    max_retries=0,
+    time_limit_ms=120_000,
+    max_age_ms=600_000,
+    description="Apply the outcome of ended calls whose outcomes.apply message was lost.",
+)

@@ -1,0 +1,77 @@
+"""call outcomes: dispositions and lead recycling
+
+Revision ID: call_outcomes
+Revises: event_webhooks
+Create Date: 2026-12-06
+
+Chained after event_webhooks for now; the lead re-chains it after the dialer's lifecycle
+migration if that lands first.
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "call_outcomes"
+down_revision: str | None = "event_webhooks"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+def upgrade() -> None:
+    op.create_table(
+        "dispositions",
+        sa.Column("id", _ID, nullable=False),
+        sa.Column("business_id", _ID, nullable=False),
+        sa.Column("code", sa.String(length=32), nullable=False),
+        sa.Column("label", sa.String(length=100), server_default="", nullable=False),
+        sa.Column("outcomes", sa.JSON(), nullable=False),
+        sa.Column("action", sa.String(length=8), server_default="none", nullable=False),
+        sa.Column("retry_after_h", sa.Integer(), nullable=True),
+        sa.Column("move_to_run_id", _ID, nullable=True),
+        sa.Column(
+            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+        ),
+        sa.Column(
+            "updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+        ),
+        sa.CheckConstraint(
+            "retry_after_h IS NULL OR retry_after_h BETWEEN 1 AND 720",
+            name=op.f("ck_dispositions_retry_after_h"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["business_id"],
+            ["businesses.id"],
+            name=op.f("fk_dispositions_business_id_businesses"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["move_to_run_id"],
+            ["runs.id"],
+            name=op.f("fk_dispositions_move_to_run_id_runs"),
+            ondelete="SET NULL",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_dispositions")),
+        sa.UniqueConstraint("business_id", "code", name="uq_dispositions_business_code"),
+    )
+    with op.batch_alter_table("calls", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("disposition_source", sa.String(length=16), nullable=True))
+        batch_op.add_column(
+            sa.Column("outcome_applied_at", sa.DateTime(timezone=True), nullable=True)
+        )
+        batch_op.add_column(sa.Column("recycled_disposition", sa.String(length=32), nullable=True))
+        batch_op.create_index(
+            "ix_calls_outcome_applied_at_ended_at", ["outcome_applied_at", "ended_at"], unique=False
+        )
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("calls", schema=None) as batch_op:
+        batch_op.drop_index("ix_calls_outcome_applied_at_ended_at")
+        batch_op.drop_column("recycled_disposition")
+        batch_op.drop_column("outcome_applied_at")
+        batch_op.drop_column("disposition_source")
+    op.drop_table("dispositions")
