@@ -133,14 +133,17 @@ SCOPED: dict[tuple[str, str], dict[str, Any] | None] = {
 #: gets a 404 (or 400) and nothing of A's is touched or created.
 BODY_NAMES_A = {
     ("POST", "/api/receipts/sync"): lambda a: {"connection_id": a.connection_id},
-    ("POST", "/api/dispositions"): lambda a: {"code": "steal", "action": "move",
-                                             "move_to_run_id": a.run_id},
+    ("POST", "/api/dispositions"): lambda a: {
+        "code": "steal",
+        "action": "move",
+        "move_to_run_id": a.run_id,
+    },
     ("POST", "/api/schedules"): lambda a: {"lead_id": a.lead_id, "local_time": "10:00"},
     ("POST", "/api/runs"): lambda a: {"name": "steal", "lead_ids": [a.lead_id]},
 }
 #: Listings: B's response must not show any of A's rows.
-LISTS = ["/api/calls", "/api/dispositions", "/api/dnc", "/api/gmail/connections", "/api/leads", "/api/receipts",
-         "/api/runs", "/api/schedules", "/api/webhooks/endpoints"]  # fmt: skip
+LISTS = ["/api/calls", "/api/dispositions", "/api/dnc", "/api/gmail/connections", "/api/leads",
+         "/api/receipts", "/api/runs", "/api/schedules", "/api/webhooks/endpoints"]  # fmt: skip
 #: Routes only operators may use: 403 for a business token.
 OPERATOR = {
     ("GET", "/api/admin/failed"), ("DELETE", "/api/admin/failed/<dead_letter_id>"),
