@@ -95,3 +95,14 @@ def test_an_operator_sets_a_call_s_disposition(
         call = session.scalars(select(Call).where(Call.id == call_id)).one()
         # Not ended: the worker recycles the lead once its final status comes.
         assert call.outcome_applied_at is None
+
+
+def test_a_patch_naming_an_unknown_run_is_refused(
+    client: FlaskClient, db: Database, tenant_a: Tenant
+) -> None:
+    created = client.post("/api/dispositions", headers=tenant_a.headers, json={"code": "x"}).json
+    answer = client.patch(f"/api/dispositions/{created['id']}", headers=tenant_a.headers,
+                          json={"action": "move", "move_to_run_id": 987654})  # fmt: skip
+    assert answer.status_code == 400 and "987654" in answer.json["error"]["message"]
+    assert client.get(f"/api/dispositions/{created['id']}", headers=tenant_a.headers).json[
+        "action"] == "none"  # fmt: skip

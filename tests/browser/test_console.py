@@ -588,3 +588,48 @@ def test_voice_agent_settings_and_a_call_transcript(
     tab.shot("21-call-transcript")
     assert tab.problems == [], tab.problems
     tab.close()
+
+
+def test_dispositions_and_an_operator_disposing_a_call(
+    console: Console, db: Database, browser: Browser, artifacts: Path
+) -> None:
+    """A business adds dispositions (one set by rule on busy, one that retries), then an
+    operator disposes a call from the calls page; the worker settles the call's outcome."""
+    from playwright.sync_api import expect
+
+    business = make_business(db, "Disposed Bakery", limit=1)
+    with db.session() as session:
+        call = Call(business_id=business.id, direction="outbound", to_number="+14155550777",
+                    provider_call_sid="CA" + uuid.uuid4().hex, status="in-progress")  # fmt: skip
+        session.add(call)
+        session.commit()
+        call_id = call.id
+    tab = Tab(browser, console.url, artifacts, DESKTOP, "dispositions")
+    page = tab.page
+    tab.sign_in(business.token, "/dispositions")
+    form = page.locator("#disposition-form")
+    form.locator("input[name=code]").fill("busy_line")
+    form.locator("input[name=outcome][value=busy]").check()
+    page.get_by_role("button", name="Add disposition").click()
+    expect(page.locator("#banner")).to_contain_text("Disposition busy_line added.")
+    form.locator("input[name=code]").fill("callback")
+    form.locator("input[name=label]").fill("Call back later")
+    form.locator("select[name=action]").select_option("retry")
+    form.locator("input[name=retry_after_h]").fill("2")
+    page.get_by_role("button", name="Add disposition").click()
+    listed = page.locator("#dispositions-list")
+    expect(listed.locator("tr[data-code]")).to_have_count(2)
+    expect(listed.locator('tr[data-code="callback"]')).to_contain_text("call again after 2 h")
+    expect(listed.locator('tr[data-code="busy_line"]')).to_contain_text("busy")
+    tab.shot("30-dispositions")
+
+    page.get_by_role("link", name="Calls").click()
+    menu = page.get_by_label(f"Disposition of call {call_id}")
+    menu.select_option("callback")
+    expect(page.locator(f'select[data-call-id="{call_id}"] + small')).to_have_text("operator")
+    with db.session() as session:
+        row = session.get_one(Call, call_id)
+        assert (row.disposition, row.disposition_source) == ("callback", "operator")
+    tab.shot("31-call-disposed")
+    assert tab.problems == [], tab.problems
+    tab.close()

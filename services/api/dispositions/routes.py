@@ -45,12 +45,17 @@ def _disposition_or_404(disposition_id: int) -> DispositionRow:
 
 def _check(row: DispositionRow) -> None:
     """The rules that span rows: an outcome has one disposition, a move names a run of ours."""
+    with get_session().no_autoflush:  # a changed row must not be written before it is checked
+        _check_unflushed(row)
+
+
+def _check_unflushed(row: DispositionRow) -> None:
     session = get_session()
     if row.action == "retry" and row.retry_after_h is None:
         raise bad_request("retry_after_h is required when action is retry")
-    if row.action == "move":
-        if row.move_to_run_id is None:
-            raise bad_request("move_to_run_id is required when action is move")
+    if row.action == "move" and row.move_to_run_id is None:
+        raise bad_request("move_to_run_id is required when action is move")
+    if row.move_to_run_id is not None:
         run = session.scalar(
             select(Run.id).where(Run.id == row.move_to_run_id, Run.business_id == row.business_id)
         )

@@ -1,5 +1,6 @@
 // Calls: the call log, filtered by run, lead and status; a call's transcript (both sides,
-// timestamped) and what its voice agent did, under "Transcript".
+// timestamped) and what its voice agent did, under "Transcript"; an operator's disposition
+// (one of the business's, from the Dispositions page) under "Disposition".
 
 import { api } from "../api.js";
 import { fill, h, show, when } from "../dom.js";
@@ -10,10 +11,26 @@ const STATUSES = ["queued", "initiated", "ringing", "in-progress", "completed", 
 
 function agentOutcome(call) {
   const parts = [];
-  if (call.disposition) parts.push(call.disposition);
   if (call.transferred_to) parts.push(`transferred (${call.transfer_mode}) to ${call.transferred_to}`);
   if (call.agent_error) parts.push(`fell back: ${call.agent_error}`);
   return parts.length ? parts.join("; ") : "—";
+}
+
+// The disposition as a menu of the business's codes; choosing one sets it (the worker then
+// recycles the lead as the disposition says, once the call has ended).
+function dispositionMenu(call, codes) {
+  const options = [...new Set([...codes, call.disposition].filter(Boolean))];
+  const select = h("select", { "aria-label": `Disposition of call ${call.id}`,
+    dataset: { callId: call.id } },
+  h("option", { value: "" }, "—"),
+  options.map((c) => h("option", { value: c, selected: c === call.disposition }, c)));
+  select.addEventListener("change", () => guard(async () => {
+    if (!select.value) return;
+    const updated = await api("PUT", `/calls/${call.id}/disposition`, { body: { code: select.value } });
+    source.textContent = updated.disposition_source;
+  }));
+  const source = h("small", { class: "muted" }, call.disposition_source || "");
+  return h("span", {}, select, " ", source);
 }
 
 // The transcript is read when asked for: the list stays one request per page.
@@ -46,7 +63,11 @@ export async function render(root, ctx) {
   const listArea = h("div", { id: "calls-list" });
 
   const load = async () => {
-    const data = await api("GET", "/calls", { query: { ...filters, per_page: 50 } });
+    const [data, listed] = await Promise.all([
+      api("GET", "/calls", { query: { ...filters, per_page: 50 } }),
+      api("GET", "/dispositions"),
+    ]);
+    const codes = listed.items.map((d) => d.code);
     fill(listArea, table(data.items, [
       ["ID", (c) => c.id],
       ["Run", (c) => show(c.run_id)],
@@ -60,6 +81,7 @@ export async function render(root, ctx) {
       ["Error", (c) => (c.error ? `${c.error.message || ""} (${c.error.code})` : "—")],
       ["Created", (c) => when(c.created_at)],
       ["Ended", (c) => when(c.ended_at)],
+      ["Disposition", (c) => dispositionMenu(c, codes)],
       ["Agent", (c) => agentOutcome(c)],
       ["Transcript", (c) => transcriptToggle(c)],
     ], { empty: "No calls match." }),
