@@ -202,6 +202,16 @@ LEAD_RECYCLES = Counter(
     ["result"],
 )
 
+RECORDINGS_FETCHED = Counter(
+    "switchboard_recordings_fetched_total",
+    "Outbound recordings fetched from the provider, by result (stored, refused).",
+    ["result"],
+)
+RECORDINGS_EXPIRED = Counter(
+    "switchboard_recordings_expired_total",
+    "Recordings deleted by their business's retention period.",
+)
+
 
 def multiprocess_dir() -> str | None:
     return os.environ.get("PROMETHEUS_MULTIPROC_DIR")

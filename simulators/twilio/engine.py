@@ -23,6 +23,7 @@ from urllib.parse import parse_qs, urlsplit
 import requests
 
 from libs.common.telephony.twilio_signature import sign
+from simulators.twilio.recordings import Recording, new_recording
 from simulators.twilio.scenario import Behaviour, Scenario
 
 logger = logging.getLogger(__name__)
@@ -59,6 +60,10 @@ class SimCall:
     #: (how an agent transfers a call), in order.
     twiml: list[str] = field(default_factory=list)
     direction: str = "outbound-api"
+    #: Record=true: where the recording status callback goes, and its channels (1 or 2).
+    recording_callback: str | None = None
+    recording_channels: int = 1
+    recording: Recording | None = None
 
     @property
     def queue_time_ms(self) -> int:
@@ -110,6 +115,7 @@ class SimCall:
             "from": self.from_,
             "direction": self.direction,
             "twiml": list(self.twiml),
+            "recording": self.recording.to_ledger() if self.recording else None,
         }
 
 
@@ -121,6 +127,9 @@ class Network:
     def __init__(self, account_sid: str, auth_token: str, scenario: Scenario) -> None:
         self.account_sid, self.auth_token, self.scenario = account_sid, auth_token, scenario
         self.calls: dict[str, SimCall] = {}
+        self.recordings: dict[str, Recording] = {}
+        #: Where this simulator is reached (the media URLs of recordings name it).
+        self.base_url = ""
         self.lock = threading.RLock()
         self._timeline: list[tuple[float, int, Callable[[], None]]] = []
         self._counter = itertools.count()
@@ -228,6 +237,8 @@ class Network:
         if status in FINAL:
             call.ended_at = now
             call.duration_s = round(now - call.answered_at) if call.answered_at else 0
+        if status in FINAL and call.recording_callback and call.answered_at:
+            self._record(call)
         wanted = status in FINAL or EVENT_FOR_STATUS.get(status) in call.events
         if call.status_callback and wanted:
             params = self._callback_params(call, status)
@@ -257,6 +268,19 @@ class Network:
         if call.behaviour.answered_by and call.answered_at:
             params["AnsweredBy"] = call.behaviour.answered_by
         return params
+
+    def _record(self, call: SimCall) -> None:
+        assert call.recording_callback is not None
+        recording = new_recording(self.base_url, call.account_sid, call.sid,
+                                  call.recording_channels, call.duration_s or 0,
+                                  call.recording_callback)  # fmt: skip
+        call.recording = self.recordings[recording.sid] = recording
+        record = {"status": "recording", "delivered": False, "attempts": 0,
+                  "queued_at": time.time()}  # fmt: skip
+        call.callbacks.append(record)
+        params = recording.callback_params(call.account_sid)
+        # Twilio announces a recording a moment after the call's own final callback.
+        self._senders.submit(self._post, recording.callback, params, record, 0.2)
 
     # --- callback delivery -----------------------------------------------------------------
     def _deliver(self, call: SimCall, params: dict[str, str]) -> None:
@@ -296,7 +320,9 @@ class Network:
             except requests.RequestException:
                 pass
             if self._stopped or time.monotonic() + backoff > deadline:
-                logger.warning("callback %s to %s given up", params["CallStatus"], url)
+                logger.warning(
+                    "callback %s to %s given up", params.get("CallStatus", "recording"), url
+                )
                 return
             time.sleep(backoff)
             backoff = min(backoff * 2, 4.0)
@@ -310,6 +336,7 @@ class Network:
     def reset(self) -> None:
         with self.lock:
             self.calls.clear()
+            self.recordings.clear()
             self._timeline.clear()
             self._last_start = 0.0
 

@@ -49,8 +49,9 @@ def _periods(broker: StubBroker, queue_name: str, actor: str | None = None) -> l
     return [m.kwargs["period_start"] for m in messages if actor in (None, m.actor_name)]
 
 
-#: Periodic jobs each step can emit: reconcile, schedules_tick, webhooks_sweep, outcomes_sweep.
-JOBS = 4
+#: Periodic jobs each step can emit: reconcile, schedules_tick, webhooks_sweep, outcomes_sweep,
+#: recordings_expire.
+JOBS = 5
 
 
 def test_two_replicas_emit_once_per_period(

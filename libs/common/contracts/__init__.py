@@ -11,7 +11,12 @@ from libs.common.contracts.base import (
 )
 from libs.common.contracts.campaigns import DIALER_DISPATCH, LEADS_IMPORT_CSV
 from libs.common.contracts.inbound import LEADS_CREATE_FROM_CALL, RECORDINGS_PROCESS
-from libs.common.contracts.outcomes import OUTCOMES_APPLY, OUTCOMES_SWEEP
+from libs.common.contracts.outcomes import (
+    OUTCOMES_APPLY,
+    OUTCOMES_SWEEP,
+    RECORDINGS_EXPIRE,
+    RECORDINGS_FETCH,
+)
 from libs.common.contracts.receipts import RECEIPTS_SYNC
 from libs.common.contracts.schedules import (
     SCHEDULES_CHECK_DUE,
@@ -36,6 +41,8 @@ ALL_CONTRACTS: tuple[ActorContract, ...] = (
     WEBHOOKS_SWEEP,
     OUTCOMES_APPLY,
     OUTCOMES_SWEEP,
+    RECORDINGS_FETCH,
+    RECORDINGS_EXPIRE,
 )
 
 BY_NAME: dict[str, ActorContract] = {c.name: c for c in ALL_CONTRACTS}
@@ -53,6 +60,8 @@ __all__ = [
     "OUTCOMES_SWEEP",
     "QUEUES",
     "RECEIPTS_SYNC",
+    "RECORDINGS_EXPIRE",
+    "RECORDINGS_FETCH",
     "RECORDINGS_PROCESS",
     "SCHEDULES_CHECK_DUE",
     "SCHEDULES_PLACE_CALL",

@@ -19,5 +19,27 @@ OUTCOMES_SWEEP = ActorContract(
     max_retries=0,
     time_limit_ms=120_000,
     max_age_ms=600_000,
-    description="Apply the outcome of ended calls whose outcomes.apply message was lost.",
+    description="Apply the outcome of ended calls whose outcomes.apply message was lost; "
+    "send recordings.fetch again for recordings not stored in time.",
+)
+
+RECORDINGS_FETCH = ActorContract(
+    name="recordings.fetch",
+    queue="recordings",
+    params=("call_id",),
+    max_retries=8,
+    min_backoff_ms=5_000,
+    time_limit_ms=300_000,
+    description="Download an outbound call's recording from the provider, store it with its "
+    "SHA-256 beside the inbound ones, and transcribe it.",
+)
+
+RECORDINGS_EXPIRE = ActorContract(
+    name="recordings.expire",
+    queue="maintenance",
+    params=("period_start",),
+    max_retries=0,
+    time_limit_ms=300_000,
+    max_age_ms=3_600_000,
+    description="Delete recordings older than their business's retention period.",
 )

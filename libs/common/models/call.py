@@ -36,6 +36,7 @@ class Call(TimestampMixin, Base):
         # At most one provider call per job attempt: the row exists before the provider is asked.
         UniqueConstraint("job_id", "attempt", name="uq_calls_job_attempt"),
         UniqueConstraint("provider_call_sid", name="uq_calls_provider_call_sid"),
+        UniqueConstraint("recording_sid", name="uq_calls_recording_sid"),
         Index("ix_calls_business_id_created_at", "business_id", "created_at"),
         Index("ix_calls_status_created_at", "status", "created_at"),
         # The outcomes sweep: ended calls whose outcome is not applied yet.
@@ -81,6 +82,15 @@ class Call(TimestampMixin, Base):
     recording_bytes: Mapped[int | None] = mapped_column(BigInteger)
     recording_duration_ms: Mapped[int | None] = mapped_column()
     recording_sha256: Mapped[str | None] = mapped_column(String(64))
+    #: Outbound recordings: the provider's recording (stored once, from its callback), fetched
+    #: by recordings.fetch into recording_path.
+    recording_sid: Mapped[str | None] = mapped_column(String(64))
+    recording_url: Mapped[str | None] = mapped_column(String(500))
+    recording_channels: Mapped[int | None] = mapped_column()
+    #: When the retention period deleted the recording's file.
+    recording_expired_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: Where the transcript came from once the recording was transcribed (agent, none, …).
+    transcribed_by: Mapped[str | None] = mapped_column(String(16))
     #: What was said, in order (written by the media path when the stream ends).
     transcript: Mapped[list[TranscriptLine]] = relationship(
         order_by="TranscriptLine.seq", viewonly=True, lazy="select"

@@ -81,6 +81,8 @@ class Run(TimestampMixin, Base):
     window_end: Mapped[str] = mapped_column(String(5), default="21:00", server_default="21:00")
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: Record the run's calls (dual channel: each side on its own channel).
+    record_calls: Mapped[bool] = mapped_column(default=False, server_default="0")
 
 
 class CallJob(TimestampMixin, Base):

@@ -18,6 +18,7 @@ from libs.common.contracts import DIALER_DISPATCH
 from libs.common.db import update_by_id
 from libs.common.middleware.worker_context import WorkerContext
 from libs.common.models import Call, CallJob, CallJobStatus, utcnow
+from libs.common.outcomes import call_options
 from libs.common.telephony.twilio_provider import ProviderError, provider_error
 from services.worker.dialer.claim import Claim
 
@@ -51,6 +52,7 @@ def place_call(ctx: WorkerContext, claim: Claim) -> str:
     """Create the provider call; returns created, requeued, failed or unknown."""
     settings = ctx.settings
     backoff = 0.25
+    options = call_options.for_job(ctx.database, settings.public_base_url, claim.job_id)  # 21
     for attempt in range(RETRIES + 1):
         try:
             resource = ctx.twilio.calls.create(
@@ -64,6 +66,7 @@ def place_call(ctx: WorkerContext, claim: Claim) -> str:
                 # requests to the calls service.
                 status_callback_event=["ringing", "answered", "completed"],
                 timeout=settings.ring_timeout_s,
+                **options,
             )
         except TwilioRestException as exc:
             error = provider_error(exc)

@@ -1,4 +1,4 @@
-"""call outcomes: dispositions and lead recycling
+"""call outcomes: dispositions and lead recycling, outbound recordings
 
 Revision ID: call_outcomes
 Revises: event_webhooks
@@ -66,10 +66,34 @@ def upgrade() -> None:
         batch_op.create_index(
             "ix_calls_outcome_applied_at_ended_at", ["outcome_applied_at", "ended_at"], unique=False
         )
+        batch_op.add_column(sa.Column("recording_sid", sa.String(length=64), nullable=True))
+        batch_op.add_column(sa.Column("recording_url", sa.String(length=500), nullable=True))
+        batch_op.add_column(sa.Column("recording_channels", sa.Integer(), nullable=True))
+        batch_op.add_column(
+            sa.Column("recording_expired_at", sa.DateTime(timezone=True), nullable=True)
+        )
+        batch_op.add_column(sa.Column("transcribed_by", sa.String(length=16), nullable=True))
+        batch_op.create_unique_constraint("uq_calls_recording_sid", ["recording_sid"])
+    with op.batch_alter_table("runs", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("record_calls", sa.Boolean(), server_default="0", nullable=False)
+        )
+    with op.batch_alter_table("businesses", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("recording_retention_days", sa.Integer(), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("businesses", schema=None) as batch_op:
+        batch_op.drop_column("recording_retention_days")
+    with op.batch_alter_table("runs", schema=None) as batch_op:
+        batch_op.drop_column("record_calls")
     with op.batch_alter_table("calls", schema=None) as batch_op:
+        batch_op.drop_constraint("uq_calls_recording_sid", type_="unique")
+        batch_op.drop_column("transcribed_by")
+        batch_op.drop_column("recording_expired_at")
+        batch_op.drop_column("recording_channels")
+        batch_op.drop_column("recording_url")
+        batch_op.drop_column("recording_sid")
         batch_op.drop_index("ix_calls_outcome_applied_at_ended_at")
         batch_op.drop_column("recycled_disposition")
         batch_op.drop_column("outcome_applied_at")
