@@ -20,6 +20,7 @@ from services.api.gmail.routes import blueprint as gmail_blueprint
 from services.api.jobs.routes import blueprint as jobs_blueprint
 from services.api.leads.routes import blueprint as leads_blueprint
 from services.api.receipts.routes import blueprint as receipts_blueprint
+from services.api.recordings.routes import blueprint as recordings_blueprint
 from services.api.runs.routes import blueprint as runs_blueprint
 from services.api.schedules.routes import blueprint as schedules_blueprint
 from services.api.schemas import Health
@@ -57,6 +58,7 @@ def create_app(settings: Settings | None = None, broker: dramatiq.Broker | None 
         schedules_blueprint,
         calls_blueprint,
         dispositions_blueprint,
+        recordings_blueprint,
         agent_blueprint,
         gmail_blueprint,
         receipts_blueprint,

@@ -29,6 +29,7 @@ from libs.common.models import (
     WebhookEndpoint,
     WebhookEvent,
 )
+from libs.common.settings import Settings
 from tests.conftest import Tenant
 from tests.receipt_factories import make_attachment, make_receipts
 
@@ -100,6 +101,7 @@ def _own(db: Database, business_id: int) -> Owned:
 SCOPED: dict[tuple[str, str], dict[str, Any] | None] = {
     ("GET", "/api/calls/<int:call_id>"): None,
     ("PUT", "/api/calls/<int:call_id>/disposition"): {"code": "isolation_marker_a"},
+    ("GET", "/api/calls/<int:call_id>/recording"): None,
     ("GET", "/api/dispositions/<int:disposition_id>"): None,
     ("PATCH", "/api/dispositions/<int:disposition_id>"): {"label": "taken over"},
     ("DELETE", "/api/dispositions/<int:disposition_id>"): None,
@@ -155,6 +157,8 @@ OWN_OR_PUBLIC = {
     ("GET", "/api/agent"): "the caller's own business's agent (tests/api/test_agent.py)",
     ("PUT", "/api/agent"): "sets the caller's own business's agent (tests/api/test_agent.py)",
     ("POST", "/api/dnc"): "adds to the caller's own list",
+    ("GET", "/api/recordings/settings"): "the caller's own business's retention",
+    ("PUT", "/api/recordings/settings"): "sets the caller's own business's retention",
     ("GET", "/api/gmail/callback"): "no token: the signed, single-use, browser-bound state names "
     "the business (tests/api/test_gmail.py)",
     ("GET", "/api/gmail/connect"): "a consent for the caller's own business",
@@ -248,8 +252,18 @@ def _counts(db: Database, business_id: int) -> dict[str, Any]:
 
 
 @pytest.fixture
-def owned(db: Database, tenant_a: Tenant) -> Owned:
-    return _own(db, tenant_a.business_id)
+def owned(db: Database, tenant_a: Tenant, settings: Settings) -> Owned:
+    owned = _own(db, tenant_a.business_id)
+    # A's call has a recording on disk: only A may download it.
+    relative = f"outbound/{tenant_a.business_id}/{MARKER}.wav"
+    path = settings.recordings_dir / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"RIFF" + MARKER.encode())
+    with db.session() as session:
+        call = session.get_one(Call, owned.call_id)
+        call.recording_path, call.recording_sha256 = relative, "0" * 64
+        session.commit()
+    return owned
 
 
 @pytest.mark.parametrize(("method", "rule"), sorted(SCOPED))

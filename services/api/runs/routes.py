@@ -62,6 +62,7 @@ def create_run(json: RunInput) -> tuple[Run, int]:
         retry_delay_s=json.retry_delay_s,
         window_start=json.window.start,
         window_end=json.window.end,
+        record_calls=json.record,
     )
     session.commit()
     return _shown(run), 201

@@ -50,6 +50,9 @@ class RunInput(Body):
         default_factory=Window,
         description="local calling hours of the called party (default 08:00-21:00)",
     )
+    record: bool = Field(
+        False, description="record the run's calls, dual channel (GET /api/calls/{id}/recording)"
+    )
 
     @model_validator(mode="after")
     def _one_selection(self) -> RunInput:
@@ -88,6 +91,7 @@ class Run(Shape):
     max_attempts: int
     retry_delay_s: int
     window: RunWindow
+    record: bool
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
@@ -105,6 +109,7 @@ class Run(Shape):
             max_attempts=run.max_attempts,
             retry_delay_s=run.retry_delay_s,
             window=RunWindow(start=run.window_start, end=run.window_end),
+            record=run.record_calls,
             created_at=run.created_at,
             started_at=run.started_at,
             finished_at=run.finished_at,
