@@ -633,3 +633,54 @@ def test_dispositions_and_an_operator_disposing_a_call(
     tab.shot("31-call-disposed")
     assert tab.problems == [], tab.problems
     tab.close()
+
+
+def test_a_recorded_run_s_recording_downloads_and_retention(
+    console: Console, db: Database, browser: Browser, artifacts: Path
+) -> None:
+    """A run created with "Record calls": the worker fetches its call's recording from the
+    simulated Twilio; the calls page downloads the same bytes (SHA-256 as stored); the
+    business sets how long recordings are kept."""
+    from playwright.sync_api import expect
+
+    console.stack.sim.scenario(default={"ring_s": 0.2, "talk_s": 0.6})
+    business = make_business(db, "Recorded Bakery", limit=1)
+    assert console.api("POST", "/leads", business.token, json={"phone": "+14155556101"}).ok
+    tab = Tab(browser, console.url, artifacts, DESKTOP, "recordings")
+    page = tab.page
+    tab.sign_in(business.token, "/runs")
+    page.locator("input[name=name]").fill("Recorded")
+    page.locator("input[name=window_start]").fill("00:00")
+    page.locator("input[name=window_end]").fill("23:59")
+    page.locator("input[name=record]").check()
+    page.get_by_role("button", name="Create run").click()
+    row = page.locator("#runs-list tr[data-run-id]").first
+    run_id = row.get_attribute("data-run-id")
+    page.get_by_role("button", name=f"Start run {run_id}").click()
+    expect(row).to_have_attribute("data-status", "completed", timeout=RUN_TIMEOUT_MS)
+
+    def stored() -> Call | None:
+        with db.session() as session:
+            call = session.scalar(select(Call).where(Call.business_id == business.id))
+            return call if call is not None and call.recording_sha256 else None
+
+    deadline = utcnow().timestamp() + 60
+    while (call := stored()) is None and utcnow().timestamp() < deadline:
+        page.wait_for_timeout(250)
+    assert call is not None, "the recording was never stored"
+    page.get_by_role("link", name="Calls").click()
+    with page.expect_download() as downloading:
+        page.get_by_role("button", name=f"Download the recording of call {call.id}").click()
+    content = Path(downloading.value.path()).read_bytes()
+    assert hashlib.sha256(content).hexdigest() == call.recording_sha256
+    assert content[:4] == b"RIFF" and call.recording_channels == 2
+    tab.shot("40-recording")
+
+    page.locator("input[name=retention_days]").fill("30")
+    page.get_by_role("button", name="Save retention").click()
+    expect(page.locator("#banner")).to_contain_text("Recordings are kept 30 days.")
+    assert console.api("GET", "/recordings/settings", business.token).json() == {
+        "retention_days": 30
+    }
+    assert tab.problems == [], tab.problems
+    tab.close()

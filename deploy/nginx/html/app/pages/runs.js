@@ -104,6 +104,7 @@ function createForm(created) {
   const retry = h("input", { name: "retry_delay_s", type: "number", min: 0, max: 604800, value: 3600 });
   const start = h("input", { name: "window_start", type: "time", value: "08:00", required: true });
   const end = h("input", { name: "window_end", type: "time", value: "21:00", required: true });
+  const record = h("input", { name: "record", type: "checkbox" });
   const submit = h("button", { type: "submit", class: "primary" }, "Create run");
   const form = h("form", { class: "panel", "aria-labelledby": "create-title" },
     h("h2", { id: "create-title" }, "Create a run"),
@@ -115,7 +116,8 @@ function createForm(created) {
       field("Attempts per lead", attempts, "busy and no-answer are retried up to this"),
       field("Retry after (seconds)", retry),
       field("Calling window from", start, "in each lead's time zone"),
-      field("Calling window until", end)),
+      field("Calling window until", end),
+      field("Record calls", record, "dual channel; kept for the retention period")),
     h("div", { class: "actions" }, submit));
   form.addEventListener("submit", (event) => {
     event.preventDefault();
@@ -130,6 +132,7 @@ function createForm(created) {
           max_attempts: Number(attempts.value),
           retry_delay_s: Number(retry.value),
           window: { start: start.value, end: end.value },
+          record: record.checked,
         },
       });
       form.reset();
