@@ -212,6 +212,17 @@ RECORDINGS_EXPIRED = Counter(
     "Recordings deleted by their business's retention period.",
 )
 
+CALL_COST = Counter(
+    "switchboard_call_cost_total",
+    "What the provider charged for calls (its price), by currency.",
+    ["unit"],
+)
+CALL_ANSWERS = Counter(
+    "switchboard_call_answers_total",
+    "Outbound calls answered, by who answered (human, machine, fax, unknown: AnsweredBy).",
+    ["answered_by"],
+)
+
 
 def multiprocess_dir() -> str | None:
     return os.environ.get("PROMETHEUS_MULTIPROC_DIR")

@@ -14,6 +14,7 @@ from services.api import auth
 from services.api.account.routes import blueprint as account_blueprint
 from services.api.admin.routes import blueprint as admin_blueprint
 from services.api.agent.routes import blueprint as agent_blueprint
+from services.api.analytics.routes import blueprint as analytics_blueprint
 from services.api.calls.routes import blueprint as calls_blueprint
 from services.api.dispositions.routes import blueprint as dispositions_blueprint
 from services.api.gmail.routes import blueprint as gmail_blueprint
@@ -59,6 +60,7 @@ def create_app(settings: Settings | None = None, broker: dramatiq.Broker | None 
         calls_blueprint,
         dispositions_blueprint,
         recordings_blueprint,
+        analytics_blueprint,
         agent_blueprint,
         gmail_blueprint,
         receipts_blueprint,

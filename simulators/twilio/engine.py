@@ -31,6 +31,8 @@ logger = logging.getLogger(__name__)
 #: Twilio gives up on a callback after retrying for this long.
 CALLBACK_RETRY_WINDOW_S = 15.0
 FINAL = ("completed", "busy", "no-answer", "failed", "canceled")
+#: What an answered outbound minute costs (USD), as Twilio's US rate roughly is.
+PRICE_PER_MINUTE = 0.014
 #: Which StatusCallbackEvent asks for which status's callback.
 EVENT_FOR_STATUS = {
     "initiated": "initiated",
@@ -66,6 +68,14 @@ class SimCall:
     recording: Recording | None = None
 
     @property
+    def price(self) -> str | None:
+        """Twilio's price of an ended call (negative: a charge): per started minute answered."""
+        if self.status not in FINAL or not self.answered_at:
+            return None
+        minutes = max(1, -(-(self.duration_s or 0) // 60))
+        return f"{-PRICE_PER_MINUTE * minutes:.5f}"
+
+    @property
     def queue_time_ms(self) -> int:
         return int((self.start_at - self.created_at) * 1000)
 
@@ -94,7 +104,7 @@ class SimCall:
             "end_time": _rfc2822(self.ended_at) if self.ended_at else None,
             "duration": str(self.duration_s) if self.duration_s is not None else None,
             "queue_time": str(self.queue_time_ms),
-            "price": None,
+            "price": self.price,
             "price_unit": "USD",
             "uri": f"/2010-04-01/Accounts/{self.account_sid}/Calls/{self.sid}.json",
         }
@@ -116,6 +126,9 @@ class SimCall:
             "direction": self.direction,
             "twiml": list(self.twiml),
             "recording": self.recording.to_ledger() if self.recording else None,
+            "answered_by": self.behaviour.answered_by if self.answered_at else None,
+            "duration_s": self.duration_s,
+            "price": self.price,
         }
 
 

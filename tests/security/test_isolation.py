@@ -114,6 +114,7 @@ SCOPED: dict[tuple[str, str], dict[str, Any] | None] = {
     ("GET", "/api/receipts/<int:receipt_id>"): None,
     ("GET", "/api/receipts/<int:receipt_id>/attachments/<int:attachment_id>"): None,
     ("GET", "/api/runs/<int:run_id>"): None,
+    ("GET", "/api/runs/<int:run_id>/analytics"): None,
     ("POST", "/api/runs/<int:run_id>/cancel"): None,
     ("POST", "/api/runs/<int:run_id>/pause"): None,
     ("POST", "/api/runs/<int:run_id>/resume"): None,
@@ -155,6 +156,8 @@ OPERATOR = {
 #: Routes that act only on the caller's own business or are public, each with why it is safe.
 OWN_OR_PUBLIC = {
     ("GET", "/api/agent"): "the caller's own business's agent (tests/api/test_agent.py)",
+    ("GET", "/api/analytics/daily"): "the caller's own business's calls "
+    "(tests/api/test_analytics.py)",
     ("PUT", "/api/agent"): "sets the caller's own business's agent (tests/api/test_agent.py)",
     ("POST", "/api/dnc"): "adds to the caller's own list",
     ("GET", "/api/recordings/settings"): "the caller's own business's retention",

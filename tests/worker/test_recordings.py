@@ -7,7 +7,6 @@ retention job deletes it once its business's period has passed."""
 from __future__ import annotations
 
 import hashlib
-import threading
 import time
 import wave
 from collections.abc import Iterator
@@ -18,7 +17,6 @@ import requests
 from dramatiq import Worker
 from dramatiq.brokers.stub import StubBroker
 from sqlalchemy import select, update
-from werkzeug.serving import make_server
 
 from libs.common.contracts import DIALER_DISPATCH, RECORDINGS_EXPIRE, RECORDINGS_FETCH
 from libs.common.db import Database
@@ -26,8 +24,8 @@ from libs.common.models import Business, Call, Run, utcnow
 from libs.common.outcomes import recordings
 from libs.common.settings import Settings
 from libs.common.telephony.twilio_signature import sign
-from services.calls.app import create_app as create_calls_app
 from tests.campaign_factories import make_campaign
+from tests.support.calls_service import calls_service_thread
 from tests.support.services import free_port
 from tests.support.twilio_sim import (
     ACCOUNT_SID,
@@ -61,13 +59,8 @@ def worker_settings(settings: Settings, sim: Simulator, calls_port: int) -> Sett
 def calls_service(
     worker_settings: Settings, stub_broker: StubBroker, calls_port: int
 ) -> Iterator[str]:
-    """The real calls app (status and recording callbacks) on a port, sending to the stub."""
-    app = create_calls_app(worker_settings.with_overrides(service_role="calls"), stub_broker)
-    server = make_server("127.0.0.1", calls_port, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{calls_port}"
-    server.shutdown()
+    with calls_service_thread(worker_settings, stub_broker, calls_port) as url:
+        yield url
 
 
 def _wait(what: str, check: object, timeout: float = 20.0) -> None:

@@ -13,6 +13,7 @@ from libs.common.contracts.campaigns import DIALER_DISPATCH, LEADS_IMPORT_CSV
 from libs.common.contracts.inbound import LEADS_CREATE_FROM_CALL, RECORDINGS_PROCESS
 from libs.common.contracts.outcomes import (
     OUTCOMES_APPLY,
+    OUTCOMES_PRICE,
     OUTCOMES_SWEEP,
     RECORDINGS_EXPIRE,
     RECORDINGS_FETCH,
@@ -43,6 +44,7 @@ ALL_CONTRACTS: tuple[ActorContract, ...] = (
     OUTCOMES_SWEEP,
     RECORDINGS_FETCH,
     RECORDINGS_EXPIRE,
+    OUTCOMES_PRICE,
 )
 
 BY_NAME: dict[str, ActorContract] = {c.name: c for c in ALL_CONTRACTS}
@@ -57,6 +59,7 @@ __all__ = [
     "LEADS_IMPORT_CSV",
     "MAINTENANCE_RECONCILE",
     "OUTCOMES_APPLY",
+    "OUTCOMES_PRICE",
     "OUTCOMES_SWEEP",
     "QUEUES",
     "RECEIPTS_SYNC",

@@ -43,3 +43,12 @@ RECORDINGS_EXPIRE = ActorContract(
     max_age_ms=3_600_000,
     description="Delete recordings older than their business's retention period.",
 )
+
+OUTCOMES_PRICE = ActorContract(
+    name="outcomes.price",
+    queue="low",
+    params=("call_id", "attempt"),
+    max_retries=3,
+    description="Read an ended call's price from the provider (it comes some time after the "
+    "call); asks again later, a bounded number of times, while the provider has none.",
+)

@@ -21,6 +21,8 @@ SWEEP_BATCH = 500
 
 for _source in ("agent", "operator", "rule"):
     metrics.DISPOSITIONS_SET.labels(_source)
+for _answer in ("human", "machine", "fax", "unknown"):
+    metrics.CALL_ANSWERS.labels(_answer)
 
 
 class UnknownDisposition(ValueError):
@@ -48,6 +50,8 @@ def apply_outcome(session: Session, call_id: int, now: datetime) -> str | None:
     )
     if call is None or call.status not in FINAL_CALL_STATUSES:
         return None
+    if call.outcome_applied_at is None and call.recycled_disposition is None:
+        _count_answer(call)
     listed = dispositions(session, call.business_id)
     if call.disposition is None:
         chosen = rules.by_rule(listed, rules.outcome_of(call.status, call.answered_by))
@@ -67,6 +71,15 @@ def apply_outcome(session: Session, call_id: int, now: datetime) -> str | None:
         call.recycled_disposition = call.disposition
     call.outcome_applied_at = now
     return result
+
+
+def _count_answer(call: Call) -> None:
+    if call.direction != "outbound" or call.status != "completed":
+        return
+    outcome = rules.outcome_of(call.status, call.answered_by)
+    if outcome == "completed":
+        outcome = "human" if call.answered_by == "human" else "unknown"
+    metrics.CALL_ANSWERS.labels(outcome).inc()
 
 
 def set_by_operator(session: Session, call: Call, code: str) -> None:

@@ -73,6 +73,8 @@ def upgrade() -> None:
             sa.Column("recording_expired_at", sa.DateTime(timezone=True), nullable=True)
         )
         batch_op.add_column(sa.Column("transcribed_by", sa.String(length=16), nullable=True))
+        batch_op.add_column(sa.Column("price_micros", sa.BigInteger(), nullable=True))
+        batch_op.add_column(sa.Column("price_unit", sa.String(length=3), nullable=True))
         batch_op.create_unique_constraint("uq_calls_recording_sid", ["recording_sid"])
     with op.batch_alter_table("runs", schema=None) as batch_op:
         batch_op.add_column(
@@ -90,6 +92,8 @@ def downgrade() -> None:
     with op.batch_alter_table("calls", schema=None) as batch_op:
         batch_op.drop_constraint("uq_calls_recording_sid", type_="unique")
         batch_op.drop_column("transcribed_by")
+        batch_op.drop_column("price_unit")
+        batch_op.drop_column("price_micros")
         batch_op.drop_column("recording_expired_at")
         batch_op.drop_column("recording_channels")
         batch_op.drop_column("recording_url")
