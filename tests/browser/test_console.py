@@ -668,6 +668,14 @@ def test_a_recorded_run_s_recording_downloads_and_retention(
     while (call := stored()) is None and utcnow().timestamp() < deadline:
         page.wait_for_timeout(250)
     assert call is not None, "the recording was never stored"
+    # The run's figures, from its rows: one attempt, answered, and its day's bar.
+    page.get_by_role("link", name=f"Analytics of run {run_id}").click()
+    totals = page.locator("#analytics-totals")
+    expect(totals.locator('dd[data-figure="Attempts"]')).to_have_text("1")
+    expect(totals.locator('dd[data-figure="Answer rate"]')).to_have_text("100.0 %")
+    expect(page.locator('#day-chart rect[data-series="humans"]')).to_have_count(1)
+    tab.shot("41-analytics")
+
     page.get_by_role("link", name="Calls").click()
     with page.expect_download() as downloading:
         page.get_by_role("button", name=f"Download the recording of call {call.id}").click()

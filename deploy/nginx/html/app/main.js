@@ -9,6 +9,7 @@ import * as leads from "./pages/leads.js";
 import * as runs from "./pages/runs.js";
 import * as calls from "./pages/calls.js";
 import * as dispositions from "./pages/dispositions.js";
+import * as analytics from "./pages/analytics.js";
 import * as agent from "./pages/agent.js";
 import * as schedules from "./pages/schedules.js";
 import * as receipts from "./pages/receipts.js";
@@ -24,6 +25,7 @@ const PAGES = [
   { path: "/runs", title: "Runs", group: "Business", page: runs },
   { path: "/calls", title: "Calls", group: "Business", page: calls },
   { path: "/dispositions", title: "Dispositions", group: "Business", page: dispositions },
+  { path: "/analytics", title: "Analytics", group: "Business", page: analytics },
   { path: "/agent", title: "Voice agent", group: "Business", page: agent },
   { path: "/schedules", title: "Schedules", group: "Business", page: schedules },
   { path: "/receipts", title: "Receipts", group: "Business", page: receipts },

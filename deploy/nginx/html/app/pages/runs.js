@@ -51,6 +51,8 @@ export async function render(root, ctx) {
       ["ETA", (r) => (r.progress.eta_s === null ? "—" : duration(r.progress.eta_s))],
       ["Started", (r) => when(r.started_at)],
       ["Finished", (r) => when(r.finished_at)],
+      ["Analytics", (r) => h("a", { href: `/analytics?run_id=${r.id}`, "data-link": true,
+        "aria-label": `Analytics of run ${r.id}` }, "Figures")],
       ["Actions", (r) => actions(r)],
     ], { empty: "No runs yet: create one above.", row: (r) => ({ dataset: { runId: r.id, status: r.status } }) }),
     pager(data, (p) => { page = p; guard(load); }));
