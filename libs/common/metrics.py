@@ -223,6 +223,12 @@ CALL_ANSWERS = Counter(
     ["answered_by"],
 )
 
+MACHINE_ACTIONS = Counter(
+    "switchboard_machine_actions_total",
+    "What runs' machine policies did when AMD said a machine answered (hang_up, voicemail).",
+    ["action"],
+)
+
 
 def multiprocess_dir() -> str | None:
     return os.environ.get("PROMETHEUS_MULTIPROC_DIR")

@@ -76,11 +76,18 @@ def create_app(account_sid: str, auth_token: str, scenario: Scenario | None = No
         if network.scenario.behaviour_for(to).outcome == "invalid":
             return twilio_error(400, 21211, f"The 'To' number {to} is not a valid phone number.")
         events = {e.strip() for e in form.getlist("StatusCallbackEvent") for e in e.split(" ")}
+        amd = form.get("MachineDetection") in ("Enable", "DetectMessageEnd")
+        if amd and (form.get("AsyncAmd", "").lower() != "true"
+                    or not form.get("AsyncAmdStatusCallback")):  # fmt: skip
+            return twilio_error(400, 21626, "the simulator only does asynchronous AMD")
         call = network.create(to, from_, form.get("StatusCallback"), {e for e in events if e})
         if form.get("Record", "").lower() == "true" and form.get("RecordingStatusCallback"):
             network.base_url = network.base_url or request.host_url.rstrip("/")
             call.recording_channels = 2 if form.get("RecordingChannels") == "dual" else 1
             call.recording_callback = form["RecordingStatusCallback"]
+        if amd:
+            call.amd_mode = form["MachineDetection"]
+            call.amd_callback = form["AsyncAmdStatusCallback"]
         if form.get("Twiml"):
             network.redirect(call, form["Twiml"])
         return jsonify(call.to_json()), 201

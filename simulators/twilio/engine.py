@@ -33,6 +33,12 @@ CALLBACK_RETRY_WINDOW_S = 15.0
 FINAL = ("completed", "busy", "no-answer", "failed", "canceled")
 #: What an answered outbound minute costs (USD), as Twilio's US rate roughly is.
 PRICE_PER_MINUTE = 0.014
+#: AnsweredBy values DetectMessageEnd gives once the greeting is over (after the beep).
+AFTER_GREETING = ("machine_end_beep", "machine_end_silence", "machine_end_other")
+#: How long detection takes: a first verdict, and the end of a machine's greeting.
+AMD_FIRST_S, AMD_GREETING_S = 0.15, 0.4
+#: How long a redirect's TwiML that ends with <Hangup/> plays before the call ends.
+VOICEMAIL_S = 0.3
 #: Which StatusCallbackEvent asks for which status's callback.
 EVENT_FOR_STATUS = {
     "initiated": "initiated",
@@ -66,6 +72,22 @@ class SimCall:
     recording_callback: str | None = None
     recording_channels: int = 1
     recording: Recording | None = None
+    #: MachineDetection (Enable, DetectMessageEnd) with AsyncAmd: where the verdict goes.
+    amd_mode: str | None = None
+    amd_callback: str | None = None
+    #: Who answered: the behaviour's AnsweredBy, else (with AMD) the scenario's schedule.
+    answered_by: str | None = None
+    amd_at: float | None = None
+    #: When each TwiML of ``twiml`` was given (the creation's, then each redirect).
+    twiml_at: list[float] = field(default_factory=list)
+
+    @property
+    def voicemail_after_beep(self) -> bool:
+        """A message was played (<Play> or <Say>) after AMD said the greeting had ended."""
+        if self.amd_at is None or self.answered_by not in AFTER_GREETING:
+            return False
+        return any(at >= self.amd_at and ("<Play" in twiml or "<Say" in twiml)
+                   for twiml, at in zip(self.twiml, self.twiml_at, strict=False))  # fmt: skip
 
     @property
     def price(self) -> str | None:
@@ -97,7 +119,7 @@ class SimCall:
             "status": self.status,
             "direction": self.direction,
             "api_version": "2010-04-01",
-            "answered_by": self.behaviour.answered_by if self.answered_at else None,
+            "answered_by": self.answered_by if self.answered_at else None,
             "date_created": _rfc2822(self.created_at),
             "date_updated": _rfc2822(time.time()),
             "start_time": _rfc2822(self.answered_at) if self.answered_at else None,
@@ -126,8 +148,11 @@ class SimCall:
             "direction": self.direction,
             "twiml": list(self.twiml),
             "recording": self.recording.to_ledger() if self.recording else None,
-            "answered_by": self.behaviour.answered_by if self.answered_at else None,
+            "answered_by": self.answered_by if self.answered_at else None,
             "duration_s": self.duration_s,
+            "amd": {"mode": self.amd_mode, "at": self.amd_at} if self.amd_mode else None,
+            "twiml_at": list(self.twiml_at),
+            "voicemail_after_beep": self.voicemail_after_beep,
             "price": self.price,
         }
 
@@ -172,6 +197,7 @@ class Network:
                 created_at=now,
                 start_at=start_at,
             )
+            call.answered_by = call.behaviour.answered_by
             self.calls[call.sid] = call
             self._plan(call)
         return call
@@ -201,6 +227,10 @@ class Network:
     def redirect(self, call: SimCall, twiml: str) -> None:
         with self.lock:
             call.twiml.append(twiml)
+            call.twiml_at.append(time.time())
+            if "<Hangup" in twiml and call.answered_at and call.status not in FINAL:
+                # The message plays (briefly, here), then the call ends as the TwiML says.
+                self._at(time.time() + VOICEMAIL_S, lambda: self._transition(call, "completed"))
 
     def hang_up(self, call: SimCall, status: str) -> None:
         """REST update with Status=canceled (not yet answered) or completed (hang up)."""
@@ -247,6 +277,8 @@ class Network:
         call.status = status
         if status == "in-progress":
             call.answered_at = now
+            if call.amd_callback:
+                self._detect(call, now)
         if status in FINAL:
             call.ended_at = now
             call.duration_s = round(now - call.answered_at) if call.answered_at else 0
@@ -278,9 +310,29 @@ class Network:
             params["Duration"] = str(((call.duration_s or 0) + 59) // 60)
         if status == "failed":
             params["ErrorCode"] = "31005"
-        if call.behaviour.answered_by and call.answered_at:
-            params["AnsweredBy"] = call.behaviour.answered_by
+        if call.answered_by and call.answered_at:
+            params["AnsweredBy"] = call.answered_by
         return params
+
+    def _detect(self, call: SimCall, now: float) -> None:
+        """Async AMD: one verdict, after the greeting for DetectMessageEnd's machine_end_*."""
+        if not call.answered_by:
+            call.answered_by = self.scenario.next_answered_by()
+        greeting = call.amd_mode == "DetectMessageEnd" and call.answered_by in AFTER_GREETING
+        delay = AMD_FIRST_S + (AMD_GREETING_S if greeting else 0.0)
+        self._at(now + delay, lambda: self._amd_verdict(call))
+
+    def _amd_verdict(self, call: SimCall) -> None:
+        if call.status in FINAL or not call.amd_callback:
+            return
+        call.amd_at = time.time()
+        record = {"status": "amd", "delivered": False, "attempts": 0, "queued_at": call.amd_at}
+        call.callbacks.append(record)
+        params = {"AccountSid": call.account_sid, "CallSid": call.sid,
+                  "AnsweredBy": call.answered_by or "unknown",
+                  "MachineDetectionDuration": str(int((call.amd_at - (call.answered_at or 0))
+                                                      * 1000))}  # fmt: skip
+        self._senders.submit(self._post, call.amd_callback, params, record, 0.0)
 
     def _record(self, call: SimCall) -> None:
         assert call.recording_callback is not None

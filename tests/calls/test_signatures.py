@@ -86,6 +86,9 @@ ROUTES: dict[str, tuple[Send, dict[str, str], str]] = {
     "/webhook/twilio/voice": (_post("/webhook/twilio/voice"), VOICE, "/webhook/twilio/voice"),
     "/webhook/twilio/recording": (_post("/webhook/twilio/recording"), RECORDING,
                                   "/webhook/twilio/recording"),
+    "/webhook/twilio/amd": (_post("/webhook/twilio/amd"),
+                            {"CallSid": "CA" + "9" * 32, "AnsweredBy": "machine_start"},
+                            "/webhook/twilio/amd"),
     "/ws/media": (_upgrade, {}, "/ws/media"),
 }  # fmt: skip
 

@@ -12,6 +12,7 @@ from libs.common.contracts.base import (
 from libs.common.contracts.campaigns import DIALER_DISPATCH, LEADS_IMPORT_CSV
 from libs.common.contracts.inbound import LEADS_CREATE_FROM_CALL, RECORDINGS_PROCESS
 from libs.common.contracts.outcomes import (
+    AMD_ACT,
     OUTCOMES_APPLY,
     OUTCOMES_PRICE,
     OUTCOMES_SWEEP,
@@ -45,6 +46,7 @@ ALL_CONTRACTS: tuple[ActorContract, ...] = (
     RECORDINGS_FETCH,
     RECORDINGS_EXPIRE,
     OUTCOMES_PRICE,
+    AMD_ACT,
 )
 
 BY_NAME: dict[str, ActorContract] = {c.name: c for c in ALL_CONTRACTS}
@@ -53,6 +55,7 @@ if len(BY_NAME) != len(ALL_CONTRACTS):
 
 __all__ = [
     "ALL_CONTRACTS",
+    "AMD_ACT",
     "BY_NAME",
     "DIALER_DISPATCH",
     "LEADS_CREATE_FROM_CALL",

@@ -52,3 +52,16 @@ OUTCOMES_PRICE = ActorContract(
     description="Read an ended call's price from the provider (it comes some time after the "
     "call); asks again later, a bounded number of times, while the provider has none.",
 )
+
+AMD_ACT = ActorContract(
+    name="amd.act",
+    queue="high",
+    params=("call_id",),
+    max_retries=3,
+    min_backoff_ms=500,
+    max_backoff_ms=5_000,
+    # A voicemail left a minute late is left on the next caller's time: drop it instead.
+    max_age_ms=60_000,
+    description="A machine answered a run's call: hang up, or leave the voicemail after the "
+    "beep, as the run's machine policy says (once per call).",
+)

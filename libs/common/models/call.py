@@ -89,6 +89,10 @@ class Call(TimestampMixin, Base):
     recording_channels: Mapped[int | None] = mapped_column()
     #: When the retention period deleted the recording's file.
     recording_expired_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: What the run's machine policy did when AMD said a machine answered (hung_up, voicemail,
+    #: agent), and when AMD answered.
+    machine_action: Mapped[str | None] = mapped_column(String(16))
+    amd_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     #: What the provider charged, in millionths of price_unit (its `price`, made positive);
     #: fetched by outcomes.price once the call has ended.
     price_micros: Mapped[int | None] = mapped_column(BigInteger)

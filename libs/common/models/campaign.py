@@ -83,6 +83,20 @@ class Run(TimestampMixin, Base):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     #: Record the run's calls (dual channel: each side on its own channel).
     record_calls: Mapped[bool] = mapped_column(default=False, server_default="0")
+    #: Answering-machine detection (libs/common/outcomes/amd.py): off, Enable, DetectMessageEnd;
+    #: asynchronous, so a person is never left waiting for it.
+    amd_mode: Mapped[str] = mapped_column(String(16), default="off", server_default="off")
+    #: What a machine gets: hang_up, voicemail (after the beep) or agent (connected anyway).
+    machine_action: Mapped[str] = mapped_column(
+        String(16), default="hang_up", server_default="hang_up"
+    )
+    #: The voicemail: text spoken by <Say>, or an audio file's URL played by <Play>.
+    voicemail_text: Mapped[str | None] = mapped_column(Text)
+    voicemail_audio_url: Mapped[str | None] = mapped_column(String(500))
+    #: Whether a call a machine answered uses up one of max_attempts.
+    machine_counts_as_attempt: Mapped[bool] = mapped_column(default=True, server_default="1")
+    #: Call a machine's lead again after this long (None: not again for the machine).
+    machine_retry_delay_s: Mapped[int | None] = mapped_column()
 
 
 class CallJob(TimestampMixin, Base):

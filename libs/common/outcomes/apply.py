@@ -10,9 +10,9 @@ from sqlalchemy.orm import Session
 
 from libs.common import metrics
 from libs.common.contracts import OUTCOMES_APPLY
-from libs.common.models import FINAL_CALL_STATUSES, Call, Disposition
+from libs.common.models import FINAL_CALL_STATUSES, Call, CallJob, Disposition, Run
 from libs.common.outbox import enqueue_after_commit
-from libs.common.outcomes import recycling, rules
+from libs.common.outcomes import amd, recycling, rules
 
 #: How far back the sweep looks for ended calls whose outcome was never applied.
 SWEEP_WINDOW = timedelta(days=2)
@@ -52,6 +52,7 @@ def apply_outcome(session: Session, call_id: int, now: datetime) -> str | None:
         return None
     if call.outcome_applied_at is None and call.recycled_disposition is None:
         _count_answer(call)
+        _machine_retry(session, call, now)
     listed = dispositions(session, call.business_id)
     if call.disposition is None:
         chosen = rules.by_rule(listed, rules.outcome_of(call.status, call.answered_by))
@@ -71,6 +72,18 @@ def apply_outcome(session: Session, call_id: int, now: datetime) -> str | None:
         call.recycled_disposition = call.disposition
     call.outcome_applied_at = now
     return result
+
+
+def _machine_retry(session: Session, call: Call, now: datetime) -> None:
+    """The run's own policy for a machine comes first; a disposition may then override it."""
+    if call.job_id is None or call.answered_by not in amd.MACHINE:
+        return
+    job = session.scalar(select(CallJob).where(CallJob.id == call.job_id).with_for_update())
+    run = session.get(Run, job.run_id) if job is not None else None
+    if job is not None and run is not None:
+        result = amd.machine_retry(session, call, job, run, now)
+        if result != "none":
+            metrics.LEAD_RECYCLES.labels(f"machine_{result}").inc()
 
 
 def _count_answer(call: Call) -> None:

@@ -1,6 +1,7 @@
 """Every actor module; importing this package registers their implementations."""
 
 from services.worker.actors import (
+    amd,
     dialer,
     inbound,
     leads,
@@ -14,6 +15,7 @@ from services.worker.actors import (
 )
 
 __all__ = [
+    "amd",
     "dialer",
     "inbound",
     "leads",

@@ -75,11 +75,27 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("transcribed_by", sa.String(length=16), nullable=True))
         batch_op.add_column(sa.Column("price_micros", sa.BigInteger(), nullable=True))
         batch_op.add_column(sa.Column("price_unit", sa.String(length=3), nullable=True))
+        batch_op.add_column(sa.Column("machine_action", sa.String(length=16), nullable=True))
+        batch_op.add_column(sa.Column("amd_at", sa.DateTime(timezone=True), nullable=True))
         batch_op.create_unique_constraint("uq_calls_recording_sid", ["recording_sid"])
     with op.batch_alter_table("runs", schema=None) as batch_op:
         batch_op.add_column(
             sa.Column("record_calls", sa.Boolean(), server_default="0", nullable=False)
         )
+        batch_op.add_column(
+            sa.Column("amd_mode", sa.String(length=16), server_default="off", nullable=False)
+        )
+        batch_op.add_column(
+            sa.Column(
+                "machine_action", sa.String(length=16), server_default="hang_up", nullable=False
+            )
+        )
+        batch_op.add_column(sa.Column("voicemail_text", sa.Text(), nullable=True))
+        batch_op.add_column(sa.Column("voicemail_audio_url", sa.String(length=500), nullable=True))
+        batch_op.add_column(
+            sa.Column("machine_counts_as_attempt", sa.Boolean(), server_default="1", nullable=False)
+        )
+        batch_op.add_column(sa.Column("machine_retry_delay_s", sa.Integer(), nullable=True))
     with op.batch_alter_table("businesses", schema=None) as batch_op:
         batch_op.add_column(sa.Column("recording_retention_days", sa.Integer(), nullable=True))
 
@@ -88,11 +104,19 @@ def downgrade() -> None:
     with op.batch_alter_table("businesses", schema=None) as batch_op:
         batch_op.drop_column("recording_retention_days")
     with op.batch_alter_table("runs", schema=None) as batch_op:
+        batch_op.drop_column("machine_retry_delay_s")
+        batch_op.drop_column("machine_counts_as_attempt")
+        batch_op.drop_column("voicemail_audio_url")
+        batch_op.drop_column("voicemail_text")
+        batch_op.drop_column("machine_action")
+        batch_op.drop_column("amd_mode")
         batch_op.drop_column("record_calls")
     with op.batch_alter_table("calls", schema=None) as batch_op:
         batch_op.drop_constraint("uq_calls_recording_sid", type_="unique")
         batch_op.drop_column("transcribed_by")
         batch_op.drop_column("price_unit")
+        batch_op.drop_column("amd_at")
+        batch_op.drop_column("machine_action")
         batch_op.drop_column("price_micros")
         batch_op.drop_column("recording_expired_at")
         batch_op.drop_column("recording_channels")
