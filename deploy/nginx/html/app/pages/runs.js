@@ -107,6 +107,15 @@ function createForm(created) {
   const start = h("input", { name: "window_start", type: "time", value: "08:00", required: true });
   const end = h("input", { name: "window_end", type: "time", value: "21:00", required: true });
   const record = h("input", { name: "record", type: "checkbox" });
+  const detection = h("select", { name: "amd_detection" },
+    [["off", "off"], ["Enable", "Enable (fast verdict)"], ["DetectMessageEnd", "DetectMessageEnd (waits for the beep)"]]
+      .map(([value, text]) => h("option", { value }, text)));
+  const machineAction = h("select", { name: "amd_action" },
+    [["hang_up", "hang up"], ["voicemail", "leave a voicemail after the beep"], ["agent", "let the agent talk"]]
+      .map(([value, text]) => h("option", { value }, text)));
+  const voicemail = h("input", { name: "voicemail_text", maxlength: 1000, placeholder: "spoken by <Say>" });
+  const machineRetry = h("input", { name: "machine_retry_after_s", type: "number", min: 60, placeholder: "not again" });
+  const machineCounts = h("input", { name: "machine_counts_as_attempt", type: "checkbox", checked: true });
   const submit = h("button", { type: "submit", class: "primary" }, "Create run");
   const form = h("form", { class: "panel", "aria-labelledby": "create-title" },
     h("h2", { id: "create-title" }, "Create a run"),
@@ -119,8 +128,20 @@ function createForm(created) {
       field("Retry after (seconds)", retry),
       field("Calling window from", start, "in each lead's time zone"),
       field("Calling window until", end),
-      field("Record calls", record, "dual channel; kept for the retention period")),
+      field("Record calls", record, "dual channel; kept for the retention period"),
+      field("Answering-machine detection", detection),
+      field("A machine gets", machineAction, "a fax is always hung up on"),
+      field("Voicemail text", voicemail, "needs DetectMessageEnd"),
+      field("Call machines again after (seconds)", machineRetry),
+      field("A machine counts as an attempt", machineCounts)),
     h("div", { class: "actions" }, submit));
+  const amdPolicy = () => {
+    const policy = { detection: detection.value, action: machineAction.value,
+      counts_as_attempt: machineCounts.checked };
+    if (voicemail.value.trim()) policy.voicemail_text = voicemail.value.trim();
+    if (machineRetry.value) policy.retry_after_s = Number(machineRetry.value);
+    return policy;
+  };
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     busy(submit, () => guard(async () => {
@@ -135,6 +156,7 @@ function createForm(created) {
           retry_delay_s: Number(retry.value),
           window: { start: start.value, end: end.value },
           record: record.checked,
+          amd: amdPolicy(),
         },
       });
       form.reset();
