@@ -229,6 +229,12 @@ MACHINE_ACTIONS = Counter(
     ["action"],
 )
 
+RUNS_AUTO_PAUSED = Counter(
+    "switchboard_runs_auto_paused_total",
+    "Runs that paused themselves, by reason (abandonment, provider_failures).",
+    ["reason"],
+)
+
 
 def multiprocess_dir() -> str | None:
     return os.environ.get("PROMETHEUS_MULTIPROC_DIR")

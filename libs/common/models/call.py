@@ -41,6 +41,8 @@ class Call(TimestampMixin, Base):
         Index("ix_calls_status_created_at", "status", "created_at"),
         # The outcomes sweep: ended calls whose outcome is not applied yet.
         Index("ix_calls_outcome_applied_at_ended_at", "outcome_applied_at", "ended_at"),
+        # A run's rates (analytics, abandonment, provider failures) read its calls.
+        Index("ix_calls_run_id_ended_at", "run_id", "ended_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -93,6 +95,10 @@ class Call(TimestampMixin, Base):
     #: agent), and when AMD answered.
     machine_action: Mapped[str | None] = mapped_column(String(16))
     amd_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: When the voice agent's first audio reached the caller (written by the media path).
+    agent_first_audio_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: A person answered and heard no agent within 2 s (None: not judged, see compliance.py).
+    abandoned: Mapped[bool | None] = mapped_column()
     #: What the provider charged, in millionths of price_unit (its `price`, made positive);
     #: fetched by outcomes.price once the call has ended.
     price_micros: Mapped[int | None] = mapped_column(BigInteger)

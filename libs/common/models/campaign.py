@@ -97,6 +97,9 @@ class Run(TimestampMixin, Base):
     machine_counts_as_attempt: Mapped[bool] = mapped_column(default=True, server_default="1")
     #: Call a machine's lead again after this long (None: not again for the machine).
     machine_retry_delay_s: Mapped[int | None] = mapped_column()
+    #: Why the run paused itself (libs/common/outcomes/compliance.py), shown until resumed.
+    paused_reason: Mapped[str | None] = mapped_column(Text)
+    auto_paused_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class CallJob(TimestampMixin, Base):

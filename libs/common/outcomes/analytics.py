@@ -55,6 +55,8 @@ class Figures:
     humans: int = 0
     machines: int = 0
     fax: int = 0
+    abandoned: int = 0
+    judged: int = 0
     talk_time_s: int = 0
     cost_micros: int = 0
     priced_calls: int = 0
@@ -62,8 +64,12 @@ class Figures:
     dispositions: dict[str, int] = field(default_factory=dict)
 
     def add(self, status: str, answered_by: str | None, duration_s: int | None,
-            price: int | None, priced: int, disposition: str | None, n: int) -> None:  # fmt: skip
+            price: int | None, priced: int, disposition: str | None, n: int,
+            abandoned: bool | None = None) -> None:  # fmt: skip
         self.attempts += n
+        if abandoned is not None:
+            self.judged += n
+            self.abandoned += n if abandoned else 0
         self.by_status[status] = self.by_status.get(status, 0) + n
         if status == "completed":
             self.answered += n
@@ -89,6 +95,8 @@ class Figures:
             "fax": self.fax,
             "answer_rate": _rate(self.answered, self.attempts),
             "machine_rate": _rate(self.machines, self.answered),
+            "abandoned": self.abandoned,
+            "abandon_rate": _rate(self.abandoned, self.judged),
             "talk_time_s": self.talk_time_s,
             "cost_estimate": round(self.cost_micros / 1_000_000, 6),
             "priced_calls": self.priced_calls,
@@ -119,9 +127,9 @@ def figures(
     query = (
         select(day, Call.status, Call.answered_by, Call.disposition,
                func.count(), func.sum(Call.duration_s), func.sum(Call.price_micros),
-               func.count(Call.price_micros))
+               func.count(Call.price_micros), Call.abandoned)
         .where(Call.business_id == business_id, Call.direction == "outbound")
-        .group_by(day, Call.status, Call.answered_by, Call.disposition)
+        .group_by(day, Call.status, Call.answered_by, Call.disposition, Call.abandoned)
     )  # fmt: skip
     if run_id is not None:
         query = query.where(Call.run_id == run_id)
@@ -132,9 +140,9 @@ def figures(
 
 def _fold(rows: Iterable[Any]) -> tuple[Figures, dict[date, Figures]]:
     total, days = Figures(), dict[date, Figures]()
-    for day, status, answered_by, disposition, n, talk, price, priced in rows:
+    for day, status, answered_by, disposition, n, talk, price, priced, abandoned in rows:
         values = (status, answered_by, int(talk or 0), int(price or 0), int(priced),
-                  disposition, int(n))  # fmt: skip
+                  disposition, int(n), abandoned)  # fmt: skip
         total.add(*values)
         days.setdefault(_day(day), Figures()).add(*values)
     return total, dict(sorted(days.items()))

@@ -12,7 +12,7 @@ from libs.common import metrics
 from libs.common.contracts import OUTCOMES_APPLY
 from libs.common.models import FINAL_CALL_STATUSES, Call, CallJob, Disposition, Run
 from libs.common.outbox import enqueue_after_commit
-from libs.common.outcomes import amd, recycling, rules
+from libs.common.outcomes import amd, compliance, recycling, rules
 
 #: How far back the sweep looks for ended calls whose outcome was never applied.
 SWEEP_WINDOW = timedelta(days=2)
@@ -71,6 +71,11 @@ def apply_outcome(session: Session, call_id: int, now: datetime) -> str | None:
             metrics.LEAD_RECYCLES.labels(result).inc()
         call.recycled_disposition = call.disposition
     call.outcome_applied_at = now
+    if call.run_id is not None:
+        # Abandonment is judged when the stream ends (compliance.stream_finished), which
+        # sends this again: the rates count the call whichever came first.
+        session.flush()
+        compliance.pause_if_needed(session, call.run_id, now)
     return result
 
 

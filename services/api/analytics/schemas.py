@@ -17,6 +17,11 @@ class Figures(Shape):
     fax: int
     answer_rate: float | None = Field(description="answered / attempts (null: no attempts)")
     machine_rate: float | None = Field(description="machines / answered (null: none answered)")
+    abandoned: int = Field(description="a person answered and heard no agent within 2 s")
+    abandon_rate: float | None = Field(
+        description="abandoned / calls judged (a person "
+        "answered and the call reached the media server)"
+    )
     talk_time_s: int = Field(description="seconds of answered calls")
     cost_estimate: float = Field(description="the provider's price of the priced calls, summed")
     priced_calls: int = Field(description="calls whose price the provider has given so far")

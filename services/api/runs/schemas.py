@@ -137,6 +137,11 @@ class Run(Shape):
     window: RunWindow
     record: bool
     amd: MachinePolicy
+    paused_reason: str | None = Field(
+        description="why the run paused itself (abandonment near 3 %, provider failures); "
+        "cleared by resume"
+    )
+    auto_paused_at: datetime | None
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
@@ -155,6 +160,8 @@ class Run(Shape):
             retry_delay_s=run.retry_delay_s,
             window=RunWindow(start=run.window_start, end=run.window_end),
             record=run.record_calls,
+            paused_reason=run.paused_reason,
+            auto_paused_at=run.auto_paused_at,
             amd=MachinePolicy(
                 detection=run.amd_mode,
                 action=run.machine_action,

@@ -22,6 +22,7 @@ from libs.common.contracts import LEADS_CREATE_FROM_CALL, RECORDINGS_PROCESS
 from libs.common.db import Database, insert_ignoring_conflicts
 from libs.common.models import FINAL_CALL_STATUSES, Call, DncEntry, Lead, TranscriptLine, utcnow
 from libs.common.outbox import enqueue_after_commit
+from libs.common.outcomes import compliance
 from libs.common.queue_health import QueueUnavailable
 from services.calls.media import protocol
 from services.calls.media.frames import CallInfo
@@ -108,12 +109,14 @@ def finish(
     call_id: int,
     duration_ms: int,
     transcript: Sequence[tuple[datetime, str, str]] = (),
+    first_audio_at: datetime | None = None,
 ) -> None:
     """The stream ended: close the call log, store the transcript, and send the follow-ups
     (lead, recording)."""
     with database.session() as session:
         call = session.get_one(Call, call_id)
         _add_transcript(session, call_id, transcript)
+        compliance.stream_finished(session, call, first_audio_at, broker)  # issue 21
         call.ended_at = call.ended_at or utcnow()
         if call.direction == "inbound" and call.status == "in-progress":
             call.status = "completed"

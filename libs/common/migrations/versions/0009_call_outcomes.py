@@ -77,6 +77,11 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("price_unit", sa.String(length=3), nullable=True))
         batch_op.add_column(sa.Column("machine_action", sa.String(length=16), nullable=True))
         batch_op.add_column(sa.Column("amd_at", sa.DateTime(timezone=True), nullable=True))
+        batch_op.add_column(
+            sa.Column("agent_first_audio_at", sa.DateTime(timezone=True), nullable=True)
+        )
+        batch_op.add_column(sa.Column("abandoned", sa.Boolean(), nullable=True))
+        batch_op.create_index("ix_calls_run_id_ended_at", ["run_id", "ended_at"], unique=False)
         batch_op.create_unique_constraint("uq_calls_recording_sid", ["recording_sid"])
     with op.batch_alter_table("runs", schema=None) as batch_op:
         batch_op.add_column(
@@ -96,6 +101,8 @@ def upgrade() -> None:
             sa.Column("machine_counts_as_attempt", sa.Boolean(), server_default="1", nullable=False)
         )
         batch_op.add_column(sa.Column("machine_retry_delay_s", sa.Integer(), nullable=True))
+        batch_op.add_column(sa.Column("paused_reason", sa.Text(), nullable=True))
+        batch_op.add_column(sa.Column("auto_paused_at", sa.DateTime(timezone=True), nullable=True))
     with op.batch_alter_table("businesses", schema=None) as batch_op:
         batch_op.add_column(sa.Column("recording_retention_days", sa.Integer(), nullable=True))
 
@@ -104,6 +111,8 @@ def downgrade() -> None:
     with op.batch_alter_table("businesses", schema=None) as batch_op:
         batch_op.drop_column("recording_retention_days")
     with op.batch_alter_table("runs", schema=None) as batch_op:
+        batch_op.drop_column("auto_paused_at")
+        batch_op.drop_column("paused_reason")
         batch_op.drop_column("machine_retry_delay_s")
         batch_op.drop_column("machine_counts_as_attempt")
         batch_op.drop_column("voicemail_audio_url")
@@ -116,6 +125,9 @@ def downgrade() -> None:
         batch_op.drop_column("transcribed_by")
         batch_op.drop_column("price_unit")
         batch_op.drop_column("amd_at")
+        batch_op.drop_index("ix_calls_run_id_ended_at")
+        batch_op.drop_column("abandoned")
+        batch_op.drop_column("agent_first_audio_at")
         batch_op.drop_column("machine_action")
         batch_op.drop_column("price_micros")
         batch_op.drop_column("recording_expired_at")
