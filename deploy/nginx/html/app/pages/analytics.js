@@ -64,7 +64,8 @@ function totalsList(t, currency) {
   const rows = [
     ["Attempts", t.attempts], ["Answered", t.answered], ["Answer rate", percent(t.answer_rate)],
     ["Humans", t.humans], ["Machines", t.machines], ["Machine rate", percent(t.machine_rate)],
-    ["Fax", t.fax], ["Talk time", duration(t.talk_time_s)],
+    ["Fax", t.fax], ["Abandoned", `${t.abandoned} (${percent(t.abandon_rate)} of calls judged)`],
+    ["Talk time", duration(t.talk_time_s)],
     ["Cost estimate", `${t.cost_estimate.toFixed(4)} ${currency} (${t.priced_calls} calls priced)`],
     ["Dispositions", show(t.dispositions)],
   ];

@@ -13,6 +13,7 @@ export async function render(root, ctx) {
   let page = 1;
   let stopPolling = null;
   const listArea = h("div", { id: "runs-list" });
+  const notices = h("div", { id: "run-notices" });
 
   // A run is live while it dials, or while calls it started are still ringing or talking.
   const isLive = (run) => run.status === "running" || (run.progress && run.progress.active_calls > 0);
@@ -38,6 +39,10 @@ export async function render(root, ctx) {
   ctx.onLeave(() => stopPolling && stopPolling());
 
   const draw = (data) => {
+    // A run that paused itself says why until someone resumes it.
+    fill(notices, data.items.filter((r) => r.paused_reason).map((r) =>
+      h("p", { class: "state state-unavailable", role: "status", dataset: { runId: r.id } },
+        `Run ${r.id} (${r.name}) paused itself: ${r.paused_reason}. Resume it once fixed.`)));
     fill(listArea, table(data.items, [
       ["ID", (r) => r.id],
       ["Name", (r) => h("a", { href: `/calls?run_id=${r.id}`, "data-link": true,
@@ -75,7 +80,7 @@ export async function render(root, ctx) {
       return button;
     }));
 
-  root.append(h("h2", { class: "page-title" }, "Runs"), createForm(async (run) => {
+  root.append(h("h2", { class: "page-title" }, "Runs"), notices, createForm(async (run) => {
     showNotice(`Run ${run.id} created with ${run.progress.total} leads. Start it when ready.`);
     page = 1;
     await load();
