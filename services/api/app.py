@@ -23,6 +23,7 @@ from services.api.leads.routes import blueprint as leads_blueprint
 from services.api.receipts.routes import blueprint as receipts_blueprint
 from services.api.recordings.routes import blueprint as recordings_blueprint
 from services.api.runs.routes import blueprint as runs_blueprint
+from services.api.runs.voicemail import blueprint as run_voicemail_blueprint
 from services.api.schedules.routes import blueprint as schedules_blueprint
 from services.api.schemas import Health
 from services.api.spec import answers, api, openapi_document, read_json_body
@@ -56,6 +57,7 @@ def create_app(settings: Settings | None = None, broker: dramatiq.Broker | None 
         system_blueprint,
         leads_blueprint,
         runs_blueprint,
+        run_voicemail_blueprint,
         schedules_blueprint,
         calls_blueprint,
         dispositions_blueprint,

@@ -12,6 +12,7 @@ from services.calls.webhooks.amd import blueprint as amd_blueprint
 from services.calls.webhooks.recording import blueprint as recording_blueprint
 from services.calls.webhooks.status import blueprint as status_blueprint
 from services.calls.webhooks.voice import blueprint as voice_blueprint
+from services.calls.webhooks.voicemail import blueprint as voicemail_blueprint
 
 
 def create_app(settings: Settings | None = None, broker: dramatiq.Broker | None = None) -> Flask:
@@ -21,4 +22,5 @@ def create_app(settings: Settings | None = None, broker: dramatiq.Broker | None 
     app.register_blueprint(voice_blueprint)
     app.register_blueprint(recording_blueprint)
     app.register_blueprint(amd_blueprint)
+    app.register_blueprint(voicemail_blueprint)
     return app

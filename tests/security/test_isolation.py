@@ -119,6 +119,8 @@ SCOPED: dict[tuple[str, str], dict[str, Any] | None] = {
     ("POST", "/api/runs/<int:run_id>/pause"): None,
     ("POST", "/api/runs/<int:run_id>/resume"): None,
     ("POST", "/api/runs/<int:run_id>/start"): None,
+    ("PUT", "/api/runs/<int:run_id>/voicemail"): None,
+    ("DELETE", "/api/runs/<int:run_id>/voicemail"): None,
     ("GET", "/api/schedules/<int:schedule_id>"): None,
     ("PATCH", "/api/schedules/<int:schedule_id>"): {"enabled": False},
     ("DELETE", "/api/schedules/<int:schedule_id>"): None,

@@ -15,6 +15,7 @@ from sqlalchemy import (
     Enum,
     ForeignKey,
     Index,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -93,6 +94,11 @@ class Run(TimestampMixin, Base):
     #: The voicemail: text spoken by <Say>, or an audio file's URL played by <Play>.
     voicemail_text: Mapped[str | None] = mapped_column(Text)
     voicemail_audio_url: Mapped[str | None] = mapped_column(String(500))
+    #: An uploaded voicemail (PUT /api/runs/{id}/voicemail): served to Twilio by the calls
+    #: service under an unguessable token; wins over the URL and the text.
+    voicemail_audio: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
+    voicemail_audio_type: Mapped[str | None] = mapped_column(String(32))
+    voicemail_audio_token: Mapped[str | None] = mapped_column(String(64))
     #: Whether a call a machine answered uses up one of max_attempts.
     machine_counts_as_attempt: Mapped[bool] = mapped_column(default=True, server_default="1")
     #: Call a machine's lead again after this long (None: not again for the machine).

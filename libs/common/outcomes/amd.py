@@ -62,9 +62,17 @@ def action_for(run_action: str, answered_by: str) -> str | None:
     return run_action
 
 
-def voicemail_twiml(run: Run) -> str:
+def voicemail_path(run_id: int, token: str) -> str:
+    """Where the calls service serves a run's uploaded voicemail (Twilio fetches it)."""
+    return f"/webhook/media/voicemail/{run_id}/{token}"
+
+
+def voicemail_twiml(run: Run, public_base_url: str) -> str:
+    """Play the uploaded audio, else the audio URL, else say the text; then hang up."""
     response = VoiceResponse()
-    if run.voicemail_audio_url:
+    if run.voicemail_audio_token:
+        response.play(public_base_url + voicemail_path(run.id, run.voicemail_audio_token))
+    elif run.voicemail_audio_url:
         response.play(run.voicemail_audio_url)
     else:
         response.say(run.voicemail_text or "")

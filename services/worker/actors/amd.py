@@ -39,7 +39,8 @@ def act(call_id: int) -> None:
         if call.machine_action is not None or call.is_final or action in (None, "agent"):
             return
         sid = call.provider_call_sid
-        twiml = amd.voicemail_twiml(run) if action == "voicemail" else None
+        base = ctx.settings.public_base_url
+        twiml = amd.voicemail_twiml(run, base) if action == "voicemail" else None
         call.machine_action = "voicemail" if action == "voicemail" else "hung_up"
         session.commit()
     try:
