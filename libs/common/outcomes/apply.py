@@ -23,6 +23,10 @@ for _source in ("agent", "operator", "rule"):
     metrics.DISPOSITIONS_SET.labels(_source)
 for _answer in ("human", "machine", "fax", "unknown"):
     metrics.CALL_ANSWERS.labels(_answer)
+for _result in ("none", "retry", "never", "move", "exhausted", "run_closed", "target_closed",
+                "superseded", "machine_retry", "machine_exhausted"):  # fmt: skip
+    metrics.LEAD_RECYCLES.labels(_result)
+metrics.CALL_COST.labels("USD")
 
 
 class UnknownDisposition(ValueError):
