@@ -9,12 +9,15 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     SWITCHBOARD_VAR_DIR=/var/lib/switchboard
 
 WORKDIR /app
-COPY requirements.lock pyproject.toml ./
-RUN pip install --requirement requirements.lock
+# requirements.prod.lock: what production code imports and its dependencies, no more
+# (tests/deploy/test_image_dependencies.py; regenerate with `python -m devtools.image_deps --write`).
+COPY requirements.prod.lock pyproject.toml ./
+RUN pip install --requirement requirements.prod.lock
 
+# Production code only: devtools/ (switchboard run, the dev console, check-deploy), simulators/,
+# bench/ and tests/ stay out of the image.
 COPY libs ./libs
 COPY services ./services
-COPY simulators ./simulators
 COPY alembic.ini ./
 RUN pip install --no-deps . \
     && useradd --system --uid 10001 --home-dir /app switchboard \

@@ -22,9 +22,10 @@ run: $(STAMP) ## Run api, calls, worker and scheduler on embedded defaults (SQLi
 
 test: $(STAMP) lint typecheck pytest ## Lint, type-check and run the whole test suite
 
-lint: $(STAMP) lint-js ## ruff lint and format check, and ESLint over the console
+lint: $(STAMP) lint-js ## ruff lint and format check, the layering contracts (import-linter), ESLint over the console
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 
 # ESLint, pinned in tools/jslint/package-lock.json, installed by npm from the registry into the
 # ignored tools/jslint/node_modules (needs Node.js 20.19+ and npm, as Debian's nodejs gives).
@@ -37,8 +38,8 @@ lint-js: $(JSLINT)/node_modules/.installed ## ESLint over the console's JavaScri
 	$(JSLINT)/node_modules/.bin/eslint --config $(JSLINT)/eslint.config.js \
 		deploy/nginx/html/app tests/browser/api_reads.js
 
-typecheck: $(STAMP) ## mypy (strict) on libs/common and services/api
-	$(BIN)/mypy libs/common services/api
+typecheck: $(STAMP) ## mypy (strict) over every Python package: libs, services, devtools, simulators, bench, probe
+	$(BIN)/mypy libs/common services devtools simulators bench probe
 
 pytest: $(STAMP) ## The pytest suite (real PostgreSQL and Redis when reachable; required when CI=true)
 	$(BIN)/pytest $(PYTEST_ARGS)

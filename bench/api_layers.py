@@ -243,7 +243,7 @@ def spectree_app(backend: Any = None) -> Flask:
 
 
 def openapi3_app() -> Flask:
-    from flask_openapi3 import OpenAPI
+    from flask_openapi3.openapi import OpenAPI
 
     app = OpenAPI("openapi3", validation_error_status=400)
 
@@ -350,6 +350,42 @@ def cpu_per_request(client: FlaskClient, method: str, path: str, body: Any, n: i
     return (time.process_time() - start) / n
 
 
+#: What `make bench-api` runs (the report's reproduce line).
+COMMAND = "make bench-api"
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """docs/benchmarks.md's section: CPU per request by candidate, and the whole request."""
+    figures: dict[str, dict[str, float]] = result["cpu_us_per_request"]
+    clients: list[str] = result["candidates"]
+    rows = [
+        [name, *(f"{by[c]:,.0f} µs ({by[c] / by['hand']:.2f}x)" for c in clients)]
+        for name, by in figures.items()
+    ]
+    whole = result["app_cpu_us_per_request"]
+    shares = [
+        (figures[name][CHOSEN] - figures[name]["hand"]) / us * 100 for name, us in whole.items()
+    ]
+    requests = ", ".join(f"`{name}` {us:,.0f} µs" for name, us in whole.items())
+    return f"""## API schema layer
+
+`{result["command"]}` (= `.venv/bin/python -m bench.api_layers`): the api's four
+hot endpoints served by one small Flask app per candidate, in one process, with the api's own
+pydantic models and the same rows from memory; every app's answers are checked to be the same
+before anything is timed. The figure is CPU time per request, the median of
+{result["rounds"]} rounds of {result["requests_per_round"]} requests per endpoint and app, the
+order rotating; in brackets, the ratio to `hand` (the hand-written validation and serializers
+the api had before: the floor, with no schema and no document). The api uses {CHOSEN}; why,
+with the profiles, is in [docs/api.md](api.md).
+
+{table(["endpoint", *clients], rows, "l" + "r" * len(clients))}
+
+The whole request through the real api on PostgreSQL (same run): {requests} of CPU, so the
+chosen layer's difference from the hand-written floor is between {min(shares):+.1f} % and
+{max(shares):+.1f} % of a request.
+"""
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=5)
@@ -394,9 +430,10 @@ def main() -> None:
          f"{(figures[name][CHOSEN] - figures[name]['hand']) / us * 100:+.1f} %"]
         for name, us in app.items()
     ]))  # fmt: skip
-    path = write_result(
+    written = write_result(
         "api_layers",
         {
+            "command": COMMAND,
             "rounds": rounds,
             "requests_per_round": n,
             "candidates": list(clients),
@@ -404,7 +441,7 @@ def main() -> None:
             "app_cpu_us_per_request": app,
         },
     )
-    print(f"wrote {path}")
+    print(f"wrote {written}")
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from typing import Any
 import psycopg
 import redis
 
-from bench.support import BENCH_REDIS_URL, write_result
+from bench.support import BENCH_REDIS_URL, table, write_result
 from libs.common.leader import LeaderLock
 from libs.common.telephony.rate_limit import CallRateLimiter
 from tests.support.services import temporary_postgres_database
@@ -106,6 +106,27 @@ def run() -> dict[str, Any]:
     client.flushdb()
     return {"benchmark": NAME, "command": "make bench-coordination", "operations": OPERATIONS,
             "results": results, "cores": os.cpu_count()}  # fmt: skip
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """docs/benchmarks.md's section: each operation, Redis against PostgreSQL, by threads."""
+    rows = [
+        [name.rsplit(" x", 1)[0], name.rsplit(" x", 1)[1], f"{r['ops_per_s']:,}",
+         f"{r['p50_ms']:.2f} ms", f"{r['p99_ms']:.2f} ms", f"{r['client_cpu_ms_per_op']:.3f} ms"]
+        for name, r in result["results"].items()
+    ]  # fmt: skip
+    header = ["operation", "threads", "operations/s", "p50", "p99", "client CPU per operation"]
+    return f"""## Coordination state
+
+`{result["command"]}` (= `.venv/bin/python -m bench.coordination`, not in `make bench`): the
+two operations that set what coordination state costs, {result["operations"]:,} times each from
+1 and from 8 threads, done Switchboard's way in Redis (`libs/common/leader.py`,
+`libs/common/telephony/rate_limit.py`) and the PostgreSQL way (an advisory lock on a pinned
+session; a GCRA row updated in a transaction). Why coordination stays in Redis:
+[docs/deploy.md](deploy.md).
+
+{table(header, rows, "lrrrrr")}
+"""
 
 
 if __name__ == "__main__":

@@ -178,7 +178,29 @@ def receipts(result: dict[str, Any], path: Path) -> Path:
     return _save(fig, path)
 
 
+def api_layers(result: dict[str, Any], path: Path) -> Path:
+    """CPU per request by endpoint, one bar per candidate; the api's choice in blue."""
+    figures: dict[str, dict[str, float]] = result["cpu_us_per_request"]
+    candidates: list[str] = result["candidates"]
+    chosen = "spectree (api's plugin)"
+    others = iter(("#9aa5b1", "#d98c3f", "#6b8f71", "#b07aa1", "#c9b458"))
+    fig, ax = plt.subplots(figsize=(8, 3.6))
+    width = 0.8 / len(candidates)
+    for i, name in enumerate(candidates):
+        values = [figures[endpoint][name] for endpoint in figures]
+        xs = [g + (i - (len(candidates) - 1) / 2) * width for g in range(len(figures))]
+        color = SWITCHBOARD if name == chosen else next(others)
+        ax.bar(xs, values, width, label=name, color=color)
+    ax.set_xticks(range(len(figures)), list(figures))
+    ax.set_ylabel("CPU per request (µs)")
+    ax.set_title("The api's schema layer: CPU per request by candidate", fontsize=10)
+    ax.legend(fontsize=7, frameon=False)
+    ax.spines[["top", "right"]].set_visible(False)
+    return _save(fig, path)
+
+
 PLOTS: dict[str, Callable[[dict[str, Any], Path], Path]] = {
+    "api_layers": api_layers,
     "turn_latency": turn_latency,
     "queue_throughput": queue_throughput,
     "webhook_ingest": webhook_ingest,

@@ -62,6 +62,7 @@ from bench.support import (
     Check,
     StealMeter,
     exit_cleanly_on_sigterm,
+    history_table,
     median,
     num,
     steal_text,
@@ -328,6 +329,7 @@ class RabbitmqBacklog:
     client: redis.Redis
     workload: str = "noop"
     _message: Callable[[str, int], dramatiq.Message[Any]]
+    _connection: Any = None  # pika.BlockingConnection, opened on first use
 
     def _vhost(self) -> str:
         return unquote(self.amqp_url.rsplit("/", 1)[1]) or "/"
@@ -337,7 +339,7 @@ class RabbitmqBacklog:
         return f"{rabbitmq.MANAGEMENT_URL}/api/policies/{vhost}/{RELEASE_POLICY}"
 
     def _channel(self) -> Any:
-        if getattr(self, "_connection", None) is None or not self._connection.is_open:
+        if self._connection is None or not self._connection.is_open:
             self._connection = pika.BlockingConnection(pika.URLParameters(self.amqp_url))
             self._amqp = self._connection.channel()
         return self._amqp
@@ -415,7 +417,7 @@ class RabbitmqBacklog:
         return self._ready(dead_queue(QUEUE))[0]
 
 
-class SwitchboardRabbitmqTarget(RabbitmqBacklog, SwitchboardTarget):  # type: ignore[misc]
+class SwitchboardRabbitmqTarget(RabbitmqBacklog, SwitchboardTarget):
     name = "switchboard_rabbitmq"
 
     def _env(self) -> dict[str, str]:
@@ -427,7 +429,7 @@ class SwitchboardRabbitmqTarget(RabbitmqBacklog, SwitchboardTarget):  # type: ig
         return message.copy(options={MESSAGE_ID_OPTION: str(uuid.uuid4())})
 
 
-class BareDramatiqRabbitmqTarget(RabbitmqBacklog, BareDramatiqTarget):  # type: ignore[misc]
+class BareDramatiqRabbitmqTarget(RabbitmqBacklog, BareDramatiqTarget):
     name = "dramatiq_rabbitmq"
 
     def _env(self) -> dict[str, str]:
@@ -659,7 +661,7 @@ def paired_ratios(
 
 
 def summarize(rows: list[Measurement], config: Config) -> dict[str, Any]:
-    medians: dict[str, dict[str, dict[str, float]]] = {}
+    medians: dict[str, dict[str, dict[str, Any]]] = {}
     for workload in WORKLOADS:
         medians[workload] = {}
         for stack in config.stacks:
@@ -776,64 +778,6 @@ def switchboard_middleware() -> list[str]:
     # The Prometheus middleware is built only in a booting worker (it needs its metrics files).
     names.insert(names.index("WorkerContextMiddleware") + 1, "BatchedPrometheus")
     return names
-
-
-#: What changed the figures while this benchmark was being built (measured then, 3 rounds).
-HISTORY = [
-    [
-        "first run: the queue-stats middleware (throughput per queue for the operations API) "
-        "wrote to Redis after every message, one pipelined round trip (`HINCRBY`, `EXPIRE`)",
-        "0.47",
-        "",
-    ],
-    [
-        "queue stats gathered in memory, written by a thread once a second "
-        "(`libs/common/middleware/queue_stats.py`)",
-        "0.83",
-        "",
-    ],
-    [
-        "message durations and the in-progress gauge batched the same way, totals still counted "
-        "at once (`libs/common/middleware/prometheus.py`)",
-        "0.85",
-        "134",
-    ],
-    [
-        "the worker's connection pool sized to its threads (it held 5 for 8 threads, so bursts "
-        "closed and reopened connections: a PostgreSQL backend each)",
-        "",
-        "16",
-    ],
-    [
-        "(later, on a slower day of the machine: 0.79 before these two) message totals, errors "
-        "and the duration histogram summed in memory and written once a second (one locked "
-        "metric-file write per message cost more than the rest of its middleware)",
-        "0.82",
-        "",
-    ],
-    [
-        "background and delay queues' idle consumers poll every second instead of every 100 ms "
-        "(`WORKER_BACKGROUND_POLL_MS`; rows went from 0.77 to 0.83 in the same two runs)",
-        "0.85",
-        "",
-    ],
-    [
-        "(later) a pooled connection pinged on checkout only after 0.5 s idle, not on "
-        "every checkout (`libs/common/db.py`): rows went from 0.92 to 1.07 of bare Dramatiq, "
-        "whose engine does not ping; no-op messages open no connection, their 0.92 is the "
-        "machine's faster day",
-        "0.92",
-        "",
-    ],
-    [
-        "(the harness) a ratio taken in each round, then their median, instead of the ratio "
-        "of the two medians: the `make bench` run on 3aa1f68 measured rounds of 0.78, 1.03 "
-        "and 0.86 and reported 0.79 (a slow round of Switchboard against a fast one of "
-        "Dramatiq); paired, 0.86",
-        "0.86",
-        "",
-    ],
-]
 
 
 def checks(result: dict[str, Any]) -> list[Check]:
@@ -1013,10 +957,7 @@ def markdown(result: dict[str, Any]) -> str:
     )
     reruns = _variants_text()
     on_rabbitmq = _rabbitmq_text(result)
-    history = table(
-        ["change", "no-op: Switchboard ÷ Dramatiq", "rows: new PostgreSQL sessions per 2,000"],
-        HISTORY,
-    )
+    history = history_table("queue_throughput")
     return f"""## Queue throughput
 
 `{result["command"]}` (= `.venv/bin/python -m bench.queue_throughput`): one backlog drained by

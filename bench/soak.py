@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import statistics
 import sys
 import tempfile
@@ -29,6 +28,7 @@ import psutil
 import redis
 import requests
 
+from bench.support import table, write_result
 from libs.common import migrate
 from libs.common.crypto import generate_key, secret_box
 from libs.common.db import Database
@@ -45,7 +45,6 @@ from tests.support.services import REDIS_TEST_URL, temporary_postgres_database
 from tests.support.stack import Business, Stack, campaign_stack, make_business
 from tests.support.twilio_sim import AUTH_TOKEN
 
-RESULTS = Path(__file__).resolve().parent / "results"
 COMMAND = "make soak"
 NUMBER = "+14155550000"
 #: A process may grow this much after warm-up (RSS: the larger of the two), no more.
@@ -209,6 +208,34 @@ def _verdict(samples: list[dict[str, Any]], load: Load, minutes: float) -> dict[
             "failed": failed, "samples": samples, "command": COMMAND}  # fmt: skip
 
 
+def markdown(result: dict[str, Any]) -> str:
+    """docs/benchmarks.md's section: growth per process against its bound."""
+    load = result["load"]
+    rows = [
+        [r["process"], f"{r['rss_mb_after_warmup']:.0f} → {r['rss_mb_end']:.0f} MB",
+         f"{r['rss_growth_mb']:+.1f} MB ({r['rss_bound_mb']:.0f})",
+         f"{r['fds_after_warmup']:.0f} → {r['fds_end']:.0f} (+{FD_BOUND})",
+         "ok" if r["ok"] else "**grew**"]
+        for r in result["rows"]
+    ]  # fmt: skip
+    header = ["process", "RSS after warm-up → end", "growth (bound)",
+              "descriptors after warm-up → end (bound)", ""]  # fmt: skip
+    return f"""## Soak
+
+`{result["command"]}` (= `.venv/bin/python -m bench.soak --minutes {result["minutes"]:g}`, not in
+`make bench`): the whole stack (api, calls, two workers, scheduler, Twilio and Gmail simulators;
+PostgreSQL and Redis) under mixed load: a 30-lead campaign started every 30 s, 10 concurrent
+inbound media streams of 5 s each back to back, 20 new Gmail messages and a sync every 20 s.
+Each service's processes are sampled every 10 s; growth is the median of the run's second fifth
+(after warm-up) against the median of its last fifth. Bound: RSS +{RSS_BOUND_MB:g} MB or
++{RSS_BOUND_SHARE:.0%} (the larger), +{FD_BOUND} file descriptors; a dropped stream or a load
+error fails it too. This run: {load["runs"]} runs, {load["streams"]:,} media streams
+({load["streams_failed"]} dropped), {load["syncs"]} syncs, {len(result["errors"])} errors.
+
+{table(header, rows, "lrrrl")}
+"""
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.soak")
     parser.add_argument("--minutes", type=float, default=15.0)
@@ -224,8 +251,7 @@ def main() -> int:
               f"{'ok' if row['ok'] else 'GROWING'}")  # fmt: skip
     for error in result["errors"]:
         print("  error:", error)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "soak.json").write_text(json.dumps(result, indent=2) + "\n")
+    write_result("soak", result)  # stamped with when it was measured, like every benchmark
     broken = result["failed"] or result["load"]["streams_failed"] or result["errors"]
     return 1 if broken else 0
 

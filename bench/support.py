@@ -19,6 +19,8 @@ from typing import Any
 import psutil
 
 RESULTS = Path(__file__).resolve().parent / "results"
+#: Earlier runs and what changed the figures, as data the report renders (not Python constants).
+HISTORY_DIR = Path(__file__).resolve().parent.parent / "docs" / "bench-history"
 
 #: A Redis database of its own, flushed by each benchmark: never the tests' database (9).
 BENCH_REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
@@ -130,6 +132,19 @@ def table(header: Sequence[str], rows: Sequence[Sequence[Any]], align: str = "")
     lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(marks) + " |"]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def history(name: str) -> dict[str, Any]:
+    """docs/bench-history/<name>.json: ``columns``, ``rows`` (and ``align``) of a benchmark's
+    history table, plus whatever else it keeps from earlier runs."""
+    data: dict[str, Any] = json.loads((HISTORY_DIR / f"{name}.json").read_text())
+    return data
+
+
+def history_table(name: str) -> str:
+    """A benchmark's history as a Markdown table."""
+    data = history(name)
+    return table(data["columns"], data["rows"], data.get("align", ""))
 
 
 def num(value: float, digits: int = 1) -> str:

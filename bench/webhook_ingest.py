@@ -43,6 +43,7 @@ from bench.support import (
     Check,
     StealMeter,
     exit_cleanly_on_sigterm,
+    history_table,
     median,
     num,
     percentile,
@@ -437,34 +438,6 @@ def checks(result: dict[str, Any]) -> list[Check]:
     ]
 
 
-#: Earlier runs of this benchmark (medians of 3 rounds; requests/s at saturation, Switchboard's
-#: p99 at half load): the same code measured at different times, for how much the machine moves
-#: the figures. Columns: when, code, bare, floor, Switchboard, Switchboard ÷ bare, p99.
-HISTORY = [
-    ["2026-11-22", "b9027a2 (ORM transaction)", "2,067", "583", "112", "0.05x", "17.5 ms"],
-    ["2026-11-23 16:05", "cfdcd74 (Core, prebuilt)", "1,448", "470", "183", "0.13x", "17.0 ms"],
-    ["2026-11-23 16:13", "the same", "1,467", "468", "169", "0.12x", "21.3 ms"],
-    ["2026-11-23 17:05", "the same, in `make bench`", "1,483", "489", "166", "0.11x", "17.8 ms"],
-    ["2026-11-23 17:27", "the same, in `make bench`", "950", "376", "116", "0.12x", "44.8 ms"],
-    ["2026-11-23 17:33", "the same", "867", "342", "118", "0.14x", "32.4 ms"],
-    ["2026-11-23 17:38", "the same, half load over 1,000+ requests", "1,113", "390", "130",
-     "0.12x", "33.2 ms"],
-    ["2026-11-23 18:11", "the same", "1,252", "426", "169", "0.13x", "30.8 ms"],
-    ["2026-11-23, later", "the same (d5ffade)", "1,722", "456", "141", "0.08x", "22.3 ms"],
-    ["2026-11-23, later", "cdaf1f8 (idle ping, job locked by its UPDATE, dispatch after the "
-     "answer)", "1,354", "388", "159", "0.12x", "17.6 ms"],
-    ["2026-11-23, later", "the same", "1,770", "486", "178", "0.10x", "12.4 ms"],
-    ["2026-11-23, later", "the same, in `make bench`", "1,611", "427", "142", "0.09x",
-     "14.8 ms"],
-    ["2026-12-02 15:09", "the same (3aa1f68), in `make bench`", "2,114", "567", "165", "0.08x",
-     "16.1 ms"],
-    ["2026-12-02 15:30", "the same (51bac40), in `make bench`, the host busy (33 % steal in "
-     "`top` just after; the bare endpoint's own p99 at half load 24-93 ms)", "1,380", "411",
-     "137", "0.10x", "39.4 ms"],
-    ["2026-12-02 15:44", "the same (46c7fe9), in `make bench`, steal recorded: 0-1 %", "1,994",
-     "553", "198", "0.10x", "12.6 ms"],
-]  # fmt: skip
-
 LABELS = {
     "switchboard": "Switchboard (calls service)",
     "floor": "floor: signature + one INSERT + enqueue",
@@ -644,21 +617,7 @@ host was busy with other guests (`top` showed 33 % steal just after; the bare en
 at half load was 24-93 ms in that run) and Switchboard's p99 was 39.4 ms. Since then each phase
 records its steal (the last column of the table below).
 
-{
-        table(
-            [
-                "when",
-                "code",
-                "bare /s",
-                "floor /s",
-                "Switchboard /s",
-                "Switchboard ÷ bare",
-                "Switchboard p99 at half load",
-            ],
-            HISTORY,
-            "llrrrrr",
-        )
-    }
+{history_table("webhook_ingest")}
 
 Every round, with the share of the machine's CPU time its host gave to other virtual machines
 during each phase (steal: a phase with steal ran on less machine, and its p99 shows it first):

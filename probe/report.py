@@ -76,7 +76,7 @@ log, and these defects, each fixed and each now a check above:
   one log line (`services/calls/media/stream.py`).
 - The dev console passed `/api/%2e%2e/metrics` and its kin to the api, which served its
   metrics: it now routes and forwards the normalised path as nginx does
-  (`libs/common/dev_console.py`; `tests/deploy/test_edge.py` sends the same paths to both).
+  (`devtools/dev_console.py`; `tests/deploy/test_edge.py` sends the same paths to both).
 - On SQLite, `GET /api/queue/status` took the write lock and waited 30 s behind the probe's
   writes, and pages stalled behind it: reads now run in read-only transactions that never wait
   for the writer, and the health read is bounded (`libs/common/db.py`,

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
-from libs.common.settings import ConfigError, Settings
+from libs.common.settings import ConfigError, Settings, parse_keys
 
 __all__ = ["InvalidToken", "SecretBox", "generate_key", "parse_keys", "secret_box"]
 
@@ -25,23 +25,6 @@ DEV_KEY_FILE = "dev-encryption.key"
 
 def generate_key() -> str:
     return Fernet.generate_key().decode("ascii")
-
-
-def parse_keys(raw: str) -> list[Fernet]:
-    """Raises ConfigError naming the variable and the key's position, never the key."""
-    keys = [k.strip() for k in raw.split(",") if k.strip()]
-    if not keys:
-        raise ConfigError("ENCRYPTION_KEYS is empty")
-    fernets = []
-    for position, key in enumerate(keys, 1):
-        try:
-            fernets.append(Fernet(key))
-        except (ValueError, TypeError):
-            raise ConfigError(
-                f"ENCRYPTION_KEYS: key {position} of {len(keys)} is not a Fernet key "
-                "(32 url-safe base64-encoded bytes; `switchboard crypto generate-key` makes one)"
-            ) from None
-    return fernets
 
 
 class SecretBox:

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from cryptography.fernet import Fernet
+
 #: Repository root: ``var/`` and the default SQLite file live under it.
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -53,6 +55,24 @@ PRODUCTION_REQUIRED: dict[str, tuple[str, ...]] = {
 
 class ConfigError(Exception):
     """A setting is missing or malformed; the message names the variable."""
+
+
+def parse_keys(raw: str) -> list[Fernet]:
+    """ENCRYPTION_KEYS as Fernet keys, newest first (libs/common/crypto.py encrypts with them).
+    Raises ConfigError naming the variable and the key's position, never the key."""
+    keys = [k.strip() for k in raw.split(",") if k.strip()]
+    if not keys:
+        raise ConfigError("ENCRYPTION_KEYS is empty")
+    fernets = []
+    for position, key in enumerate(keys, 1):
+        try:
+            fernets.append(Fernet(key))
+        except (ValueError, TypeError):
+            raise ConfigError(
+                f"ENCRYPTION_KEYS: key {position} of {len(keys)} is not a Fernet key "
+                "(32 url-safe base64-encoded bytes; `switchboard crypto generate-key` makes one)"
+            ) from None
+    return fernets
 
 
 @dataclass(frozen=True)
@@ -271,8 +291,6 @@ class Settings:
         if not re.fullmatch(r"[\w.]+:\w+", settings.voice_agent):
             raise ConfigError("VOICE_AGENT must be a dotted module path and a class, module:Class")
         if settings.encryption_keys:
-            from libs.common.crypto import parse_keys  # here: crypto imports this module
-
             parse_keys(settings.encryption_keys)
         if not settings.public_base_url.startswith(("http://", "https://")):
             raise ConfigError("PUBLIC_BASE_URL must start with http:// or https://")

@@ -6,7 +6,6 @@ import dramatiq
 from flask import Blueprint, Flask
 
 from libs.common.broker_adapter import adapter_for
-from libs.common.queue_metrics import QueueDepthCollector
 from libs.common.settings import Settings, get_settings
 from libs.common.web import health
 from libs.common.web.app_base import create_base_app
@@ -20,13 +19,15 @@ from services.api.dispositions.routes import blueprint as dispositions_blueprint
 from services.api.gmail.routes import blueprint as gmail_blueprint
 from services.api.jobs.routes import blueprint as jobs_blueprint
 from services.api.leads.routes import blueprint as leads_blueprint
+from services.api.openapi import openapi_document
+from services.api.queue_metrics import QueueDepthCollector
 from services.api.receipts.routes import blueprint as receipts_blueprint
 from services.api.recordings.routes import blueprint as recordings_blueprint
 from services.api.runs.routes import blueprint as runs_blueprint
 from services.api.runs.voicemail import blueprint as run_voicemail_blueprint
 from services.api.schedules.routes import blueprint as schedules_blueprint
 from services.api.schemas import Health
-from services.api.spec import answers, api, openapi_document, read_json_body
+from services.api.spec import answers, api, read_json_body
 from services.api.system.routes import blueprint as system_blueprint
 from services.api.webhooks.routes import blueprint as webhooks_blueprint
 

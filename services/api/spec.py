@@ -15,8 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from flask import Response as FlaskResponse
-from flask import jsonify, request
+from flask import request
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 from spectree import Response, SecurityScheme, SecuritySchemeData, SpecTree
@@ -28,7 +27,6 @@ from spectree.utils import get_multidict_items
 from libs.common.web.errors import ApiError
 from libs.common.web.validation import MAX_JSON_DEPTH, bad_request, storable
 from services.api.schemas import HHMM, Error
-from services.api.webhooks.schemas import WEBHOOKS
 
 #: Patterns a person knows by another name.
 PATTERN_NAMES = {HHMM: "HH:MM (24-hour)", "@": "an email address"}
@@ -247,15 +245,6 @@ def answers(
     return response
 
 
-def openapi_document() -> FlaskResponse:
-    """GET /api/openapi.json: generated from the routes' models on first use, then kept, with
-    the events Switchboard sends to businesses' endpoints (OpenAPI 3.1's ``webhooks``)."""
-    return jsonify({**api.spec, "webhooks": WEBHOOKS})
-
-
-openapi_document.audience = "public"  # type: ignore[attr-defined]
-
-
 def read_json_body() -> None:
     """before_request of /api: a JSON body is parsed here once (Flask caches it for the models)
     and refused early when it is too deep, not an object, or holds unstorable text."""
@@ -272,4 +261,4 @@ def read_json_body() -> None:
     storable(body)
 
 
-__all__ = ["ApiError", "answers", "api", "audience_of", "openapi_document", "read_json_body"]
+__all__ = ["ApiError", "answers", "api", "audience_of", "read_json_body"]

@@ -17,6 +17,6 @@ configure_logging(settings)
 broker = setup_broker(settings, worker=True)
 
 # Imported after the environment above: it loads prometheus_client.
-from services.worker.registry import register_actors  # noqa: E402
+from services.worker.actors import register_actors  # noqa: E402
 
 actors = register_actors(broker)

@@ -1,8 +1,9 @@
-"""Binds actor implementations to their contracts, and both to a broker.
+"""Binds actor implementations to their contracts.
 
-Implementations are plain functions marked with ``@implements(CONTRACT)``; ``register_actors``
-turns them into Dramatiq actors on a given broker (the real one, or a StubBroker in tests), so
-no actor depends on which broker happened to be global when its module was imported.
+Implementations are plain functions marked with ``@implements(CONTRACT)``;
+``services.worker.actors.register_actors`` turns them into Dramatiq actors on a given broker
+(the real one, or a StubBroker in tests), so no actor depends on which broker happened to be
+global when its module was imported. This module imports no actor (no import cycle).
 """
 
 from __future__ import annotations
@@ -11,8 +12,6 @@ import functools
 import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
-
-import dramatiq
 
 from libs.common import metrics
 from libs.common.contracts import ActorContract, ContractError, implementation_problems
@@ -42,7 +41,7 @@ def implements(contract: ActorContract) -> Callable[[F], F]:
     return decorate
 
 
-def _skip_missing_rows(contract: ActorContract, fn: Callable[..., Any]) -> Callable[..., Any]:
+def skip_missing_rows(contract: ActorContract, fn: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(fn)
     def run(**kwargs: Any) -> Any:
         try:
@@ -53,19 +52,3 @@ def _skip_missing_rows(contract: ActorContract, fn: Callable[..., Any]) -> Calla
             return None
 
     return run
-
-
-def register_actors(broker: dramatiq.Broker) -> dict[str, dramatiq.Actor[Any, Any]]:
-    """Declare every implemented contract as an actor on ``broker``."""
-    import services.worker.actors  # noqa: F401  (importing the package fills IMPLEMENTATIONS)
-
-    actors = {}
-    for name, (contract, fn) in IMPLEMENTATIONS.items():
-        actors[name] = dramatiq.actor(
-            _skip_missing_rows(contract, fn),
-            actor_name=name,
-            queue_name=contract.queue,
-            broker=broker,
-            **contract.actor_options(),
-        )
-    return actors

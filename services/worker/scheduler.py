@@ -22,6 +22,9 @@ from libs.common.queue_health import ENQUEUE_ERRORS
 from libs.common.redis_client import redis_from_url
 from libs.common.settings import Settings
 
+#: What a scheduler pass survives (it retries on the next tick): Redis or the broker away.
+PASS_ERRORS: tuple[type[BaseException], ...] = (redis.RedisError, *ENQUEUE_ERRORS)
+
 logger = logging.getLogger(__name__)
 
 
@@ -85,7 +88,7 @@ class Scheduler:
         while not self.stop_event.is_set():
             try:
                 self.step()
-            except (redis.RedisError, *ENQUEUE_ERRORS) as exc:
+            except PASS_ERRORS as exc:
                 self.is_leader = False
                 logger.warning("scheduler pass failed, retrying: %s", type(exc).__name__)
             self.stop_event.wait(interval)

@@ -292,7 +292,7 @@ async def run_stream(session: aiohttp.ClientSession, target: Target, index: int,
     length_s)`` of ``speech``), then ``digits`` on the keypad, then stop."""
     result = StreamResult(index, call_sid="CA" + secrets.token_hex(16))
     stream_sid = "MZ" + secrets.token_hex(16)
-    ws_url, params = target.ws_url, {}
+    ws_url, params = target.ws_url, dict[str, str]()
     try:
         result.answered_at = time.monotonic()
         if target.twilio_sim:

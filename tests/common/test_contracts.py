@@ -14,7 +14,8 @@ from libs.common.contracts import (
     implementation_problems,
 )
 from libs.common.settings import Settings
-from services.worker.registry import IMPLEMENTATIONS, implements, register_actors
+from services.worker.actors import register_actors
+from services.worker.registry import IMPLEMENTATIONS, implements
 
 PING_LIKE = ActorContract(name="test.ping_like", queue="default", params=("background_job_id",))
 

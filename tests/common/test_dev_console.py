@@ -11,7 +11,7 @@ from flask import Flask, jsonify, request
 from werkzeug.serving import make_server
 from werkzeug.test import Client
 
-from libs.common.dev_console import HTML_DIR, MAX_BODY_BYTES, DevConsole, security_headers
+from devtools.dev_console import HTML_DIR, MAX_BODY_BYTES, DevConsole, security_headers
 from tests.support.services import free_port
 
 

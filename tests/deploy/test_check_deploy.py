@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from libs.common.deploy_check import check, check_broker, read_env_file
+from devtools.deploy_check import check, check_broker, read_env_file
 from libs.common.settings import ROOT
 
 COMPOSE = """

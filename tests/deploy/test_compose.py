@@ -47,7 +47,8 @@ def test_app_services_are_built_from_the_repository(compose: dict[str, Any]) -> 
     dockerfile = (ROOT / "Dockerfile").read_text()
     user = re.search(r"^USER (\S+)", dockerfile, re.M)
     assert user is not None and user.group(1) not in ("root", "0")
-    assert "requirements.lock" in dockerfile  # the pinned dependency tree, nothing floating
+    # The pinned production tree, nothing floating (tests/deploy/test_image_dependencies.py).
+    assert "requirements.prod.lock" in dockerfile
 
 
 def test_no_secret_literal(compose: dict[str, Any]) -> None:

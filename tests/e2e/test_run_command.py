@@ -44,7 +44,7 @@ def test_run_serves_both_services_and_ctrl_c_leaves_no_orphans(tmp_path: Path) -
         names = " ".join(" ".join(p.cmdline()) for p in descendants)
         for part in ("redis-server", "services/api/gunicorn_conf.py", "calls/gunicorn_conf.py",
                      "dramatiq", "services.worker.scheduler", "simulators.twilio",
-                     "simulators.gmail", "libs.common.dev_console", "calls/media/gunicorn_conf.py",
+                     "simulators.gmail", "devtools.dev_console", "calls/media/gunicorn_conf.py",
                      "simulators.realtime"):  # fmt: skip
             assert part in names, part
     finally:

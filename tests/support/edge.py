@@ -42,7 +42,7 @@ def running_edge(database_url: str, redis_url: str, tmp: Path) -> Iterator[Edge]
     )
     nginx = f"http://127.0.0.1:{ports['http']}"
     console = f"http://127.0.0.1:{ports['console']}"
-    console_argv = [sys.executable, "-m", "libs.common.dev_console",
+    console_argv = [sys.executable, "-m", "devtools.dev_console",
                     "--port", str(ports["console"]), "--api", api]  # fmt: skip
     with ExitStack() as stack:
         stack.enter_context(running(gunicorn_argv("api"), env, tmp / "api.log", f"{api}/healthz"))

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from libs.common.deploy_check import CONTAINER_CONFIG_DIR
+from devtools.deploy_check import CONTAINER_CONFIG_DIR
 from libs.common.settings import ROOT
 from tests.support.services import IN_CI
 

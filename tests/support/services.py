@@ -14,7 +14,7 @@ import psycopg
 import pytest
 import redis
 
-from libs.common.embedded_redis import redis_server_argv, wait_until_ready
+from devtools.embedded_redis import redis_server_argv, wait_until_ready
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 

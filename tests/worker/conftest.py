@@ -7,7 +7,7 @@ from dramatiq.brokers.stub import StubBroker
 from libs.common.broker import build_broker
 from libs.common.db import Database
 from libs.common.settings import Settings
-from services.worker.registry import register_actors
+from services.worker.actors import register_actors
 
 
 @pytest.fixture

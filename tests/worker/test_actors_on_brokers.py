@@ -22,7 +22,7 @@ from libs.common.db import Database
 from libs.common.models import BackgroundJob, JobStatus
 from libs.common.request_context import set_request_id
 from libs.common.settings import Settings
-from services.worker.registry import register_actors
+from services.worker.actors import register_actors
 from tests.support.brokers import on_every_broker
 from tests.support.waiting import wait_until
 

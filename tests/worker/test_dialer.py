@@ -192,7 +192,7 @@ def test_unknown_create_outcome_is_failed_by_the_reconciler(
     db: Database, settings: Settings, redis_client: object
 ) -> None:
     from libs.common.broker import build_broker
-    from services.worker.registry import register_actors
+    from services.worker.actors import register_actors
 
     dead_provider = settings.with_overrides(
         service_role="worker",

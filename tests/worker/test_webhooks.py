@@ -242,7 +242,7 @@ def test_delivery_in_production_records_a_refused_attempt(
     from dramatiq.brokers.stub import StubBroker as Stub
 
     from libs.common.broker import build_broker
-    from services.worker.registry import register_actors
+    from services.worker.actors import register_actors
 
     broker = build_broker(production_worker, worker=True, stub=True)
     register_actors(broker)

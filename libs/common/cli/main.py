@@ -1,11 +1,20 @@
-"""`switchboard`: run the stack, migrate, create businesses and tokens, report status, keys."""
+"""`switchboard`: migrate, create businesses and tokens, run a process, report status, keys.
+
+Development commands (`run`, `check-deploy`) live in the devtools package, which the production
+image leaves out; they join this group through the `switchboard.commands` entry points
+(pyproject.toml), so nothing here imports them."""
 
 from __future__ import annotations
 
+from importlib.metadata import entry_points
+
 import click
 
-from libs.common.cli import admin, crypto, database, deploy, processes, run, status
+from libs.common.cli import admin, crypto, database, processes, status
 from libs.common.settings import ConfigError, Settings
+
+#: The entry-point group through which other installed packages add commands.
+COMMANDS_GROUP = "switchboard.commands"
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -19,13 +28,11 @@ def cli(ctx: click.Context) -> None:
 
 
 for command in (
-    run.run,
     database.db,
     admin.business,
     admin.token,
     status.status,
     status.heartbeat_check,
-    deploy.check_deploy,
     crypto.crypto,
     processes.worker,
     processes.scheduler,
@@ -34,5 +41,20 @@ for command in (
     cli.add_command(command)
 
 
+def add_plugin_commands(group: click.Group) -> None:
+    """Add the commands that installed packages declare under COMMANDS_GROUP. One whose
+    package is absent (the image installs the project's metadata without devtools/) is left
+    out; any other import error is a bug and raises."""
+    for entry in entry_points(group=COMMANDS_GROUP):
+        try:
+            command = entry.load()
+        except ModuleNotFoundError as exc:
+            if exc.name != entry.module.split(".")[0]:
+                raise
+            continue
+        group.add_command(command, entry.name)
+
+
 def main() -> None:
+    add_plugin_commands(cli)
     cli(prog_name="switchboard")

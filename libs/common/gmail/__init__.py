@@ -1,1 +1,1 @@
-"""Gmail: the OAuth web flow, the API client, and the per-user quota it stays under."""
+"""Gmail: the OAuth web flow and the API client (the quota lives with the worker's sync)."""

@@ -1,4 +1,11 @@
-"""Every actor module; importing this package registers their implementations."""
+"""Every actor module; importing this package registers their implementations, and
+``register_actors`` declares them on a broker."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dramatiq
 
 from services.worker.actors import (
     amd,
@@ -13,6 +20,7 @@ from services.worker.actors import (
     system,
     webhooks,
 )
+from services.worker.registry import IMPLEMENTATIONS, skip_missing_rows
 
 __all__ = [
     "amd",
@@ -27,3 +35,14 @@ __all__ = [
     "system",
     "webhooks",
 ]
+
+
+def register_actors(broker: dramatiq.Broker) -> dict[str, dramatiq.Actor[Any, Any]]:
+    """Declare every implemented contract as an actor on ``broker``."""
+    actors = {}
+    for name, (contract, fn) in IMPLEMENTATIONS.items():
+        declare = dramatiq.actor(
+            actor_name=name, queue_name=contract.queue, broker=broker, **contract.actor_options()
+        )
+        actors[name] = declare(skip_missing_rows(contract, fn))
+    return actors

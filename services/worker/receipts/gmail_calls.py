@@ -12,7 +12,7 @@ from google.auth.exceptions import RefreshError
 from googleapiclient.errors import HttpError
 
 from libs.common import metrics
-from libs.common.gmail.quota import GmailQuota
+from services.worker.receipts.gmail_quota import GmailQuota
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +77,6 @@ class GmailCalls:
     def _backoff(exc: HttpError, attempt: int) -> float:
         retry_after = exc.resp.get("retry-after")
         if retry_after and str(retry_after).isdigit():
-            return min(float(retry_after), MAX_BACKOFF_S)
+            return min(float(str(retry_after)), MAX_BACKOFF_S)
         # Exponential with jitter, so workers rate-limited together do not return together.
-        return min(MAX_BACKOFF_S, 2**attempt) * (0.5 + random.random() / 2)
+        return min(MAX_BACKOFF_S, 2.0**attempt) * (0.5 + random.random() / 2)

@@ -14,9 +14,9 @@ from sqlalchemy.orm import Session
 
 from libs.common.db import insert_ignoring_conflicts
 from libs.common.models import Receipt, ReceiptAttachment
-from libs.common.receipts.extract import AttachmentRef, Extracted
 from libs.common.webhooks import catalogue
 from libs.common.webhooks.emit import emit
+from services.worker.receipts.extract import AttachmentRef, Extracted
 
 CHUNK = 500
 

@@ -24,11 +24,11 @@ from googleapiclient.errors import HttpError
 from libs.common import metrics
 from libs.common.crypto import secret_box
 from libs.common.gmail.client import gmail_service
-from libs.common.gmail.quota import GmailQuota
 from libs.common.middleware.worker_context import WorkerContext
 from libs.common.models import BackgroundJob, GmailConnection, JobStatus, utcnow
-from libs.common.receipts.extract import AttachmentRef, extract
+from services.worker.receipts.extract import AttachmentRef, extract
 from services.worker.receipts.gmail_calls import GmailCalls, NeedsReauth
+from services.worker.receipts.gmail_quota import GmailQuota
 from services.worker.receipts.store import already_stored, store_receipt
 from services.worker.registry import MissingRow
 

@@ -77,7 +77,8 @@ def _process_batch(
         )
         if not schedules:
             return False
-        rows, advances = [], []
+        rows: list[dict[str, Any]] = []
+        advances: list[dict[str, Any]] = []
         for schedule in schedules:
             due_at = schedule.next_due_at
             assert due_at is not None

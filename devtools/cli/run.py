@@ -12,8 +12,8 @@ from types import FrameType
 import click
 import requests
 
+from devtools.embedded_redis import redis_server_argv, wait_until_ready
 from libs.common import migrate
-from libs.common.embedded_redis import redis_server_argv, wait_until_ready
 from libs.common.settings import ROOT, Settings
 from libs.common.supervisor import Supervisor
 
@@ -210,14 +210,14 @@ def _start_embedded_redis(
 def _start_console(
     supervisor: Supervisor, env: dict[str, str], host: str, port: int, api_base: str
 ) -> str:
-    """The SPA and /api/ on one origin (libs/common/dev_console.py), like nginx in production."""
-    from libs.common.dev_console import HTML_DIR
+    """The SPA and /api/ on one origin (devtools/dev_console.py), like nginx in production."""
+    from devtools.dev_console import HTML_DIR
 
     if not (HTML_DIR / "index.html").exists():
         return f"not served: {HTML_DIR}/index.html is missing"
     supervisor.start(
         "console",
-        [sys.executable, "-m", "libs.common.dev_console", "--host", host, "--port", str(port),
+        [sys.executable, "-m", "devtools.dev_console", "--host", host, "--port", str(port),
          "--api", api_base],
         env,
         cwd=ROOT,
@@ -271,7 +271,7 @@ def _start_realtime_simulator(supervisor: Supervisor, env: dict[str, str], port:
 def _api_public_url(host: str, api_port: int, console_port: int) -> str:
     """The console's origin when it serves the SPA (the browser then lands on its /receipts
     page after a Gmail consent), else the api's own."""
-    from libs.common.dev_console import HTML_DIR
+    from devtools.dev_console import HTML_DIR
 
     if (HTML_DIR / "index.html").exists():
         return f"http://{host}:{console_port}"

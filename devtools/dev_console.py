@@ -10,7 +10,7 @@ and forwards that path, never the raw one: an HTTP client would resolve the dots
 routing decision (issue 24).
 Development only: production runs the real nginx (docker-compose.prod.yml).
 
-Run: ``python -m libs.common.dev_console --port 8080 --api http://127.0.0.1:5000``.
+Run: ``python -m devtools.dev_console --port 8080 --api http://127.0.0.1:5000``.
 """
 
 from __future__ import annotations

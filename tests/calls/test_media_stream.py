@@ -1,6 +1,7 @@
-"""Property-based tests (hypothesis) of WebSocket frames and CSV files (webhook parameters:
-tests/calls/test_status_properties.py): whatever arrives is refused clearly or handled; never
-an unhandled exception, never lost state."""
+"""The media stream (services/calls/media/stream.py) under any frames (hypothesis): whatever
+arrives is refused clearly or handled; never an unhandled exception, never lost state. (CSV
+files: tests/common/test_campaigns_leads.py; webhook parameters:
+tests/calls/test_status_properties.py.)"""
 
 from __future__ import annotations
 
@@ -10,12 +11,10 @@ import string
 from pathlib import Path
 from typing import Any
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from libs.common.audio.wav import MulawWavWriter
-from libs.common.campaigns.leads import InvalidCsv, InvalidLead, csv_rows, decode_csv, parse_lead
 from services.calls.media import protocol
 from services.calls.media.agent import KeypadAgent
 from services.calls.media.frames import CallInfo
@@ -93,36 +92,3 @@ def test_no_frame_kills_a_stream(batch: list[str | bytes], tmp_path_factory: Any
         assert stream.recorder is not None and stream.recorder.data_bytes == before + 4
 
     asyncio.run(scenario())
-
-
-@settings(max_examples=300, deadline=None)
-@given(content=st.one_of(
-    st.binary(max_size=400),
-    st.text(max_size=400).map(lambda t: t.encode("utf-8")),
-    st.lists(st.lists(st.text(max_size=20), max_size=5), max_size=8).map(
-        lambda rows: "\n".join(",".join(r) for r in [["phone", "name"], *rows]).encode()),
-    st.text(max_size=200).map(lambda t: ("phone,name\n" + t).encode("utf-16")),
-))  # fmt: skip
-def test_csv_imports_refuse_or_parse(content: bytes) -> None:
-    try:
-        rows = list(csv_rows(decode_csv(content)))
-    except InvalidCsv as exc:
-        assert str(exc)  # a reason the user can read
-        return
-    for _, row in rows:
-        try:
-            parse_lead(row)
-        except InvalidLead as exc:
-            assert str(exc)
-
-
-@pytest.mark.parametrize("size", [200_000, 2_000_000])
-def test_huge_csv_fields_are_refused_not_crashed(size: int) -> None:
-    content = b"phone,name\n+14155550100," + b"x" * size + b"\n"
-    try:
-        rows = list(csv_rows(decode_csv(content)))
-    except InvalidCsv as exc:
-        assert "field" in str(exc).lower() or "csv" in str(exc).lower()
-    else:
-        with pytest.raises(InvalidLead):
-            parse_lead(rows[0][1])

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from libs.common import deploy_check
+from devtools import deploy_check
 from libs.common.settings import ROOT
 
 

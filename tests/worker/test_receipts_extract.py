@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from libs.common.receipts.amounts import best_total, find_money
-from libs.common.receipts.dates import stated_date
-from libs.common.receipts.extract import Extracted, attachments, body_text, extract, headers
-from libs.common.receipts.vendor import brand_of_domain, vendor_of
+from services.worker.receipts.amounts import best_total, find_money
+from services.worker.receipts.dates import stated_date
+from services.worker.receipts.extract import Extracted, attachments, body_text, extract, headers
+from services.worker.receipts.vendor import brand_of_domain, vendor_of
 from tests.support.gmail_sim import GmailSimulator, gmail_simulator_thread
 
 START = "2026-06-01T00:00:00Z"

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any, Generic, TypeVar
 
-from libs.common.receipts.amounts import (
+from services.worker.receipts.amounts import (
     CONFIDENCE,
     LABELS,
     RANK_DUE,
@@ -25,8 +25,8 @@ from libs.common.receipts.amounts import (
     filename_money,
     find_money,
 )
-from libs.common.receipts.dates import filename_date, stated_date
-from libs.common.receipts.message import (
+from services.worker.receipts.dates import filename_date, stated_date
+from services.worker.receipts.message import (
     AttachmentRef,
     Headers,
     attachments,
@@ -34,7 +34,7 @@ from libs.common.receipts.message import (
     body_with_source,
     headers,
 )
-from libs.common.receipts.vendor import vendor_of
+from services.worker.receipts.vendor import vendor_of
 
 __all__ = [
     "AttachmentRef",

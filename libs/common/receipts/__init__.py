@@ -1,1 +1,0 @@
-"""Receipts in Gmail: classify a fetched message and extract vendor, date, total and currency."""
