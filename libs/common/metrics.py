@@ -190,6 +190,51 @@ EVENT_WEBHOOK_OLDEST_DUE_SECONDS = Gauge(
     multiprocess_mode="mostrecent",
 )
 
+DISPOSITIONS_SET = Counter(
+    "switchboard_dispositions_total",
+    "Dispositions settled on ended calls, by who set them (agent, operator, rule).",
+    ["source"],
+)
+LEAD_RECYCLES = Counter(
+    "switchboard_lead_recycles_total",
+    "Lead recycling by disposition, by result (retry, never, move, exhausted, run_closed, "
+    "target_closed, superseded).",
+    ["result"],
+)
+
+RECORDINGS_FETCHED = Counter(
+    "switchboard_recordings_fetched_total",
+    "Outbound recordings fetched from the provider, by result (stored, refused).",
+    ["result"],
+)
+RECORDINGS_EXPIRED = Counter(
+    "switchboard_recordings_expired_total",
+    "Recordings deleted by their business's retention period.",
+)
+
+CALL_COST = Counter(
+    "switchboard_call_cost_total",
+    "What the provider charged for calls (its price), by currency.",
+    ["unit"],
+)
+CALL_ANSWERS = Counter(
+    "switchboard_call_answers_total",
+    "Outbound calls answered, by who answered (human, machine, fax, unknown: AnsweredBy).",
+    ["answered_by"],
+)
+
+MACHINE_ACTIONS = Counter(
+    "switchboard_machine_actions_total",
+    "What runs' machine policies did when AMD said a machine answered (hang_up, voicemail).",
+    ["action"],
+)
+
+RUNS_AUTO_PAUSED = Counter(
+    "switchboard_runs_auto_paused_total",
+    "Runs that paused themselves, by reason (abandonment, provider_failures).",
+    ["reason"],
+)
+
 
 def multiprocess_dir() -> str | None:
     return os.environ.get("PROMETHEUS_MULTIPROC_DIR")

@@ -10,6 +10,8 @@ import redis
 
 from libs.common.contracts import (
     MAINTENANCE_RECONCILE,
+    OUTCOMES_SWEEP,
+    RECORDINGS_EXPIRE,
     SCHEDULES_TICK,
     WEBHOOKS_SWEEP,
     ActorContract,
@@ -19,6 +21,8 @@ from libs.common.settings import Settings
 LEADER_KEY = "switchboard:scheduler:leader"
 STATE_KEY = "switchboard:scheduler:periodic"
 EMITTED_KEY = "switchboard:scheduler:emitted:{name}:{period}"
+#: Retention is counted in days: checking hourly deletes a recording within the hour it is due.
+RECORDINGS_EXPIRE_PERIOD_S = 3600.0
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,8 @@ def periodic_jobs(settings: Settings) -> tuple[PeriodicJob, ...]:
             catch_up_s=settings.schedule_grace_s,
         ),
         PeriodicJob("webhooks_sweep", WEBHOOKS_SWEEP, settings.webhook_sweep_s),
+        PeriodicJob("outcomes_sweep", OUTCOMES_SWEEP, settings.scheduler_tick_s),
+        PeriodicJob("recordings_expire", RECORDINGS_EXPIRE, RECORDINGS_EXPIRE_PERIOD_S),
     )
 
 

@@ -13,14 +13,18 @@ from services.api import auth
 from services.api.account.routes import blueprint as account_blueprint
 from services.api.admin.routes import blueprint as admin_blueprint
 from services.api.agent.routes import blueprint as agent_blueprint
+from services.api.analytics.routes import blueprint as analytics_blueprint
 from services.api.calls.routes import blueprint as calls_blueprint
+from services.api.dispositions.routes import blueprint as dispositions_blueprint
 from services.api.gmail.routes import blueprint as gmail_blueprint
 from services.api.jobs.routes import blueprint as jobs_blueprint
 from services.api.leads.routes import blueprint as leads_blueprint
 from services.api.openapi import openapi_document
 from services.api.queue_metrics import QueueDepthCollector
 from services.api.receipts.routes import blueprint as receipts_blueprint
+from services.api.recordings.routes import blueprint as recordings_blueprint
 from services.api.runs.routes import blueprint as runs_blueprint
+from services.api.runs.voicemail import blueprint as run_voicemail_blueprint
 from services.api.schedules.routes import blueprint as schedules_blueprint
 from services.api.schemas import Health
 from services.api.spec import answers, api, read_json_body
@@ -54,8 +58,12 @@ def create_app(settings: Settings | None = None, broker: dramatiq.Broker | None 
         system_blueprint,
         leads_blueprint,
         runs_blueprint,
+        run_voicemail_blueprint,
         schedules_blueprint,
         calls_blueprint,
+        dispositions_blueprint,
+        recordings_blueprint,
+        analytics_blueprint,
         agent_blueprint,
         gmail_blueprint,
         receipts_blueprint,

@@ -8,8 +8,11 @@ from flask import Flask
 
 from libs.common.settings import Settings, get_settings
 from libs.common.web.app_base import create_base_app
+from services.calls.webhooks.amd import blueprint as amd_blueprint
+from services.calls.webhooks.recording import blueprint as recording_blueprint
 from services.calls.webhooks.status import blueprint as status_blueprint
 from services.calls.webhooks.voice import blueprint as voice_blueprint
+from services.calls.webhooks.voicemail import blueprint as voicemail_blueprint
 
 
 def create_app(settings: Settings | None = None, broker: dramatiq.Broker | None = None) -> Flask:
@@ -17,4 +20,7 @@ def create_app(settings: Settings | None = None, broker: dramatiq.Broker | None 
     app = create_base_app(__name__, "calls", settings, broker)
     app.register_blueprint(status_blueprint)
     app.register_blueprint(voice_blueprint)
+    app.register_blueprint(recording_blueprint)
+    app.register_blueprint(amd_blueprint)
+    app.register_blueprint(voicemail_blueprint)
     return app

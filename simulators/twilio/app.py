@@ -9,6 +9,7 @@ from flask import Flask, Response, g, jsonify, request
 
 from libs.common.telephony.phones import InvalidPhone, to_e164
 from simulators.twilio.engine import FINAL, CallFilter, Network
+from simulators.twilio.recordings import wav_bytes
 from simulators.twilio.scenario import Scenario
 
 API = "/2010-04-01/Accounts/<account_sid>"
@@ -75,7 +76,18 @@ def create_app(account_sid: str, auth_token: str, scenario: Scenario | None = No
         if network.scenario.behaviour_for(to).outcome == "invalid":
             return twilio_error(400, 21211, f"The 'To' number {to} is not a valid phone number.")
         events = {e.strip() for e in form.getlist("StatusCallbackEvent") for e in e.split(" ")}
+        amd = form.get("MachineDetection") in ("Enable", "DetectMessageEnd")
+        if amd and (form.get("AsyncAmd", "").lower() != "true"
+                    or not form.get("AsyncAmdStatusCallback")):  # fmt: skip
+            return twilio_error(400, 21626, "the simulator only does asynchronous AMD")
         call = network.create(to, from_, form.get("StatusCallback"), {e for e in events if e})
+        if form.get("Record", "").lower() == "true" and form.get("RecordingStatusCallback"):
+            network.base_url = network.base_url or request.host_url.rstrip("/")
+            call.recording_channels = 2 if form.get("RecordingChannels") == "dual" else 1
+            call.recording_callback = form["RecordingStatusCallback"]
+        if amd:
+            call.amd_mode = form["MachineDetection"]
+            call.amd_callback = form["AsyncAmdStatusCallback"]
         if form.get("Twiml"):
             network.redirect(call, form["Twiml"])
         return jsonify(call.to_json()), 201
@@ -133,6 +145,13 @@ def create_app(account_sid: str, auth_token: str, scenario: Scenario | None = No
         if status:
             network.hang_up(call, status)
         return jsonify(call.to_json())
+
+    @app.get(f"{API}/Recordings/<sid>.wav")
+    def fetch_recording(account_sid: str, sid: str) -> Response:
+        recording = network.recordings.get(sid)
+        if recording is None or account_sid != network.account_sid:
+            return twilio_error(404, 20404, f"The requested resource {request.path} was not found")
+        return Response(wav_bytes(recording), mimetype="audio/x-wav")
 
     @app.post("/_sim/inbound")
     def inbound() -> tuple[Response, int]:

@@ -23,6 +23,7 @@ from urllib.parse import parse_qs, urlsplit
 import requests
 
 from libs.common.telephony.twilio_signature import sign
+from simulators.twilio.recordings import Recording, new_recording
 from simulators.twilio.scenario import Behaviour, Scenario
 
 logger = logging.getLogger(__name__)
@@ -30,6 +31,14 @@ logger = logging.getLogger(__name__)
 #: Twilio gives up on a callback after retrying for this long.
 CALLBACK_RETRY_WINDOW_S = 15.0
 FINAL = ("completed", "busy", "no-answer", "failed", "canceled")
+#: What an answered outbound minute costs (USD), as Twilio's US rate roughly is.
+PRICE_PER_MINUTE = 0.014
+#: AnsweredBy values DetectMessageEnd gives once the greeting is over (after the beep).
+AFTER_GREETING = ("machine_end_beep", "machine_end_silence", "machine_end_other")
+#: How long detection takes: a first verdict, and the end of a machine's greeting.
+AMD_FIRST_S, AMD_GREETING_S = 0.15, 0.4
+#: How long a redirect's TwiML that ends with <Hangup/> plays before the call ends.
+VOICEMAIL_S = 0.3
 #: Which StatusCallbackEvent asks for which status's callback.
 EVENT_FOR_STATUS = {
     "initiated": "initiated",
@@ -59,6 +68,34 @@ class SimCall:
     #: (how an agent transfers a call), in order.
     twiml: list[str] = field(default_factory=list)
     direction: str = "outbound-api"
+    #: Record=true: where the recording status callback goes, and its channels (1 or 2).
+    recording_callback: str | None = None
+    recording_channels: int = 1
+    recording: Recording | None = None
+    #: MachineDetection (Enable, DetectMessageEnd) with AsyncAmd: where the verdict goes.
+    amd_mode: str | None = None
+    amd_callback: str | None = None
+    #: Who answered: the behaviour's AnsweredBy, else (with AMD) the scenario's schedule.
+    answered_by: str | None = None
+    amd_at: float | None = None
+    #: When each TwiML of ``twiml`` was given (the creation's, then each redirect).
+    twiml_at: list[float] = field(default_factory=list)
+
+    @property
+    def voicemail_after_beep(self) -> bool:
+        """A message was played (<Play> or <Say>) after AMD said the greeting had ended."""
+        if self.amd_at is None or self.answered_by not in AFTER_GREETING:
+            return False
+        return any(at >= self.amd_at and ("<Play" in twiml or "<Say" in twiml)
+                   for twiml, at in zip(self.twiml, self.twiml_at, strict=False))  # fmt: skip
+
+    @property
+    def price(self) -> str | None:
+        """Twilio's price of an ended call (negative: a charge): per started minute answered."""
+        if self.status not in FINAL or not self.answered_at:
+            return None
+        minutes = max(1, -(-(self.duration_s or 0) // 60))
+        return f"{-PRICE_PER_MINUTE * minutes:.5f}"
 
     @property
     def started_at(self) -> float | None:
@@ -87,14 +124,14 @@ class SimCall:
             "status": self.status,
             "direction": self.direction,
             "api_version": "2010-04-01",
-            "answered_by": self.behaviour.answered_by if self.answered_at else None,
+            "answered_by": self.answered_by if self.answered_at else None,
             "date_created": _rfc2822(self.created_at),
             "date_updated": _rfc2822(time.time()),
             "start_time": _rfc2822(self.started_at),
             "end_time": _rfc2822(self.ended_at) if self.ended_at else None,
             "duration": str(self.duration_s) if self.duration_s is not None else None,
             "queue_time": str(self.queue_time_ms),
-            "price": None,
+            "price": self.price,
             "price_unit": "USD",
             "uri": f"/2010-04-01/Accounts/{self.account_sid}/Calls/{self.sid}.json",
         }
@@ -115,6 +152,13 @@ class SimCall:
             "from": self.from_,
             "direction": self.direction,
             "twiml": list(self.twiml),
+            "recording": self.recording.to_ledger() if self.recording else None,
+            "answered_by": self.answered_by if self.answered_at else None,
+            "duration_s": self.duration_s,
+            "amd": {"mode": self.amd_mode, "at": self.amd_at} if self.amd_mode else None,
+            "twiml_at": list(self.twiml_at),
+            "voicemail_after_beep": self.voicemail_after_beep,
+            "price": self.price,
         }
 
 
@@ -180,6 +224,9 @@ class Network:
     def __init__(self, account_sid: str, auth_token: str, scenario: Scenario) -> None:
         self.account_sid, self.auth_token, self.scenario = account_sid, auth_token, scenario
         self.calls: dict[str, SimCall] = {}
+        self.recordings: dict[str, Recording] = {}
+        #: Where this simulator is reached (the media URLs of recordings name it).
+        self.base_url = ""
         self.lock = threading.RLock()
         self._timeline: list[tuple[float, int, Callable[[], None]]] = []
         self._counter = itertools.count()
@@ -214,6 +261,7 @@ class Network:
                 created_at=now,
                 start_at=start_at,
             )
+            call.answered_by = call.behaviour.answered_by
             self.calls[call.sid] = call
             self._plan(call)
         return call
@@ -243,6 +291,10 @@ class Network:
     def redirect(self, call: SimCall, twiml: str) -> None:
         with self.lock:
             call.twiml.append(twiml)
+            call.twiml_at.append(time.time())
+            if "<Hangup" in twiml and call.answered_at and call.status not in FINAL:
+                # The message plays (briefly, here), then the call ends as the TwiML says.
+                self._at(time.time() + VOICEMAIL_S, lambda: self._transition(call, "completed"))
 
     def hang_up(self, call: SimCall, status: str) -> None:
         """REST update with Status=canceled (not yet answered) or completed (hang up)."""
@@ -289,9 +341,13 @@ class Network:
         call.status = status
         if status == "in-progress":
             call.answered_at = now
+            if call.amd_callback:
+                self._detect(call, now)
         if status in FINAL:
             call.ended_at = now
             call.duration_s = round(now - call.answered_at) if call.answered_at else 0
+        if status in FINAL and call.recording_callback and call.answered_at:
+            self._record(call)
         wanted = status in FINAL or EVENT_FOR_STATUS.get(status) in call.events
         if call.status_callback and wanted:
             params = self._callback_params(call, status)
@@ -318,9 +374,42 @@ class Network:
             params["Duration"] = str(((call.duration_s or 0) + 59) // 60)
         if status == "failed":
             params["ErrorCode"] = "31005"
-        if call.behaviour.answered_by and call.answered_at:
-            params["AnsweredBy"] = call.behaviour.answered_by
+        if call.answered_by and call.answered_at:
+            params["AnsweredBy"] = call.answered_by
         return params
+
+    def _detect(self, call: SimCall, now: float) -> None:
+        """Async AMD: one verdict, after the greeting for DetectMessageEnd's machine_end_*."""
+        if not call.answered_by:
+            call.answered_by = self.scenario.next_answered_by()
+        greeting = call.amd_mode == "DetectMessageEnd" and call.answered_by in AFTER_GREETING
+        delay = AMD_FIRST_S + (AMD_GREETING_S if greeting else 0.0)
+        self._at(now + delay, lambda: self._amd_verdict(call))
+
+    def _amd_verdict(self, call: SimCall) -> None:
+        if call.status in FINAL or not call.amd_callback:
+            return
+        call.amd_at = time.time()
+        record = {"status": "amd", "delivered": False, "attempts": 0, "queued_at": call.amd_at}
+        call.callbacks.append(record)
+        params = {"AccountSid": call.account_sid, "CallSid": call.sid,
+                  "AnsweredBy": call.answered_by or "unknown",
+                  "MachineDetectionDuration": str(int((call.amd_at - (call.answered_at or 0))
+                                                      * 1000))}  # fmt: skip
+        self._senders.submit(self._post, call.amd_callback, params, record, 0.0)
+
+    def _record(self, call: SimCall) -> None:
+        assert call.recording_callback is not None
+        recording = new_recording(self.base_url, call.account_sid, call.sid,
+                                  call.recording_channels, call.duration_s or 0,
+                                  call.recording_callback)  # fmt: skip
+        call.recording = self.recordings[recording.sid] = recording
+        record = {"status": "recording", "delivered": False, "attempts": 0,
+                  "queued_at": time.time()}  # fmt: skip
+        call.callbacks.append(record)
+        params = recording.callback_params(call.account_sid)
+        # Twilio announces a recording a moment after the call's own final callback.
+        self._senders.submit(self._post, recording.callback, params, record, 0.2)
 
     # --- callback delivery -----------------------------------------------------------------
     def _deliver(self, call: SimCall, params: dict[str, str]) -> None:
@@ -360,7 +449,9 @@ class Network:
             except requests.RequestException:
                 pass
             if self._stopped or time.monotonic() + backoff > deadline:
-                logger.warning("callback %s to %s given up", params["CallStatus"], url)
+                logger.warning(
+                    "callback %s to %s given up", params.get("CallStatus", "recording"), url
+                )
                 return
             time.sleep(backoff)
             backoff = min(backoff * 2, 4.0)
@@ -374,6 +465,7 @@ class Network:
     def reset(self) -> None:
         with self.lock:
             self.calls.clear()
+            self.recordings.clear()
             self._timeline.clear()
             self._last_start = 0.0
 

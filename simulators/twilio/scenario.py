@@ -6,6 +6,8 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 OUTCOMES = ("completed", "busy", "no-answer", "failed", "invalid")
+ANSWERED_BY = ("human", "machine_start", "machine_end_beep", "machine_end_silence",
+               "machine_end_other", "fax", "unknown")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,17 @@ class Scenario:
     max_concurrent_requests: int = 100
     #: The next N create requests answer 429 / 20429 (to exercise the dialer's retry).
     reject_creates_with_429: int = 0
+    #: AnsweredBy of successive answered calls that asked for AMD (cycled), for numbers whose
+    #: behaviour names none: a scripted mix of humans, machines and faxes.
+    answered_by_schedule: list[str] = field(default_factory=list)
+    _schedule_index: int = 0
+
+    def next_answered_by(self) -> str:
+        if not self.answered_by_schedule:
+            return "human"
+        value = self.answered_by_schedule[self._schedule_index % len(self.answered_by_schedule)]
+        self._schedule_index += 1
+        return value
 
     def behaviour_for(self, number: str) -> Behaviour:
         return self.numbers.get(number, self.default)
@@ -55,6 +68,12 @@ class Scenario:
             self.numbers = {
                 n: Behaviour.from_dict(b, self.default) for n, b in raw["numbers"].items()
             }
+        if "answered_by_schedule" in raw:
+            schedule = [str(v) for v in raw["answered_by_schedule"]]
+            unknown = set(schedule) - set(ANSWERED_BY)
+            if unknown:
+                raise ValueError(f"unknown AnsweredBy values: {sorted(unknown)}")
+            self.answered_by_schedule, self._schedule_index = schedule, 0
         for name in ("cps", "max_concurrent_requests", "reject_creates_with_429"):
             if name in raw:
                 setattr(self, name, type(getattr(self, name))(raw[name]))

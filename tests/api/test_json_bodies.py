@@ -16,6 +16,8 @@ from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from libs.common.db import Database
+from libs.common.models import Call
 from libs.common.web.validation import MAX_JSON_DEPTH
 from tests.conftest import Tenant
 
@@ -150,7 +152,7 @@ def _fill_path(path: str, ids: dict[str, int]) -> str:
 
 
 @pytest.fixture
-def row_ids(client: FlaskClient, tenant_a: Tenant) -> dict[str, int]:
+def row_ids(client: FlaskClient, tenant_a: Tenant, db: Database) -> dict[str, int]:
     lead = client.post("/api/leads", json={"phone": "+14155550160"}, headers=tenant_a.headers)
     assert lead.status_code == 201, lead.json
     schedule = client.post(
@@ -161,8 +163,18 @@ def row_ids(client: FlaskClient, tenant_a: Tenant) -> dict[str, int]:
     endpoint = client.post("/api/webhooks/endpoints", headers=tenant_a.headers,
                            json={"url": "https://hooks.test/", "event_types": ["*"]})  # fmt: skip
     assert endpoint.status_code == 201, endpoint.json
+    disposition = client.post("/api/dispositions", headers=tenant_a.headers,
+                              json={"code": "bodies"})  # fmt: skip
+    assert disposition.status_code == 201, disposition.json
+    with db.session() as session:  # calls are made by the dialer, not by the API
+        call = Call(business_id=tenant_a.business_id, to_number="+14155550160",
+                    status="completed")  # fmt: skip
+        session.add(call)
+        session.commit()
+        call_id = call.id
     return {"lead_id": lead.json["id"], "schedule_id": schedule.json["id"],
-            "endpoint_id": endpoint.json["id"]}  # fmt: skip
+            "endpoint_id": endpoint.json["id"], "disposition_id": disposition.json["id"],
+            "call_id": call_id}  # fmt: skip
 
 
 def _problem(response: Any) -> str | None:

@@ -16,6 +16,7 @@ from sqlalchemy import select, text, update
 
 from libs.common.broker import build_broker
 from libs.common.db import Database
+from libs.common.lifecycle import status as lifecycle
 from libs.common.models import (
     Call,
     CallJob,
@@ -33,7 +34,6 @@ from libs.common.models import (
 )
 from libs.common.settings import Settings
 from libs.common.webhooks import catalogue
-from libs.common.webhooks.emit import emit_call_completed, emit_run_completed
 from services.api.app import create_app
 from tests.conftest import Tenant
 from tests.receipt_factories import make_attachment, make_receipts
@@ -181,10 +181,11 @@ def test_creating_a_lead_emits_lead_created_with_the_api_s_own_lead(
         assert len(session.scalars(select(WebhookDelivery)).all()) == 2
 
 
-def test_call_completed_and_run_completed_hooks_give_the_api_s_call(
+def test_the_lifecycle_emits_call_completed_and_run_completed_once(
     client: FlaskClient, db: Database, tenant_a: Tenant
 ) -> None:
-    """The functions the call lifecycle calls when a call ends and when a run finishes."""
+    """A call that ends emits call.completed (the API's Call); the run it finishes emits
+    run.completed: once each, in the transaction of the transition."""
     _create(client, tenant_a, event_types=["call.completed", "run.completed"])
     business_id = tenant_a.business_id
     with db.session() as session:
@@ -208,19 +209,23 @@ def test_call_completed_and_run_completed_hooks_give_the_api_s_call(
                     provider_call_sid="CA" + "1" * 32)  # fmt: skip
         session.add(call)
         session.commit()
-        # The lifecycle's transaction: Core updates, then the hooks, then one commit.
-        now = utcnow()
-        session.execute(update(Call).where(Call.id == call.id).values(
-            status="completed", duration_s=42, ended_at=now))  # fmt: skip
-        session.execute(update(CallJob).values(status=CallJobStatus.COMPLETED))
-        assert emit_call_completed(session, call.id) is not None
-        with pytest.raises(ValueError, match="not finished"):
-            emit_run_completed(session, run.id)
-        session.execute(update(Run).values(status=RunStatus.COMPLETED, finished_at=now))
-        assert emit_run_completed(session, run.id) is not None
-        session.commit()
         call_id = call.id
-    called, finished = (e.payload for e in _events(db))
+    # The provider's final status through the lifecycle: the call ends, its job completes, the
+    # run has nothing open and finishes; each transition emits its event in that transaction.
+    with db.session() as session:
+        locked = lifecycle.lock_call(session, call_id=call_id)
+        assert locked is not None
+        completed = lifecycle.StatusUpdate("completed", duration_s=42)
+        assert lifecycle.apply_status(session, locked, completed, utcnow()).moved
+        session.commit()
+    with db.session() as session:  # a callback delivered twice emits nothing more
+        locked = lifecycle.lock_call(session, call_id=call_id)
+        assert locked is not None
+        assert not lifecycle.apply_status(session, locked, completed, utcnow()).moved
+        session.commit()
+    events = _events(db)
+    assert [e.type for e in events] == ["call.completed", "run.completed"]
+    called, finished = (e.payload for e in events)
     for payload in (called, finished):
         jsonschema.validate(
             payload, catalogue.envelope_schema(catalogue.EVENT_TYPES[payload["type"]])

@@ -588,3 +588,107 @@ def test_voice_agent_settings_and_a_call_transcript(
     tab.shot("21-call-transcript")
     assert tab.problems == [], tab.problems
     tab.close()
+
+
+def test_dispositions_and_an_operator_disposing_a_call(
+    console: Console, db: Database, browser: Browser, artifacts: Path
+) -> None:
+    """A business adds dispositions (one set by rule on busy, one that retries), then an
+    operator disposes a call from the calls page; the worker settles the call's outcome."""
+    from playwright.sync_api import expect
+
+    business = make_business(db, "Disposed Bakery", limit=1)
+    with db.session() as session:
+        call = Call(business_id=business.id, direction="outbound", to_number="+14155550777",
+                    provider_call_sid="CA" + uuid.uuid4().hex, status="in-progress")  # fmt: skip
+        session.add(call)
+        session.commit()
+        call_id = call.id
+    tab = Tab(browser, console.url, artifacts, DESKTOP, "dispositions")
+    page = tab.page
+    tab.sign_in(business.token, "/dispositions")
+    form = page.locator("#disposition-form")
+    form.locator("input[name=code]").fill("busy_line")
+    form.locator("input[name=outcome][value=busy]").check()
+    page.get_by_role("button", name="Add disposition").click()
+    expect(page.locator("#banner")).to_contain_text("Disposition busy_line added.")
+    form.locator("input[name=code]").fill("callback")
+    form.locator("input[name=label]").fill("Call back later")
+    form.locator("select[name=action]").select_option("retry")
+    form.locator("input[name=retry_after_h]").fill("2")
+    page.get_by_role("button", name="Add disposition").click()
+    listed = page.locator("#dispositions-list")
+    expect(listed.locator("tr[data-code]")).to_have_count(2)
+    expect(listed.locator('tr[data-code="callback"]')).to_contain_text("call again after 2 h")
+    expect(listed.locator('tr[data-code="busy_line"]')).to_contain_text("busy")
+    tab.shot("30-dispositions")
+
+    page.get_by_role("link", name="Calls").click()
+    menu = page.get_by_label(f"Disposition of call {call_id}")
+    menu.select_option("callback")
+    expect(page.locator(f'select[data-call-id="{call_id}"] + small')).to_have_text("operator")
+    with db.session() as session:
+        row = session.get_one(Call, call_id)
+        assert (row.disposition, row.disposition_source) == ("callback", "operator")
+    tab.shot("31-call-disposed")
+    assert tab.problems == [], tab.problems
+    tab.close()
+
+
+def test_a_recorded_run_s_recording_downloads_and_retention(
+    console: Console, db: Database, browser: Browser, artifacts: Path
+) -> None:
+    """A run created with "Record calls": the worker fetches its call's recording from the
+    simulated Twilio; the calls page downloads the same bytes (SHA-256 as stored); the
+    business sets how long recordings are kept."""
+    from playwright.sync_api import expect
+
+    console.stack.sim.scenario(default={"ring_s": 0.2, "talk_s": 0.6})
+    business = make_business(db, "Recorded Bakery", limit=1)
+    assert console.api("POST", "/leads", business.token, json={"phone": "+14155556101"}).ok
+    tab = Tab(browser, console.url, artifacts, DESKTOP, "recordings")
+    page = tab.page
+    tab.sign_in(business.token, "/runs")
+    page.locator("input[name=name]").fill("Recorded")
+    page.locator("input[name=window_start]").fill("00:00")
+    page.locator("input[name=window_end]").fill("23:59")
+    page.locator("input[name=record]").check()
+    page.get_by_role("button", name="Create run").click()
+    row = page.locator("#runs-list tr[data-run-id]").first
+    run_id = row.get_attribute("data-run-id")
+    page.get_by_role("button", name=f"Start run {run_id}").click()
+    expect(row).to_have_attribute("data-status", "completed", timeout=RUN_TIMEOUT_MS)
+
+    def stored() -> Call | None:
+        with db.session() as session:
+            call = session.scalar(select(Call).where(Call.business_id == business.id))
+            return call if call is not None and call.recording_sha256 else None
+
+    deadline = utcnow().timestamp() + 60
+    while (call := stored()) is None and utcnow().timestamp() < deadline:
+        page.wait_for_timeout(250)
+    assert call is not None, "the recording was never stored"
+    # The run's figures, from its rows: one attempt, answered, and its day's bar.
+    page.get_by_role("link", name=f"Analytics of run {run_id}").click()
+    totals = page.locator("#analytics-totals")
+    expect(totals.locator('dd[data-figure="Attempts"]')).to_have_text("1")
+    expect(totals.locator('dd[data-figure="Answer rate"]')).to_have_text("100.0 %")
+    expect(page.locator('#day-chart rect[data-series="humans"]')).to_have_count(1)
+    tab.shot("41-analytics")
+
+    page.get_by_role("link", name="Calls").click()
+    with page.expect_download() as downloading:
+        page.get_by_role("button", name=f"Download the recording of call {call.id}").click()
+    content = Path(downloading.value.path()).read_bytes()
+    assert hashlib.sha256(content).hexdigest() == call.recording_sha256
+    assert content[:4] == b"RIFF" and call.recording_channels == 2
+    tab.shot("40-recording")
+
+    page.locator("input[name=retention_days]").fill("30")
+    page.get_by_role("button", name="Save retention").click()
+    expect(page.locator("#banner")).to_contain_text("Recordings are kept 30 days.")
+    assert console.api("GET", "/recordings/settings", business.token).json() == {
+        "retention_days": 30
+    }
+    assert tab.problems == [], tab.problems
+    tab.close()

@@ -76,11 +76,19 @@ def _upgrade(client: FlaskClient, signature: str | None, params: dict[str, str],
 VOICE = {"CallSid": "CA" + "7" * 32, "From": "+14155550111", "To": "+14155550000",
          "AccountSid": "AC" + "1" * 32, "CallStatus": "ringing",
          "Direction": "inbound"}  # fmt: skip
+RECORDING = {"CallSid": "CA" + "8" * 32, "RecordingSid": "RE" + "8" * 32,
+             "RecordingUrl": "https://api.twilio.com/2010-04-01/Accounts/AC1/Recordings/RE8",
+             "RecordingStatus": "completed", "RecordingChannels": "2"}  # fmt: skip
 #: route → (how to send, parameters Twilio would sign, the URL it signs them for)
 ROUTES: dict[str, tuple[Send, dict[str, str], str]] = {
     "/webhook/twilio/status": (_post("/webhook/twilio/status"),
                                callback(new_sid(), "completed"), "/webhook/twilio/status"),
     "/webhook/twilio/voice": (_post("/webhook/twilio/voice"), VOICE, "/webhook/twilio/voice"),
+    "/webhook/twilio/recording": (_post("/webhook/twilio/recording"), RECORDING,
+                                  "/webhook/twilio/recording"),
+    "/webhook/twilio/amd": (_post("/webhook/twilio/amd"),
+                            {"CallSid": "CA" + "9" * 32, "AnsweredBy": "machine_start"},
+                            "/webhook/twilio/amd"),
     "/ws/media": (_upgrade, {}, "/ws/media"),
 }  # fmt: skip
 

@@ -86,7 +86,13 @@ def test_two_schedulers_emit_once_per_period_and_hand_over_on_kill(
         switchboard_argv("status", "--json"), env=env, capture_output=True, text=True, timeout=60
     )
     jobs = {j["name"]: j for j in json.loads(status.stdout)["components"]["scheduler"]["periodic"]}
-    assert set(jobs) == {"reconcile", "schedules_tick", "webhooks_sweep"}
+    assert set(jobs) == {
+        "reconcile",
+        "schedules_tick",
+        "webhooks_sweep",
+        "outcomes_sweep",
+        "recordings_expire",
+    }
     tick = jobs["schedules_tick"]
     assert tick["actor"] == "schedules.tick" and tick["period_s"] == 1
     assert tick["next_run_at"] > tick["last_run_at"] > time.time() - 30

@@ -17,6 +17,7 @@ from libs.common.db import Database
 from libs.common.models import (
     BackgroundJob,
     Call,
+    Disposition,
     DncEntry,
     GmailConnection,
     Lead,
@@ -28,6 +29,7 @@ from libs.common.models import (
     WebhookEndpoint,
     WebhookEvent,
 )
+from libs.common.settings import Settings
 from tests.conftest import Tenant
 from tests.receipt_factories import make_attachment, make_receipts
 
@@ -49,6 +51,7 @@ class Owned:
     connection_id: int
     endpoint_id: int
     delivery_id: int
+    disposition_id: int
 
 
 def _own(db: Database, business_id: int) -> Owned:
@@ -85,12 +88,23 @@ def _own(db: Database, business_id: int) -> Owned:
         session.add(delivery)
         session.commit()
         hooks = (endpoint.id, delivery.id)
-    return Owned(*ids[:6], receipt_id, attachment_id, ids[6], *hooks)
+        disposition = Disposition(business_id=business_id, code="isolation_marker_a",
+                                  label=MARKER, outcomes=["busy"], action="move",
+                                  move_to_run_id=ids[2])  # fmt: skip
+        session.add(disposition)
+        session.commit()
+        disposition_id = disposition.id
+    return Owned(*ids[:6], receipt_id, attachment_id, ids[6], *hooks, disposition_id)
 
 
 #: Routes that name one of A's rows, with the body B sends: each must be a 404 for B.
 SCOPED: dict[tuple[str, str], dict[str, Any] | None] = {
     ("GET", "/api/calls/<int:call_id>"): None,
+    ("PUT", "/api/calls/<int:call_id>/disposition"): {"code": "isolation_marker_a"},
+    ("GET", "/api/calls/<int:call_id>/recording"): None,
+    ("GET", "/api/dispositions/<int:disposition_id>"): None,
+    ("PATCH", "/api/dispositions/<int:disposition_id>"): {"label": "taken over"},
+    ("DELETE", "/api/dispositions/<int:disposition_id>"): None,
     ("DELETE", "/api/dnc/<int:entry_id>"): None,
     ("DELETE", "/api/gmail/connections/<int:connection_id>"): None,
     ("GET", "/api/jobs/<int:job_id>"): None,
@@ -100,10 +114,13 @@ SCOPED: dict[tuple[str, str], dict[str, Any] | None] = {
     ("GET", "/api/receipts/<int:receipt_id>"): None,
     ("GET", "/api/receipts/<int:receipt_id>/attachments/<int:attachment_id>"): None,
     ("GET", "/api/runs/<int:run_id>"): None,
+    ("GET", "/api/runs/<int:run_id>/analytics"): None,
     ("POST", "/api/runs/<int:run_id>/cancel"): None,
     ("POST", "/api/runs/<int:run_id>/pause"): None,
     ("POST", "/api/runs/<int:run_id>/resume"): None,
     ("POST", "/api/runs/<int:run_id>/start"): None,
+    ("PUT", "/api/runs/<int:run_id>/voicemail"): None,
+    ("DELETE", "/api/runs/<int:run_id>/voicemail"): None,
     ("GET", "/api/schedules/<int:schedule_id>"): None,
     ("PATCH", "/api/schedules/<int:schedule_id>"): {"enabled": False},
     ("DELETE", "/api/schedules/<int:schedule_id>"): None,
@@ -121,12 +138,17 @@ SCOPED: dict[tuple[str, str], dict[str, Any] | None] = {
 #: gets a 404 (or 400) and nothing of A's is touched or created.
 BODY_NAMES_A = {
     ("POST", "/api/receipts/sync"): lambda a: {"connection_id": a.connection_id},
+    ("POST", "/api/dispositions"): lambda a: {
+        "code": "steal",
+        "action": "move",
+        "move_to_run_id": a.run_id,
+    },
     ("POST", "/api/schedules"): lambda a: {"lead_id": a.lead_id, "local_time": "10:00"},
     ("POST", "/api/runs"): lambda a: {"name": "steal", "lead_ids": [a.lead_id]},
 }
 #: Listings: B's response must not show any of A's rows.
-LISTS = ["/api/calls", "/api/dnc", "/api/gmail/connections", "/api/leads", "/api/receipts",
-         "/api/runs", "/api/schedules", "/api/webhooks/endpoints"]  # fmt: skip
+LISTS = ["/api/calls", "/api/dispositions", "/api/dnc", "/api/gmail/connections", "/api/leads",
+         "/api/receipts", "/api/runs", "/api/schedules", "/api/webhooks/endpoints"]  # fmt: skip
 #: Routes only operators may use: 403 for a business token.
 OPERATOR = {
     ("GET", "/api/admin/failed"), ("DELETE", "/api/admin/failed/<dead_letter_id>"),
@@ -136,8 +158,12 @@ OPERATOR = {
 #: Routes that act only on the caller's own business or are public, each with why it is safe.
 OWN_OR_PUBLIC = {
     ("GET", "/api/agent"): "the caller's own business's agent (tests/api/test_agent.py)",
+    ("GET", "/api/analytics/daily"): "the caller's own business's calls "
+    "(tests/api/test_analytics.py)",
     ("PUT", "/api/agent"): "sets the caller's own business's agent (tests/api/test_agent.py)",
     ("POST", "/api/dnc"): "adds to the caller's own list",
+    ("GET", "/api/recordings/settings"): "the caller's own business's retention",
+    ("PUT", "/api/recordings/settings"): "sets the caller's own business's retention",
     ("GET", "/api/gmail/callback"): "no token: the signed, single-use, browser-bound state names "
     "the business (tests/api/test_gmail.py)",
     ("GET", "/api/gmail/connect"): "a consent for the caller's own business",
@@ -176,7 +202,8 @@ def _path(rule: str, a: Owned) -> str:
               "job_id": a.job_id, "lead_id": a.lead_id, "receipt_id": a.receipt_id,
               "attachment_id": a.attachment_id, "run_id": a.run_id,
               "schedule_id": a.schedule_id, "endpoint_id": a.endpoint_id,
-              "delivery_id": a.delivery_id}  # fmt: skip
+              "delivery_id": a.delivery_id,
+              "disposition_id": a.disposition_id}  # fmt: skip
     for name, value in values.items():
         rule = rule.replace(f"<int:{name}>", str(value))
     return rule
@@ -200,6 +227,7 @@ def _counts(db: Database, business_id: int) -> dict[str, Any]:
                 WebhookEndpoint,
                 WebhookEvent,
                 WebhookDelivery,
+                Disposition,
             )
         }
         counts["endpoints"] = [
@@ -212,6 +240,13 @@ def _counts(db: Database, business_id: int) -> dict[str, Any]:
             for d in session.scalars(
                 select(WebhookDelivery).where(WebhookDelivery.business_id == business_id))
         ]  # fmt: skip
+        counts["dispositions"] = [
+            (d.code, d.label, d.outcomes, d.action, d.move_to_run_id)
+            for d in session.scalars(
+                select(Disposition).where(Disposition.business_id == business_id))
+        ]  # fmt: skip
+        counts["call dispositions"] = sorted(str(c) for c in session.scalars(
+            select(Call.disposition).where(Call.business_id == business_id)))  # fmt: skip
         counts["lead names"] = sorted(session.scalars(
             select(Lead.name).where(Lead.business_id == business_id)))  # fmt: skip
         counts["run statuses"] = sorted(str(s) for s in session.scalars(
@@ -222,8 +257,18 @@ def _counts(db: Database, business_id: int) -> dict[str, Any]:
 
 
 @pytest.fixture
-def owned(db: Database, tenant_a: Tenant) -> Owned:
-    return _own(db, tenant_a.business_id)
+def owned(db: Database, tenant_a: Tenant, settings: Settings) -> Owned:
+    owned = _own(db, tenant_a.business_id)
+    # A's call has a recording on disk: only A may download it.
+    relative = f"outbound/{tenant_a.business_id}/{MARKER}.wav"
+    path = settings.recordings_dir / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"RIFF" + MARKER.encode())
+    with db.session() as session:
+        call = session.get_one(Call, owned.call_id)
+        call.recording_path, call.recording_sha256 = relative, "0" * 64
+        session.commit()
+    return owned
 
 
 @pytest.mark.parametrize(("method", "rule"), sorted(SCOPED))

@@ -118,3 +118,63 @@ def test_callbacks_are_signed_with_twilios_algorithm() -> None:
         assert sign(AUTH_TOKEN, got_url, params) == signature
     completed = next(p for _, p, _ in received if p["CallStatus"] == "completed")
     assert "CallDuration" in completed
+
+
+def test_async_amd_answers_on_a_scripted_schedule_and_prices_answered_calls() -> None:
+    """Every AnsweredBy value in turn, each in a signed AMD callback (DetectMessageEnd's
+    machine_end_* after the greeting); a redirect that ends with <Hangup/> ends the call."""
+    import threading
+
+    from flask import Flask, request
+    from werkzeug.serving import make_server
+
+    from tests.support.services import free_port
+
+    verdicts: list[tuple[str, dict[str, str], str]] = []
+    receiver = Flask("receiver")
+
+    @receiver.post("/amd")
+    def amd() -> str:
+        verdicts.append(
+            (request.url, request.form.to_dict(), request.headers["X-Twilio-Signature"])
+        )
+        return ""
+
+    schedule = ["human", "machine_start", "machine_end_beep", "machine_end_silence",
+                "machine_end_other", "fax", "unknown"]  # fmt: skip
+    port = free_port()
+    server = make_server("127.0.0.1", port, receiver, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with simulator_thread() as sim:
+            sim.scenario(default={"ring_s": 0.05, "talk_s": 2.0}, answered_by_schedule=schedule)
+            client = _client(sim.base_url)
+            sids = [client.calls.create(
+                to=f"+1415555{i:04d}", from_="+15005550006", url="http://x/voice",
+                machine_detection="DetectMessageEnd", async_amd="true",
+                async_amd_status_callback=f"http://127.0.0.1:{port}/amd").sid
+                for i in range(len(schedule))]  # fmt: skip
+            deadline = time.monotonic() + 5
+            while len(verdicts) < len(schedule) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            beep = next(
+                p["CallSid"] for _, p, _ in verdicts if p["AnsweredBy"] == "machine_end_beep"
+            )
+            client.calls(beep).update(twiml="<Response><Say>Hi</Say><Hangup/></Response>")
+            time.sleep(2.5)
+            ledger = {c["sid"]: c for c in sim.ledger()["calls"]}
+            with pytest.raises(TwilioRestException):  # only asynchronous detection is simulated
+                client.calls.create(to="+14155550100", from_="+15005550006", url="http://x/voice",
+                                    machine_detection="Enable")  # fmt: skip
+    finally:
+        server.shutdown()
+    assert sorted(p["AnsweredBy"] for _, p, _ in verdicts) == sorted(schedule)
+    for url, params, signature in verdicts:
+        assert sign(AUTH_TOKEN, url, params) == signature
+    waited = {p["AnsweredBy"]: int(p["MachineDetectionDuration"]) for _, p, _ in verdicts}
+    assert waited["machine_end_beep"] > waited["human"]  # after the greeting
+    played = ledger[beep]
+    assert played["voicemail_after_beep"] and played["ended_at"] - played["answered_at"] < 1.5
+    assert all(
+        ledger[s]["status"] == "completed" and ledger[s]["price"] == "-0.01400" for s in sids
+    )

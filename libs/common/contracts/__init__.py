@@ -11,6 +11,14 @@ from libs.common.contracts.base import (
 )
 from libs.common.contracts.campaigns import DIALER_DISPATCH, LEADS_IMPORT_CSV
 from libs.common.contracts.inbound import LEADS_CREATE_FROM_CALL, RECORDINGS_PROCESS
+from libs.common.contracts.outcomes import (
+    AMD_ACT,
+    OUTCOMES_APPLY,
+    OUTCOMES_PRICE,
+    OUTCOMES_SWEEP,
+    RECORDINGS_EXPIRE,
+    RECORDINGS_FETCH,
+)
 from libs.common.contracts.receipts import RECEIPTS_SYNC
 from libs.common.contracts.schedules import (
     SCHEDULES_CHECK_DUE,
@@ -33,6 +41,12 @@ ALL_CONTRACTS: tuple[ActorContract, ...] = (
     RECEIPTS_SYNC,
     WEBHOOKS_DELIVER,
     WEBHOOKS_SWEEP,
+    OUTCOMES_APPLY,
+    OUTCOMES_SWEEP,
+    RECORDINGS_FETCH,
+    RECORDINGS_EXPIRE,
+    OUTCOMES_PRICE,
+    AMD_ACT,
 )
 
 BY_NAME: dict[str, ActorContract] = {c.name: c for c in ALL_CONTRACTS}
@@ -41,13 +55,19 @@ if len(BY_NAME) != len(ALL_CONTRACTS):
 
 __all__ = [
     "ALL_CONTRACTS",
+    "AMD_ACT",
     "BY_NAME",
     "DIALER_DISPATCH",
     "LEADS_CREATE_FROM_CALL",
     "LEADS_IMPORT_CSV",
     "MAINTENANCE_RECONCILE",
+    "OUTCOMES_APPLY",
+    "OUTCOMES_PRICE",
+    "OUTCOMES_SWEEP",
     "QUEUES",
     "RECEIPTS_SYNC",
+    "RECORDINGS_EXPIRE",
+    "RECORDINGS_FETCH",
     "RECORDINGS_PROCESS",
     "SCHEDULES_CHECK_DUE",
     "SCHEDULES_PLACE_CALL",

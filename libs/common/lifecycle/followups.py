@@ -10,7 +10,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from libs.common.contracts import DIALER_DISPATCH, LEADS_CREATE_FROM_CALL, RECORDINGS_PROCESS
+from libs.common.contracts import (
+    DIALER_DISPATCH,
+    LEADS_CREATE_FROM_CALL,
+    OUTCOMES_APPLY,
+    RECORDINGS_PROCESS,
+)
 from libs.common.outbox import Outgoing
 
 #: A retry whose delay is longer than this waits for the reconciler, not a delayed message.
@@ -40,3 +45,9 @@ def lead_from_call(call_sid: str) -> Outgoing:
 
 def recording(call_sid: str) -> Outgoing:
     return Outgoing(RECORDINGS_PROCESS.message(call_sid=call_sid), repairable=True)
+
+
+def outcome(call_id: int) -> Outgoing:
+    """``outcomes.apply`` for a call that just ended: disposition rules, lead recycling, the
+    run's machine policy and compliance (libs/common/outcomes). Repaired by ``outcomes.sweep``."""
+    return Outgoing(OUTCOMES_APPLY.message(call_id=call_id), repairable=True)

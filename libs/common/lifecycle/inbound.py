@@ -16,8 +16,9 @@ from sqlalchemy.orm import Session
 
 from libs.common import metrics
 from libs.common.db import insert_ignoring_conflicts
-from libs.common.lifecycle import followups
+from libs.common.lifecycle import customer_events, followups
 from libs.common.lifecycle import statements as sql
+from libs.common.models import utcnow
 from libs.common.outbox import Outgoing
 
 _CALL_BY_SID = select(sql.CALLS.c.id).where(sql.CALLS.c.provider_call_sid == bindparam("sid"))
@@ -43,7 +44,15 @@ _STREAM_CLOSED = (
             else_=sql.CALLS.c.duration_s,
         ),
     )
-    .returning(sql.CALLS.c.direction, sql.CALLS.c.provider_call_sid, sql.CALLS.c.status)
+    .returning(
+        sql.CALLS.c.direction,
+        sql.CALLS.c.provider_call_sid,
+        sql.CALLS.c.status,
+        sql.CALLS.c.business_id,
+    )
+)
+_STATUS_FOR_UPDATE = (
+    select(sql.CALLS.c.status).where(sql.CALLS.c.id == bindparam("call_id")).with_for_update()
 )
 
 
@@ -57,6 +66,7 @@ def open_call(session: Session, business_id: int, to: str, from_: str, sid: str)
         "from_number": from_,
         "provider_call_sid": sid,
         "status": "in-progress",
+        "answered_at": utcnow(),
         "attempt": 1,
     }
     call_id = insert_ignoring_conflicts(session, sql.CALLS, values)
@@ -69,7 +79,9 @@ def open_call(session: Session, business_id: int, to: str, from_: str, sid: str)
 
 def close_stream(session: Session, call_id: int, duration_ms: int, now: datetime) -> list[Outgoing]:
     """The media stream of a call ended: close its log; the follow-ups to send after commit
-    (the lead of an inbound call, and the recording's description)."""
+    (the lead of an inbound call, the recording's description, and the outcome of an inbound
+    call this completed)."""
+    before = session.connection().execute(_STATUS_FOR_UPDATE, {"call_id": call_id}).scalar_one()
     row = (
         session.connection()
         .execute(
@@ -77,9 +89,13 @@ def close_stream(session: Session, call_id: int, duration_ms: int, now: datetime
         )
         .one()
     )
-    direction, sid, _status = row
+    direction, sid, status, business_id = row
     sid = sid or ""
     outgoing = [followups.recording(sid)]
     if direction == "inbound":  # an outbound call already has its lead
         outgoing.insert(0, followups.lead_from_call(sid))
+    if status != before:  # this completed the inbound call
+        metrics.CALL_STATUSES.labels(status).inc()
+        customer_events.call_completed(session, business_id, call_id)
+        outgoing.append(followups.outcome(call_id))
     return outgoing

@@ -19,7 +19,7 @@ from sqlalchemy.orm.util import identity_key
 
 from libs.common import metrics
 from libs.common.db import update_by_id
-from libs.common.lifecycle import followups
+from libs.common.lifecycle import customer_events, followups
 from libs.common.lifecycle import statements as sql
 from libs.common.lifecycle.table import (
     FINAL_CALL_STATUSES,
@@ -137,18 +137,19 @@ def apply_status(session: Session, call: LockedCall, new: StatusUpdate, now: dat
     if final and _inferred_failure(call):
         return _correct_inferred_failure(session, call, new, now)
     _move_call(session, call, new, now)
+    # An ended call's outcome (dispositions, recycling, machine policy, compliance).
+    outgoing = [followups.outcome(call.id)] if final else []
     if call.direction == "inbound" and final and call.provider_call_sid:
         # A caller who hung up before the stream connected is a lead too; when the stream did
         # run, this is the same idempotent message its stop already sent.
-        outgoing = [followups.lead_from_call(call.provider_call_sid)]
+        outgoing.insert(0, followups.lead_from_call(call.provider_call_sid))
         return Applied(moved=True, business_id=call.business_id, followups=outgoing)
     if call.job_id is None or call.run_id is None:
-        return Applied(moved=True, business_id=call.business_id)
+        return Applied(moved=True, business_id=call.business_id, followups=outgoing)
     if not final:
         _follow_on_job(session, call, new)
         return Applied(moved=True, business_id=call.business_id)
     followed, retry_at = _finish_job(session, call, new, now)
-    outgoing = []
     if followed:
         outgoing.append(followups.dispatch(call.business_id))
     if retry_at is not None:
@@ -167,6 +168,8 @@ def _move_call(
     session: Session, call: LockedCall, new: StatusUpdate, now: datetime, **extra: Any
 ) -> None:
     changes: dict[str, Any] = {"status": new.status, **extra}
+    if new.status == "in-progress":
+        changes["answered_at"] = now
     if new.answered_by:
         changes["answered_by"] = new.answered_by
     if new.duration_s is not None:
@@ -177,8 +180,13 @@ def _move_call(
         if new.error_code:
             changes["error_code"] = new.error_code
             changes["error_message"] = new.error_message
+    was_final = call.is_final
     update_by_id(session, sql.CALLS, call.id, changes)
     call.status = new.status
+    if final and not was_final:
+        # Once per call: a final status is never followed by a first final status again (the
+        # provider's word replacing the reconciler's guess is a correction, not a new end).
+        customer_events.call_completed(session, call.business_id, call.id)
     call.error_code = changes.get("error_code", call.error_code)
     metrics.CALL_STATUSES.labels(new.status).inc()
     if final and call.lead_id is not None:
@@ -312,11 +320,13 @@ def fail_attempt(
 ) -> list[Outgoing]:
     """The attempt of ``call`` (locked) cannot go on (the provider refused it, or it cannot be
     placed again): the call and job end ``failed`` with the reason; the slot is free."""
+    outgoing = []
     if not call.is_final:
         new = StatusUpdate("failed", error_code=code, error_message=message[:2000])
         _move_call(session, call, new, now)
+        outgoing.append(followups.outcome(call.id))
     if call.job_id is None:
-        return []
+        return outgoing
     run_id = (
         session.connection()
         .execute(
@@ -331,9 +341,9 @@ def fail_attempt(
         .scalar_one_or_none()
     )
     if run_id is None:
-        return []
+        return outgoing
     complete_run_if_done(session, run_id, now)
-    return [followups.dispatch(call.business_id)]
+    return [*outgoing, followups.dispatch(call.business_id)]
 
 
 def give_back_attempt(
@@ -390,4 +400,5 @@ def complete_run_if_done(session: Session, run_id: int, now: datetime) -> bool:
     if loaded is not None:  # a caller holding the Run reads what was just written
         session.expire(loaded)
     metrics.RUNS_FINISHED.labels(RunStatus(finished).value).inc()
+    customer_events.run_completed(session, run_id)
     return True

@@ -65,7 +65,7 @@ JOB_TRANSITIONS: dict[str, dict[str, str]] = {
     JOB_QUEUED: {
         JOB_DIALING: "claimed (dialing.fill_slots)",
         "skipped_dnc": "number on the do-not-call list",
-        "canceled": "run canceled",
+        "canceled": "run canceled, or its lead moved to another run",
     },
     JOB_DIALING: {
         JOB_IN_CALL: "call in-progress",
@@ -82,12 +82,16 @@ JOB_TRANSITIONS: dict[str, dict[str, str]] = {
         for call, job in FINAL_JOB_STATUS.items()
         if job != "failed"
     },
-    "completed": {},
-    "busy": {},
-    "no_answer": {},
     "canceled": {},
     "skipped_dnc": {},
 }
+#: Final jobs an outcome judged after the call may queue again (lifecycle.recycle): a
+#: disposition's "retry after N hours", a run's retry of answering machines.
+REQUEUED_FROM = ("completed", "busy", "no_answer", "failed")
+for _final in REQUEUED_FROM:
+    JOB_TRANSITIONS.setdefault(_final, {})[JOB_QUEUED] = (
+        "requeued by a disposition or machine retry"
+    )
 
 
 def call_moves(current: str, new: str) -> bool:

@@ -12,6 +12,7 @@ from libs.common.models.campaign import (
     Run,
     RunStatus,
 )
+from libs.common.models.disposition import OUTCOMES, Disposition, RecycleAction
 from libs.common.models.lead import DncEntry, Lead
 from libs.common.models.phone_number import PhoneNumber
 from libs.common.models.receipt import GmailConnection, Receipt, ReceiptAttachment
@@ -35,6 +36,7 @@ __all__ = [
     "AGENT_KINDS",
     "AGENT_TOOLS",
     "ALL_DAYS",
+    "OUTCOMES",
     "AgentSettings",
     "ApiToken",
     "AttemptOutcome",
@@ -46,6 +48,7 @@ __all__ = [
     "CallJob",
     "CallJobStatus",
     "DeliveryStatus",
+    "Disposition",
     "DncEntry",
     "GmailConnection",
     "JobStatus",
@@ -54,6 +57,7 @@ __all__ = [
     "PhoneNumber",
     "Receipt",
     "ReceiptAttachment",
+    "RecycleAction",
     "Run",
     "RunStatus",
     "Schedule",

@@ -22,3 +22,5 @@ class Business(TimestampMixin, Base):
     max_concurrent_calls: Mapped[int] = mapped_column(
         default=DEFAULT_MAX_CONCURRENT_CALLS, server_default=str(DEFAULT_MAX_CONCURRENT_CALLS)
     )
+    #: Call recordings are deleted this many days after the call ended (None: kept).
+    recording_retention_days: Mapped[int | None] = mapped_column()

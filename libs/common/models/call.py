@@ -22,8 +22,13 @@ class Call(TimestampMixin, Base):
         # At most one provider call per job attempt: the row exists before the provider is asked.
         UniqueConstraint("job_id", "attempt", name="uq_calls_job_attempt"),
         UniqueConstraint("provider_call_sid", name="uq_calls_provider_call_sid"),
+        UniqueConstraint("recording_sid", name="uq_calls_recording_sid"),
         Index("ix_calls_business_id_created_at", "business_id", "created_at"),
         Index("ix_calls_status_created_at", "status", "created_at"),
+        # The outcomes sweep: ended calls whose outcome is not applied yet.
+        Index("ix_calls_outcome_applied_at_ended_at", "outcome_applied_at", "ended_at"),
+        # A run's rates (analytics, abandonment, provider failures) read its calls.
+        Index("ix_calls_run_id_ended_at", "run_id", "ended_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -46,8 +51,15 @@ class Call(TimestampMixin, Base):
     callback_requested: Mapped[bool] = mapped_column(default=False, server_default="0")
     opted_out: Mapped[bool] = mapped_column(default=False, server_default="0")
     stream_sid: Mapped[str | None] = mapped_column(String(64))
-    #: Set by the voice agent: the call's outcome (interested, not_interested, …).
+    #: How the call went (interested, callback, …): a code of the business's dispositions,
+    #: set by the voice agent, an operator, or a rule from the outcome (libs/common/outcomes).
     disposition: Mapped[str | None] = mapped_column(String(32))
+    #: Who set it: agent, operator or rule (None with no disposition).
+    disposition_source: Mapped[str | None] = mapped_column(String(16))
+    #: When the worker last applied the call's outcome (rule, recycling); None: not yet.
+    outcome_applied_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: The disposition whose recycling was applied, so applying it again changes nothing.
+    recycled_disposition: Mapped[str | None] = mapped_column(String(32))
     #: The person the agent handed the caller to, and how (cold or warm).
     transferred_to: Mapped[str | None] = mapped_column(String(20))
     transfer_mode: Mapped[str | None] = mapped_column(String(8))
@@ -58,6 +70,29 @@ class Call(TimestampMixin, Base):
     recording_bytes: Mapped[int | None] = mapped_column(BigInteger)
     recording_duration_ms: Mapped[int | None] = mapped_column()
     recording_sha256: Mapped[str | None] = mapped_column(String(64))
+    #: Outbound recordings: the provider's recording (stored once, from its callback), fetched
+    #: by recordings.fetch into recording_path.
+    recording_sid: Mapped[str | None] = mapped_column(String(64))
+    recording_url: Mapped[str | None] = mapped_column(String(500))
+    recording_channels: Mapped[int | None] = mapped_column()
+    #: When the retention period deleted the recording's file.
+    recording_expired_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: What the run's machine policy did when AMD said a machine answered (hung_up, voicemail,
+    #: agent), and when AMD answered.
+    machine_action: Mapped[str | None] = mapped_column(String(16))
+    amd_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: When the call was answered (in-progress): the start of the 2 s an agent has to speak.
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: When the voice agent's first audio reached the caller (written by the media path).
+    agent_first_audio_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: A person answered and heard no agent within 2 s (None: not judged, see compliance.py).
+    abandoned: Mapped[bool | None] = mapped_column()
+    #: What the provider charged, in millionths of price_unit (its `price`, made positive);
+    #: fetched by outcomes.price once the call has ended.
+    price_micros: Mapped[int | None] = mapped_column(BigInteger)
+    price_unit: Mapped[str | None] = mapped_column(String(3))
+    #: Where the transcript came from once the recording was transcribed (agent, none, …).
+    transcribed_by: Mapped[str | None] = mapped_column(String(16))
     #: What was said, in order (written by the media path when the stream ends).
     transcript: Mapped[list[TranscriptLine]] = relationship(
         order_by="TranscriptLine.seq", viewonly=True, lazy="select"

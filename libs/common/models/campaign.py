@@ -15,6 +15,7 @@ from sqlalchemy import (
     Enum,
     ForeignKey,
     Index,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -77,6 +78,30 @@ class Run(TimestampMixin, Base):
     window_end: Mapped[str] = mapped_column(String(5), default="21:00", server_default="21:00")
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: Record the run's calls (dual channel: each side on its own channel).
+    record_calls: Mapped[bool] = mapped_column(default=False, server_default="0")
+    #: Answering-machine detection (libs/common/outcomes/amd.py): off, Enable, DetectMessageEnd;
+    #: asynchronous, so a person is never left waiting for it.
+    amd_mode: Mapped[str] = mapped_column(String(16), default="off", server_default="off")
+    #: What a machine gets: hang_up, voicemail (after the beep) or agent (connected anyway).
+    machine_action: Mapped[str] = mapped_column(
+        String(16), default="hang_up", server_default="hang_up"
+    )
+    #: The voicemail: text spoken by <Say>, or an audio file's URL played by <Play>.
+    voicemail_text: Mapped[str | None] = mapped_column(Text)
+    voicemail_audio_url: Mapped[str | None] = mapped_column(String(500))
+    #: An uploaded voicemail (PUT /api/runs/{id}/voicemail): served to Twilio by the calls
+    #: service under an unguessable token; wins over the URL and the text.
+    voicemail_audio: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
+    voicemail_audio_type: Mapped[str | None] = mapped_column(String(32))
+    voicemail_audio_token: Mapped[str | None] = mapped_column(String(64))
+    #: Whether a call a machine answered uses up one of max_attempts.
+    machine_counts_as_attempt: Mapped[bool] = mapped_column(default=True, server_default="1")
+    #: Call a machine's lead again after this long (None: not again for the machine).
+    machine_retry_delay_s: Mapped[int | None] = mapped_column()
+    #: Why the run paused itself (libs/common/outcomes/compliance.py), shown until resumed.
+    paused_reason: Mapped[str | None] = mapped_column(Text)
+    auto_paused_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class CallJob(TimestampMixin, Base):

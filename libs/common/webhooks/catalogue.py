@@ -62,8 +62,8 @@ CALL_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["id", "run_id", "job_id", "lead_id", "attempt", "direction", "to", "from",
                  "status", "provider_call_sid", "answered_by", "duration_s", "error",
-                 "created_at", "ended_at", "disposition", "transferred_to", "transfer_mode",
-                 "agent_error"],
+                 "created_at", "ended_at", "disposition", "disposition_source", "transferred_to",
+                 "transfer_mode", "agent_error", "recording"],
     "properties": {
         "id": {"type": "integer"},
         "run_id": _nullable("integer"),
@@ -85,7 +85,19 @@ CALL_SCHEMA: dict[str, Any] = {
         ]},
         "created_at": _DATE_TIME,
         "ended_at": _NULLABLE_DATE_TIME,
-        "disposition": _nullable("string", description="set by the voice agent"),
+        "disposition": _nullable("string", description="a code of the business's "
+                                 "dispositions"),
+        "disposition_source": {"enum": ["agent", "operator", "rule", None]},
+        "recording": {"oneOf": [
+            {"type": "null"},
+            {"type": "object",
+             "required": ["available", "bytes", "duration_ms", "sha256", "channels",
+                          "expired_at"],
+             "properties": {"available": {"type": "boolean"}, "bytes": _nullable("integer"),
+                            "duration_ms": _nullable("integer"), "sha256": _nullable("string"),
+                            "channels": _nullable("integer"),
+                            "expired_at": _NULLABLE_DATE_TIME}},
+        ]},
         "transferred_to": _nullable("string"),
         "transfer_mode": {"enum": ["cold", "warm", None]},
         "agent_error": _nullable("string"),
@@ -113,6 +125,18 @@ RUN_SCHEMA: dict[str, Any] = {
         "attempts": {"type": "integer", "description": "calls placed, retries included"},
     },
 }  # fmt: skip
+
+RUN_PAUSED_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["id", "name", "reason", "message", "paused_at"],
+    "properties": {
+        "id": {"type": "integer"},
+        "name": {"type": "string"},
+        "reason": {"type": "string", "enum": ["abandonment", "provider_failures"]},
+        "message": {"type": "string", "description": "why, for a person"},
+        "paused_at": _DATE_TIME,
+    },
+}
 
 RECEIPT_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -150,6 +174,9 @@ EVENT_TYPES: dict[str, EventType] = {
         EventType("run.completed", "A run finished: every job reached a final status "
                   "(completed), or it was canceled and its last call ended (canceled).",
                   RUN_SCHEMA),
+        EventType("run.paused", "A run paused itself: its abandonment rate was about to pass "
+                  "3 %, or too many of its calls failed at the provider. Resume it when "
+                  "fixed.", RUN_PAUSED_SCHEMA),
         EventType("receipt.synced", "A receipt was found in a connected Gmail inbox and "
                   "stored (once per Gmail message).", RECEIPT_SCHEMA),
     )
@@ -202,6 +229,19 @@ def lead_data(lead: Lead) -> dict[str, Any]:
     }
 
 
+def _recording(call: Call) -> dict[str, Any] | None:
+    if not (call.recording_path or call.recording_sid or call.recording_expired_at):
+        return None
+    return {
+        "available": bool(call.recording_path and call.recording_sha256),
+        "bytes": call.recording_bytes,
+        "duration_ms": call.recording_duration_ms,
+        "sha256": call.recording_sha256,
+        "channels": call.recording_channels,
+        "expired_at": _iso(call.recording_expired_at),
+    }
+
+
 def call_data(call: Call) -> dict[str, Any]:
     error = {"code": call.error_code, "message": call.error_message} if call.error_code else None
     return {
@@ -221,6 +261,8 @@ def call_data(call: Call) -> dict[str, Any]:
         "ended_at": _iso(call.ended_at),
         "from": call.from_number,
         "disposition": call.disposition,
+        "disposition_source": call.disposition_source,
+        "recording": _recording(call),
         "transferred_to": call.transferred_to,
         "transfer_mode": call.transfer_mode,
         "agent_error": call.agent_error,
@@ -248,6 +290,12 @@ def run_data(session: Session, run: Run) -> dict[str, Any]:
         "jobs": jobs,
         "attempts": attempts,
     }
+
+
+def run_paused_data(run: Run, reason: str) -> dict[str, Any]:
+    assert run.auto_paused_at is not None  # set by the pause
+    return {"id": run.id, "name": run.name, "reason": reason,
+            "message": run.paused_reason or "", "paused_at": iso(run.auto_paused_at)}  # fmt: skip
 
 
 def receipt_data(receipt: Receipt, attachments: list[ReceiptAttachment]) -> dict[str, Any]:

@@ -9,10 +9,9 @@ commit, worker killed) is still sent: ``webhooks.sweep`` finds it due and sends 
 An event nobody subscribes to is not stored: emitting costs one indexed SELECT of the
 business's endpoints when it has none.
 
-For the call lifecycle: call ``emit_call_completed(session, call_id)`` in the transaction that
-moves a call to a final status, and ``emit_run_completed(session, run_id)`` in the one that
-finishes a run (each exactly once per transition: an event has no natural key, so calling
-twice sends twice).
+The call lifecycle emits call.completed and run.completed in the transactions that make those
+transitions (libs/common/lifecycle/customer_events.py), so each is emitted once per transition:
+an event has no natural key, so emitting twice sends twice.
 """
 
 from __future__ import annotations
@@ -28,19 +27,15 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from libs.common.contracts import WEBHOOKS_DELIVER
-from libs.common.lifecycle.table import FINAL_CALL_STATUSES
 from libs.common.models import (
-    Call,
     DeliveryStatus,
-    Run,
-    RunStatus,
     WebhookDelivery,
     WebhookEndpoint,
     WebhookEvent,
     utcnow,
 )
 from libs.common.outbox import Outgoing, enqueue_after_commit
-from libs.common.webhooks.catalogue import EVENT_TYPES, call_data, iso, run_data
+from libs.common.webhooks.catalogue import EVENT_TYPES, iso
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
@@ -140,30 +135,3 @@ def send_delivery_after_commit(
     refuses it is logged, not raised (the change committed), and the sweep sends it."""
     message = WEBHOOKS_DELIVER.message(delivery_id=delivery_id)
     enqueue_after_commit(session, Outgoing(message, repairable=True), broker)
-
-
-def _fresh(session: Session, model: type[Any], row_id: int) -> Any:
-    # populate_existing: the lifecycle changes rows with Core statements the session's
-    # identity map has not seen.
-    statement = select(model).where(model.id == row_id).execution_options(populate_existing=True)
-    return session.scalars(statement).one()
-
-
-def emit_call_completed(
-    session: Session, call_id: int, broker: dramatiq.Broker | None = None
-) -> str | None:
-    """call.completed for a call that just reached a final status, in that transaction."""
-    call: Call = _fresh(session, Call, call_id)
-    if call.status not in FINAL_CALL_STATUSES:
-        raise ValueError(f"call {call_id} is {call.status}, not final")
-    return emit(session, call.business_id, "call.completed", call_data(call), broker)
-
-
-def emit_run_completed(
-    session: Session, run_id: int, broker: dramatiq.Broker | None = None
-) -> str | None:
-    """run.completed for a run that just finished (completed, or canceled and drained)."""
-    run: Run = _fresh(session, Run, run_id)
-    if run.status not in (RunStatus.COMPLETED, RunStatus.CANCELED) or run.finished_at is None:
-        raise ValueError(f"run {run_id} is {run.status} and not finished")
-    return emit(session, run.business_id, "run.completed", run_data(session, run), broker)

@@ -62,6 +62,13 @@ def create_run(json: RunInput) -> tuple[Run, int]:
         retry_delay_s=json.retry_delay_s,
         window_start=json.window.start,
         window_end=json.window.end,
+        record_calls=json.record,
+        amd_mode=json.amd.detection,
+        machine_action=json.amd.action,
+        voicemail_text=json.amd.voicemail_text,
+        voicemail_audio_url=json.amd.voicemail_audio_url,
+        machine_counts_as_attempt=json.amd.counts_as_attempt,
+        machine_retry_delay_s=json.amd.retry_after_s,
     )
     session.commit()
     return _shown(run), 201

@@ -11,7 +11,7 @@ from libs.common.models import Run as RunRow
 from libs.common.models import RunStatus
 from libs.common.telephony.calling_window import check_window
 from services.api.runs.service import MAX_LEADS_PER_RUN, TRANSITIONS, LeadSelection
-from services.api.schemas import Body, LocalTime, Page, Paging, RowId, Shape
+from services.api.schemas import Body, LocalTime, Page, Paging, RowId, Shape, optional
 
 MAX_RETRY_DELAY_S = 7 * 86400
 MAX_NAME_LENGTH = 200
@@ -38,6 +38,48 @@ class RunLeadFilter(Body):
     q: str | None = Field(None, max_length=MAX_FILTER_LENGTH, description="name or phone contains")
 
 
+class MachinePolicyInput(Body):
+    """Answering-machine detection (asynchronous: a person is connected at once) and what a
+    machine gets. voicemail needs DetectMessageEnd (it starts after the greeting's beep)."""
+
+    detection: Literal["off", "Enable", "DetectMessageEnd"] = "off"
+    action: Literal["hang_up", "voicemail", "agent"] = Field(
+        "hang_up", description="for a machine: hang up, leave the voicemail after the beep, or "
+        "let the voice agent talk anyway; a fax is always hung up on",
+    )  # fmt: skip
+    voicemail_text: str | None = optional(min_length=1, max_length=1000,
+                                          description="voicemail spoken by <Say>")  # fmt: skip
+    voicemail_audio_url: str | None = optional(
+        max_length=500, pattern=r"^https://[^\s]+$",
+        description="voicemail played by <Play>: an https URL of an audio file (wins over text)",
+    )  # fmt: skip
+    counts_as_attempt: bool = Field(True, description="a machine uses up one of max_attempts")
+    retry_after_s: int | None = optional(
+        ge=60, le=MAX_RETRY_DELAY_S, description="call a machine's lead again after this long "
+        "(left out: not again for the machine)",
+    )  # fmt: skip
+
+    @model_validator(mode="after")
+    def _voicemail(self) -> MachinePolicyInput:
+        if self.action != "hang_up" and self.detection == "off":
+            raise ValueError("amd.action needs detection Enable or DetectMessageEnd")
+        if self.action == "voicemail":
+            if self.detection != "DetectMessageEnd":
+                raise ValueError("a voicemail needs detection DetectMessageEnd (after the beep)")
+            if not (self.voicemail_text or self.voicemail_audio_url):
+                raise ValueError("a voicemail needs voicemail_text or voicemail_audio_url")
+        return self
+
+
+class MachinePolicy(Shape):
+    detection: str
+    action: str
+    voicemail_text: str | None
+    voicemail_audio_url: str | None
+    counts_as_attempt: bool
+    retry_after_s: int | None
+
+
 class RunInput(Body):
     """Exactly one of lead_ids or filter ({} selects every lead)."""
 
@@ -50,6 +92,11 @@ class RunInput(Body):
         default_factory=Window,
         description="local calling hours of the called party (default 08:00-21:00)",
     )
+    record: bool = Field(
+        False, description="record the run's calls, dual channel (GET /api/calls/{id}/recording)"
+    )
+    # optional() fields look required to the pydantic mypy plugin; each has a default.
+    amd: MachinePolicyInput = Field(default_factory=MachinePolicyInput)  # type: ignore[arg-type]
 
     @model_validator(mode="after")
     def _one_selection(self) -> RunInput:
@@ -88,6 +135,13 @@ class Run(Shape):
     max_attempts: int
     retry_delay_s: int
     window: RunWindow
+    record: bool
+    amd: MachinePolicy
+    paused_reason: str | None = Field(
+        description="why the run paused itself (abandonment near 3 %, provider failures); "
+        "cleared by resume"
+    )
+    auto_paused_at: datetime | None
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
@@ -105,6 +159,17 @@ class Run(Shape):
             max_attempts=run.max_attempts,
             retry_delay_s=run.retry_delay_s,
             window=RunWindow(start=run.window_start, end=run.window_end),
+            record=run.record_calls,
+            paused_reason=run.paused_reason,
+            auto_paused_at=run.auto_paused_at,
+            amd=MachinePolicy(
+                detection=run.amd_mode,
+                action=run.machine_action,
+                voicemail_text=run.voicemail_text,
+                voicemail_audio_url=run.voicemail_audio_url,
+                counts_as_attempt=run.machine_counts_as_attempt,
+                retry_after_s=run.machine_retry_delay_s,
+            ),
             created_at=run.created_at,
             started_at=run.started_at,
             finished_at=run.finished_at,

@@ -90,6 +90,8 @@ def transition(session: Session, run: Run, action: str, now: datetime) -> None:
     if run.status not in allowed:
         raise InvalidTransition(f"cannot {action} a run that is {run.status.value}")
     run.status = target
+    if action == "resume":
+        run.paused_reason = None  # a person looked at why it paused itself
     if action == "start":
         run.started_at = now
     if action == "cancel":

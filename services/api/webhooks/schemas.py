@@ -11,8 +11,12 @@ from libs.common.webhooks import catalogue, endpoints, ssrf
 from services.api.schemas import Body, Page, Paging, Shape, optional
 
 #: The catalogue's types (tests/api/test_webhooks.py keeps these literals equal to it).
-EventTypeName = Literal["lead.created", "call.completed", "run.completed", "receipt.synced", "*"]
-DeliveredType = Literal["lead.created", "call.completed", "run.completed", "receipt.synced"]
+EventTypeName = Literal[
+    "lead.created", "call.completed", "run.completed", "run.paused", "receipt.synced", "*"
+]
+DeliveredType = Literal[
+    "lead.created", "call.completed", "run.completed", "run.paused", "receipt.synced"
+]
 Status = Literal["pending", "succeeded", "failed"]
 Outcome = Literal[
     "in_flight", "succeeded", "http_error", "timeout", "connection_error", "refused", "abandoned"

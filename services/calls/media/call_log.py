@@ -23,6 +23,7 @@ from libs.common.lifecycle import inbound
 from libs.common.lifecycle.table import FINAL_CALL_STATUSES
 from libs.common.models import Call, DncEntry, Lead, TranscriptLine, utcnow
 from libs.common.outbox import enqueue_after_commit
+from libs.common.outcomes import compliance
 from services.calls.media import protocol
 from services.calls.media.frames import CallInfo
 
@@ -108,11 +109,14 @@ def finish(
     call_id: int,
     duration_ms: int,
     transcript: Sequence[tuple[datetime, str, str]] = (),
+    first_audio_at: datetime | None = None,
 ) -> None:
     """The stream ended: close the call log, store the transcript, and send the follow-ups
     (lead, recording)."""
     with database.session() as session:
         _add_transcript(session, call_id, transcript)
+        call = session.get_one(Call, call_id)
+        compliance.stream_finished(session, call, first_audio_at, broker)  # issue 21
         # The status move is the lifecycle's; its follow-ups are repairable (the reconciler
         # finds calls without a processed recording or a lead and sends them again).
         for outgoing in inbound.close_stream(session, call_id, duration_ms, utcnow()):

@@ -23,6 +23,7 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from libs.common import metrics
 from services.calls.media import protocol
@@ -76,6 +77,8 @@ class Playout:
         self.closed = False
         self.frames_sent = 0
         self.frames_dropped = 0
+        #: When the first frame went out: what a person heard first (compliance.py).
+        self.first_audio_at: datetime | None = None
         self._label: str | None = None
         self._label_frames = 0
         self._clear_pending = False
@@ -191,6 +194,7 @@ class Playout:
                 self.frames_sent += 1
                 if self.frames_sent == 1:
                     metrics.AGENT_FIRST_AUDIO.observe(self._loop.time() - self._opened_at)
+                    self.first_audio_at = datetime.now(UTC)  # abandonment (issue 21)
             else:
                 # The caller's socket is not draining: drop rather than stall every stream.
                 self.frames_dropped += 1

@@ -273,6 +273,7 @@ class MediaStream:
             info.call_id,
             self.recorder.duration_ms,
             transcript=self.line.transcript_lines,
+            first_audio_at=self.playout.first_audio_at,
         )
 
     def _sid(self) -> str:

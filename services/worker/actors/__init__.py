@@ -8,11 +8,14 @@ from typing import Any
 import dramatiq
 
 from services.worker.actors import (
+    amd,
     dialer,
     inbound,
     leads,
     maintenance,
+    outcomes,
     receipts,
+    recordings,
     schedules,
     system,
     webhooks,
@@ -20,11 +23,14 @@ from services.worker.actors import (
 from services.worker.registry import IMPLEMENTATIONS, skip_missing_rows
 
 __all__ = [
+    "amd",
     "dialer",
     "inbound",
     "leads",
     "maintenance",
+    "outcomes",
     "receipts",
+    "recordings",
     "schedules",
     "system",
     "webhooks",

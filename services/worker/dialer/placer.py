@@ -17,6 +17,7 @@ from libs.common.lifecycle.dialing import Claim
 from libs.common.middleware.worker_context import WorkerContext
 from libs.common.models import utcnow
 from libs.common.outbox import enqueue_after_commit
+from libs.common.outcomes import call_options
 from libs.common.telephony.twilio_provider import ProviderError, provider_error
 
 logger = logging.getLogger(__name__)
@@ -55,6 +56,7 @@ def place_call(ctx: WorkerContext, claim: Claim) -> str:
     """Create the provider call; returns created, requeued, failed or unknown."""
     settings = ctx.settings
     backoff = 0.25
+    options = call_options.for_job(ctx.database, settings.public_base_url, claim.job_id)  # 21
     for attempt in range(RETRIES + 1):
         try:
             resource = ctx.twilio.calls.create(
@@ -66,6 +68,7 @@ def place_call(ctx: WorkerContext, claim: Claim) -> str:
                 status_callback_method="POST",
                 status_callback_event=STATUS_CALLBACK_EVENTS,
                 timeout=settings.ring_timeout_s,
+                **options,
             )
         except TwilioRestException as exc:
             error = provider_error(exc)

@@ -8,6 +8,8 @@ import * as signin from "./pages/signin.js";
 import * as leads from "./pages/leads.js";
 import * as runs from "./pages/runs.js";
 import * as calls from "./pages/calls.js";
+import * as dispositions from "./pages/dispositions.js";
+import * as analytics from "./pages/analytics.js";
 import * as agent from "./pages/agent.js";
 import * as schedules from "./pages/schedules.js";
 import * as receipts from "./pages/receipts.js";
@@ -22,6 +24,8 @@ const PAGES = [
   { path: "/leads", title: "Leads", group: "Business", page: leads },
   { path: "/runs", title: "Runs", group: "Business", page: runs },
   { path: "/calls", title: "Calls", group: "Business", page: calls },
+  { path: "/dispositions", title: "Dispositions", group: "Business", page: dispositions },
+  { path: "/analytics", title: "Analytics", group: "Business", page: analytics },
   { path: "/agent", title: "Voice agent", group: "Business", page: agent },
   { path: "/schedules", title: "Schedules", group: "Business", page: schedules },
   { path: "/receipts", title: "Receipts", group: "Business", page: receipts },

@@ -1,19 +1,67 @@
 // Calls: the call log, filtered by run, lead and status; a call's transcript (both sides,
-// timestamped) and what its voice agent did, under "Transcript".
+// timestamped) and what its voice agent did, under "Transcript"; an operator's disposition
+// (one of the business's, from the Dispositions page) under "Disposition".
 
-import { api } from "../api.js";
+import { api, download } from "../api.js";
 import { fill, h, show, when } from "../dom.js";
-import { field, guard, pageError, pager, statusBadge, table } from "../ui.js";
+import { busy, field, guard, pageError, pager, showNotice, statusBadge, table } from "../ui.js";
 
 const STATUSES = ["queued", "initiated", "ringing", "in-progress", "completed", "busy",
   "no-answer", "failed", "canceled"];
 
 function agentOutcome(call) {
   const parts = [];
-  if (call.disposition) parts.push(call.disposition);
   if (call.transferred_to) parts.push(`transferred (${call.transfer_mode}) to ${call.transferred_to}`);
   if (call.agent_error) parts.push(`fell back: ${call.agent_error}`);
   return parts.length ? parts.join("; ") : "—";
+}
+
+// The disposition as a menu of the business's codes; choosing one sets it (the worker then
+// recycles the lead as the disposition says, once the call has ended).
+function dispositionMenu(call, codes) {
+  const options = [...new Set([...codes, call.disposition].filter(Boolean))];
+  const select = h("select", { "aria-label": `Disposition of call ${call.id}`,
+    dataset: { callId: call.id } },
+  h("option", { value: "" }, "—"),
+  options.map((c) => h("option", { value: c, selected: c === call.disposition }, c)));
+  select.addEventListener("change", () => guard(async () => {
+    if (!select.value) return;
+    const updated = await api("PUT", `/calls/${call.id}/disposition`, { body: { code: select.value } });
+    source.textContent = updated.disposition_source;
+  }));
+  const source = h("small", { class: "muted" }, call.disposition_source || "");
+  return h("span", {}, select, " ", source);
+}
+
+// A recording is downloaded with the token (a plain link would not send it).
+function recordingCell(call) {
+  const r = call.recording;
+  if (!r) return "—";
+  if (!r.available) return r.expired_at ? `deleted ${when(r.expired_at)}` : "not fetched yet";
+  const seconds = r.duration_ms === null ? "" : ` (${Math.round(r.duration_ms / 1000)} s)`;
+  return h("button", { type: "button", class: "link", "aria-label": `Download the recording of call ${call.id}`,
+    title: `SHA-256 ${r.sha256}`, onclick: () => guard(() => download(`/calls/${call.id}/recording`, `call-${call.id}.wav`)) },
+  `Download${seconds}`);
+}
+
+// How long the business keeps recordings (an hourly job deletes older ones).
+async function retentionForm() {
+  const current = await api("GET", "/recordings/settings");
+  const days = h("input", { name: "retention_days", type: "number", min: 1, max: 3650,
+    placeholder: "kept", value: current.retention_days ?? "" });
+  const save = h("button", { type: "submit" }, "Save retention");
+  const form = h("form", { class: "toolbar", id: "retention-form" },
+    field("Keep recordings (days)", days, "empty: kept"), save);
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    guard(() => busy(save, async () => {
+      const body = { retention_days: days.value ? Number(days.value) : null };
+      const saved = await api("PUT", "/recordings/settings", { body });
+      showNotice(saved.retention_days === null ? "Recordings are kept."
+        : `Recordings are kept ${saved.retention_days} days.`);
+    }));
+  });
+  return form;
 }
 
 // The transcript is read when asked for: the list stays one request per page.
@@ -46,7 +94,11 @@ export async function render(root, ctx) {
   const listArea = h("div", { id: "calls-list" });
 
   const load = async () => {
-    const data = await api("GET", "/calls", { query: { ...filters, per_page: 50 } });
+    const [data, listed] = await Promise.all([
+      api("GET", "/calls", { query: { ...filters, per_page: 50 } }),
+      api("GET", "/dispositions"),
+    ]);
+    const codes = listed.items.map((d) => d.code);
     fill(listArea, table(data.items, [
       ["ID", (c) => c.id],
       ["Run", (c) => show(c.run_id)],
@@ -60,7 +112,9 @@ export async function render(root, ctx) {
       ["Error", (c) => (c.error ? `${c.error.message || ""} (${c.error.code})` : "—")],
       ["Created", (c) => when(c.created_at)],
       ["Ended", (c) => when(c.ended_at)],
+      ["Disposition", (c) => dispositionMenu(c, codes)],
       ["Agent", (c) => agentOutcome(c)],
+      ["Recording", (c) => recordingCell(c)],
       ["Transcript", (c) => transcriptToggle(c)],
     ], { empty: "No calls match." }),
     pager(data, (p) => { filters.page = p; guard(load); }));
@@ -85,10 +139,12 @@ export async function render(root, ctx) {
     guard(load);
   });
 
+  const retentionArea = h("div", { id: "retention" });
   root.append(h("h2", { class: "page-title" }, "Calls"),
-    h("section", { class: "panel" }, form, listArea));
+    h("section", { class: "panel" }, form, listArea), h("section", { class: "panel" }, retentionArea));
   try {
     await load();
+    fill(retentionArea, await retentionForm());
   } catch (err) {
     pageError(root, err);
   }

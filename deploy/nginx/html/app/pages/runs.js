@@ -13,6 +13,7 @@ export async function render(root, ctx) {
   let page = 1;
   let stopPolling = null;
   const listArea = h("div", { id: "runs-list" });
+  const notices = h("div", { id: "run-notices" });
 
   // A run is live while it dials, or while calls it started are still ringing or talking.
   const isLive = (run) => run.status === "running" || (run.progress && run.progress.active_calls > 0);
@@ -38,6 +39,10 @@ export async function render(root, ctx) {
   ctx.onLeave(() => stopPolling && stopPolling());
 
   const draw = (data) => {
+    // A run that paused itself says why until someone resumes it.
+    fill(notices, data.items.filter((r) => r.paused_reason).map((r) =>
+      h("p", { class: "state state-unavailable", role: "status", dataset: { runId: r.id } },
+        `Run ${r.id} (${r.name}) paused itself: ${r.paused_reason}. Resume it once fixed.`)));
     fill(listArea, table(data.items, [
       ["ID", (r) => r.id],
       ["Name", (r) => h("a", { href: `/calls?run_id=${r.id}`, "data-link": true,
@@ -51,6 +56,8 @@ export async function render(root, ctx) {
       ["ETA", (r) => (r.progress.eta_s === null ? "—" : duration(r.progress.eta_s))],
       ["Started", (r) => when(r.started_at)],
       ["Finished", (r) => when(r.finished_at)],
+      ["Analytics", (r) => h("a", { href: `/analytics?run_id=${r.id}`, "data-link": true,
+        "aria-label": `Analytics of run ${r.id}` }, "Figures")],
       ["Actions", (r) => actions(r)],
     ], { empty: "No runs yet: create one above.", row: (r) => ({ dataset: { runId: r.id, status: r.status } }) }),
     pager(data, (p) => { page = p; guard(load); }));
@@ -73,7 +80,7 @@ export async function render(root, ctx) {
       return button;
     }));
 
-  root.append(h("h2", { class: "page-title" }, "Runs"), createForm(async (run) => {
+  root.append(h("h2", { class: "page-title" }, "Runs"), notices, createForm(async (run) => {
     showNotice(`Run ${run.id} created with ${run.progress.total} leads. Start it when ready.`);
     page = 1;
     await load();
@@ -104,6 +111,16 @@ function createForm(created) {
   const retry = h("input", { name: "retry_delay_s", type: "number", min: 0, max: 604800, value: 3600 });
   const start = h("input", { name: "window_start", type: "time", value: "08:00", required: true });
   const end = h("input", { name: "window_end", type: "time", value: "21:00", required: true });
+  const record = h("input", { name: "record", type: "checkbox" });
+  const detection = h("select", { name: "amd_detection" },
+    [["off", "off"], ["Enable", "Enable (fast verdict)"], ["DetectMessageEnd", "DetectMessageEnd (waits for the beep)"]]
+      .map(([value, text]) => h("option", { value }, text)));
+  const machineAction = h("select", { name: "amd_action" },
+    [["hang_up", "hang up"], ["voicemail", "leave a voicemail after the beep"], ["agent", "let the agent talk"]]
+      .map(([value, text]) => h("option", { value }, text)));
+  const voicemail = h("input", { name: "voicemail_text", maxlength: 1000, placeholder: "spoken by <Say>" });
+  const machineRetry = h("input", { name: "machine_retry_after_s", type: "number", min: 60, placeholder: "not again" });
+  const machineCounts = h("input", { name: "machine_counts_as_attempt", type: "checkbox", checked: true });
   const submit = h("button", { type: "submit", class: "primary" }, "Create run");
   const form = h("form", { class: "panel", "aria-labelledby": "create-title" },
     h("h2", { id: "create-title" }, "Create a run"),
@@ -115,8 +132,21 @@ function createForm(created) {
       field("Attempts per lead", attempts, "busy and no-answer are retried up to this"),
       field("Retry after (seconds)", retry),
       field("Calling window from", start, "in each lead's time zone"),
-      field("Calling window until", end)),
+      field("Calling window until", end),
+      field("Record calls", record, "dual channel; kept for the retention period"),
+      field("Answering-machine detection", detection),
+      field("A machine gets", machineAction, "a fax is always hung up on"),
+      field("Voicemail text", voicemail, "needs DetectMessageEnd"),
+      field("Call machines again after (seconds)", machineRetry),
+      field("A machine counts as an attempt", machineCounts)),
     h("div", { class: "actions" }, submit));
+  const amdPolicy = () => {
+    const policy = { detection: detection.value, action: machineAction.value,
+      counts_as_attempt: machineCounts.checked };
+    if (voicemail.value.trim()) policy.voicemail_text = voicemail.value.trim();
+    if (machineRetry.value) policy.retry_after_s = Number(machineRetry.value);
+    return policy;
+  };
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     busy(submit, () => guard(async () => {
@@ -130,6 +160,8 @@ function createForm(created) {
           max_attempts: Number(attempts.value),
           retry_delay_s: Number(retry.value),
           window: { start: start.value, end: end.value },
+          record: record.checked,
+          amd: amdPolicy(),
         },
       });
       form.reset();
