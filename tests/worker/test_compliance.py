@@ -13,15 +13,14 @@ from typing import Any
 import pytest
 from dramatiq import Worker
 from dramatiq.brokers.stub import StubBroker
-from libs.common.campaigns.call_state import StatusUpdate, apply_status, lock_call
 from sqlalchemy import select
 
 from libs.common.contracts import DIALER_DISPATCH
 from libs.common.crypto import generate_key, secret_box
 from libs.common.db import Database
+from libs.common.lifecycle.status import StatusUpdate, apply_status, lock_call
 from libs.common.models import (
     Call,
-    CallEvent,
     CallJob,
     CallJobStatus,
     Run,
@@ -56,8 +55,9 @@ def _answered_call(db: Database, campaign: Campaign, job_index: int, heard_after
     call_id = start_attempt(db, campaign.job_ids[job_index], sid)
     answered = utcnow() - timedelta(seconds=30)
     with db.session() as session:
-        session.add(CallEvent(provider_call_sid=sid, status="in-progress", applied=True,
-                              params={}, received_at=answered))  # fmt: skip
+        locked = lock_call(session, call_id=call_id)  # answered: the voice webhook's move
+        assert locked is not None
+        apply_status(session, locked, StatusUpdate("in-progress", answered_by="human"), answered)
         call = session.get_one(Call, call_id)
         call.stream_sid = "MZ" + sid[2:]
         session.commit()

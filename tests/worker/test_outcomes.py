@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from dramatiq import Worker
 from dramatiq.brokers.stub import StubBroker
-from libs.common.campaigns.call_state import StatusUpdate, apply_status, lock_call
+from libs.common.lifecycle.status import StatusUpdate, apply_status, lock_call
 from sqlalchemy import select
 
 from libs.common.contracts import OUTCOMES_APPLY, OUTCOMES_SWEEP

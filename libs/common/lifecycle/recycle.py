@@ -30,7 +30,7 @@ _REQUEUE = (
         provider_call_sid=None,
         error_code=None,
         error_message=None,
-    )  # fmt: skip
+    )
 )
 
 _CLOSE_QUEUED = (

@@ -2,8 +2,9 @@
 
 A call is **abandoned** when a person answered (not a machine or fax) and heard no agent audio
 within ``ABANDON_AFTER`` of answering. It is judged once the call has ended, for calls that
-reached the media server (``stream_sid``): ``Call.answered_at`` is when the lifecycle
-moved it to in-progress (the voice webhook Twilio fetches on answer), and the media path writes when the agent's first audio went out.
+reached the media server (``stream_sid``): ``Call.answered_at`` is when the lifecycle moved
+it to in-progress (the voice webhook Twilio fetches on answer), and the media path writes when
+the agent's first audio went out.
 
 A run pauses itself, with the reason on the run, a ``run.paused`` event and a notice in the
 console:
