@@ -39,7 +39,7 @@ lint-js: $(JSLINT)/node_modules/.installed ## ESLint over the console's JavaScri
 		deploy/nginx/html/app tests/browser/api_reads.js
 
 typecheck: $(STAMP) ## mypy (strict) over every Python package: libs, services, devtools, simulators, bench, probe
-	$(BIN)/mypy libs/common services devtools simulators bench probe
+	$(BIN)/mypy libs services devtools simulators bench probe
 
 pytest: $(STAMP) ## The pytest suite (real PostgreSQL and Redis when reachable; required when CI=true)
 	$(BIN)/pytest $(PYTEST_ARGS)

@@ -24,10 +24,10 @@ from flask.testing import FlaskClient
 
 from bench.support import BENCH_REDIS_URL, median
 from libs.common import migrate, repositories
-from libs.common.broker import build_broker
 from libs.common.db import Database
 from libs.common.models import Call, CallJob, CallJobStatus, Lead, Run, RunStatus, TokenRole, utcnow
 from libs.common.settings import Settings
+from libs.queueops.broker import build_broker
 from tests.support.services import temporary_postgres_database
 
 #: (name, method, path): the four the SPA calls most (the runs page polls every second).

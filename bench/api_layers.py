@@ -38,7 +38,7 @@ from flask.testing import FlaskClient
 
 from bench import api_app
 from bench.support import exit_cleanly_on_sigterm, median, table, write_result
-from libs.common.campaigns.leads import InvalidLead, parse_lead
+from libs.campaigns.leads import InvalidLead, parse_lead
 from libs.common.models import RunStatus
 from services.api.account.schemas import Me
 from services.api.calls.schemas import Call, CallFilter, CallPage

@@ -4,7 +4,7 @@ The coordination state is small and hot: the scheduler's leader lock (renewed ev
 seconds, checked on every emission), the account-wide calls-per-second limiter (taken before
 every call is claimed, by every worker thread at once), once-only markers and nonces, worker
 heartbeats, per-minute queue statistics. This measures the two operations that set the cost,
-each done Switchboard's way in Redis (``libs/common/leader.py``, ``telephony/rate_limit.py``)
+each done Switchboard's way in Redis (``libs/queueops/leader.py``, ``telephony/rate_limit.py``)
 and the PostgreSQL way (an advisory lock on a pinned session; a GCRA row updated in a
 transaction), from 1 and from 8 threads, with client CPU per operation.
 
@@ -25,8 +25,8 @@ import psycopg
 import redis
 
 from bench.support import BENCH_REDIS_URL, table, write_result
-from libs.common.leader import LeaderLock
-from libs.common.telephony.rate_limit import CallRateLimiter
+from libs.queueops.leader import LeaderLock
+from libs.telephony.rate_limit import CallRateLimiter
 from tests.support.services import temporary_postgres_database
 
 NAME = "coordination"
@@ -120,8 +120,8 @@ def markdown(result: dict[str, Any]) -> str:
 
 `{result["command"]}` (= `.venv/bin/python -m bench.coordination`, not in `make bench`): the
 two operations that set what coordination state costs, {result["operations"]:,} times each from
-1 and from 8 threads, done Switchboard's way in Redis (`libs/common/leader.py`,
-`libs/common/telephony/rate_limit.py`) and the PostgreSQL way (an advisory lock on a pinned
+1 and from 8 threads, done Switchboard's way in Redis (`libs/queueops/leader.py`,
+`libs/telephony/rate_limit.py`) and the PostgreSQL way (an advisory lock on a pinned
 session; a GCRA row updated in a transaction). Why coordination stays in Redis:
 [docs/deploy.md](deploy.md).
 

@@ -22,7 +22,7 @@ import psycopg
 from dramatiq.brokers.redis import RedisBroker
 from flask import Flask, Response, jsonify, request
 
-from libs.common.telephony import twilio_signature
+from libs.telephony import twilio_signature
 
 app = Flask(__name__)
 _PUBLIC_BASE_URL = os.environ["PUBLIC_BASE_URL"]

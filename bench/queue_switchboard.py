@@ -11,7 +11,7 @@ from __future__ import annotations
 from sqlalchemy import text
 
 from bench.queue_workloads import INSERT_ROW, NOOP_CONTRACT, WRITE_ROW_CONTRACT
-from libs.common.middleware.worker_context import worker_context
+from libs.queueops.middleware.worker_context import worker_context
 from services.worker.registry import implements
 
 

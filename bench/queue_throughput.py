@@ -71,16 +71,16 @@ from bench.support import (
     write_result,
 )
 from libs.common import migrate
-from libs.common.broker import build_broker, build_middleware, worker_metrics_env
-from libs.common.broker_adapter.rabbitmq import (
+from libs.common.db import Database, normalize_url
+from libs.common.metrics_files import reset_multiprocess_dir
+from libs.common.settings import Settings
+from libs.queueops.broker import build_broker, build_middleware, worker_metrics_env
+from libs.queueops.broker_adapter.rabbitmq import (
     MESSAGE_ID_OPTION,
     dead_queue,
     declare,
     delay_queue,
 )
-from libs.common.db import Database, normalize_url
-from libs.common.metrics_files import reset_multiprocess_dir
-from libs.common.settings import Settings
 from tests.support import rabbitmq
 from tests.support.processes import running, service_env
 from tests.support.services import free_port, temporary_postgres_database
@@ -254,7 +254,7 @@ class SwitchboardTarget(DramatiqTarget):
         )
 
     def _env(self) -> dict[str, str]:
-        # What `switchboard worker` (libs/common/cli/processes.py) puts in the environment
+        # What `switchboard worker` (libs/cli/processes.py) puts in the environment
         # before it execs `dramatiq services.worker.main`.
         settings = self._settings()
         reset_multiprocess_dir(settings.metrics_dir / "worker")
@@ -763,7 +763,7 @@ Dramatiq gives every consumer thread the same idle poll, and a worker process ha
 queue and one per delay queue: 12 here against bare Dramatiq's 2. At 100 ms each idle one
 makes 10 to 20 Lua calls a second, and on 2 cores that CPU is taken from the messages (most
 visibly from row-writing ones, which leave the machine busier). Switchboard's broker
-(`SwitchboardRedisBroker` in `libs/common/broker.py`) keeps the 100 ms poll for the urgent
+(`SwitchboardRedisBroker` in `libs/queueops/broker.py`) keeps the 100 ms poll for the urgent
 queues (`high`, `default`) and gives the background queues and every delay queue
 `WORKER_BACKGROUND_POLL_MS` (1 s): a delay queue's consumer takes a message as soon as it sees
 it and holds it until it is due, so only messages due within a second of being sent wait

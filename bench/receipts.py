@@ -25,9 +25,9 @@ from sqlalchemy import func, select
 from bench.support import table, write_result
 from libs.common import migrate
 from libs.common.crypto import generate_key, secret_box
-from libs.common.middleware.worker_context import WorkerContext
 from libs.common.models import BackgroundJob, Business, GmailConnection, Receipt
 from libs.common.settings import Settings
+from libs.queueops.middleware.worker_context import WorkerContext
 from services.worker.receipts import sync
 from tests.support.gmail_sim import CLIENT_ID, CLIENT_SECRET, gmail_simulator_process
 from tests.support.services import REDIS_TEST_URL, temporary_postgres_database

@@ -54,7 +54,7 @@ from bench.support import (
 from libs.common import migrate
 from libs.common.db import Database
 from libs.common.models import Call, CallEvent
-from libs.common.telephony import twilio_signature
+from libs.telephony import twilio_signature
 from tests.support.nginx import render
 from tests.support.processes import gunicorn_argv, running, service_env
 from tests.support.services import free_port, temporary_postgres_database
@@ -72,14 +72,14 @@ OK_STATUS = {"switchboard": 204, "floor": 204, "bare": 200}
 #: The steps of a status callback, innermost first where they nest (the pool's checkout and
 #: its ping happen inside the first statement, the call's lock).
 STEPS = {
-    "signature check": ("is_valid", "libs/common/telephony/twilio_signature.py"),
+    "signature check": ("is_valid", "libs/telephony/twilio_signature.py"),
     "parameters": ("_parse", "services/calls/webhooks/status.py"),
     "connection checkout + ping": ("_checkout", "sqlalchemy/pool/base.py"),
     "lock the call": ("_find_call", "services/calls/webhooks/status.py"),
     "store the callback": ("insert_ignoring_conflicts", "libs/common/db.py"),
-    "move call, lead, job, run": ("apply_status", "libs/common/lifecycle/status.py"),
+    "move call, lead, job, run": ("apply_status", "libs/campaigns/lifecycle/status.py"),
     "commit": ("commit", "sqlalchemy/orm/session.py"),
-    "enqueue (after the answer)": ("send", "libs/common/outbox.py"),
+    "enqueue (after the answer)": ("send", "libs/queueops/outbox.py"),
 }
 TARGET_RATIO = 0.5
 HALF_LOAD_MIN_REQUESTS = 1000
@@ -584,7 +584,7 @@ a round trip with its own database CPU). {profile_text}
 What was done about it: the first measurement (commit b9027a2) found 112 requests/s and
 12.2 ms of CPU per request in the calls service, 57 % of it inside SQLAlchemy's ORM (identity
 map, unit of work, building statements) for about ten statements. The transaction now runs as
-SQLAlchemy Core statements built once with bound parameters (`libs/common/lifecycle/status.py`,
+SQLAlchemy Core statements built once with bound parameters (`libs/campaigns/lifecycle/status.py`,
 `update_by_id` and `insert_ignoring_conflicts` in `libs/common/db.py`): building a statement
 cost as much CPU as executing it. Locking the call before storing the callback lets the insert
 record whether it moved the call (one statement fewer), and the run's completion is one

@@ -32,7 +32,7 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 from libs.common.settings import ROOT
-from libs.common.web.errors import error_code
+from libs.web.errors import error_code
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment

@@ -33,7 +33,7 @@ def _free_port() -> int:
 
 
 def _cli(env: dict[str, str], *args: str) -> str:
-    result = subprocess.run([sys.executable, "-m", "libs.common.cli", *args], env=env, cwd=ROOT,
+    result = subprocess.run([sys.executable, "-m", "libs.cli", *args], env=env, cwd=ROOT,
                             capture_output=True, text=True, timeout=60, check=True)  # fmt: skip
     return result.stdout.strip()
 
@@ -61,7 +61,7 @@ def embedded_target(var_dir: Path, log: Path) -> Iterator[Target]:
     env.update(SWITCHBOARD_VAR_DIR=str(var_dir), PYTHONUNBUFFERED="1")
     ports = {name: _free_port() for name in ("api", "calls", "worker", "scheduler", "twilio",
                                              "gmail", "console", "media", "realtime")}  # fmt: skip
-    argv = [sys.executable, "-m", "libs.common.cli", "run",
+    argv = [sys.executable, "-m", "libs.cli", "run",
             "--api-port", str(ports["api"]), "--calls-port", str(ports["calls"]),
             "--worker-metrics-port", str(ports["worker"]),
             "--scheduler-metrics-port", str(ports["scheduler"]),

@@ -68,7 +68,7 @@ Its first run (issue 24) found no tenant leak, no accepted forged signature and 
 log, and these defects, each fixed and each now a check above:
 
 - A JSON body nested 100,000 levels deep answered `500` on every operation with a JSON body
-  (the parser's recursion): now a cheap `400` past 32 levels (`libs/common/web/validation.py`).
+  (the parser's recursion): now a cheap `400` past 32 levels (`libs/web/validation.py`).
 - A replayed media-stream `start` of an ended call restarted the agent and replaced the call's
   stream sid and recording; a signed stream whose `start` had no `customParameters` stayed open,
   logging a warning per frame. The first `start` of a call now claims it in one conditional

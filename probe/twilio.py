@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 import simple_websocket
 
-from libs.common.telephony.twilio_signature import sign
+from libs.telephony.twilio_signature import sign
 from probe.model import TWILIO, Check, judge
 from probe.target import Client
 

@@ -18,10 +18,10 @@ from flask.testing import FlaskClient
 from sqlalchemy import text
 
 from libs.common import crypto, migrate, repositories
-from libs.common.broker import build_broker
 from libs.common.db import Database
 from libs.common.models import Base, TokenRole
 from libs.common.settings import Settings
+from libs.queueops.broker import build_broker
 from tests.support import rabbitmq, secret_scan, services, status_guard
 from tests.support.brokers import purge_every_queue
 

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from libs.common.db import Database
 from libs.common.models import ALL_DAYS, Business, Lead, Schedule
-from libs.common.schedules.definition import refresh_next_due
+from libs.telephony.schedules.definition import refresh_next_due
 from tests.campaign_factories import phone
 
 

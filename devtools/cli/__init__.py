@@ -1,2 +1,2 @@
 """The development commands of `switchboard` (registered as entry points, not imported by
-libs.common.cli)."""
+libs.cli)."""

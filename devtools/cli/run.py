@@ -138,7 +138,7 @@ def run(
             dict(env, SERVICE_ROLE="calls", CALLS_MEDIA_BIND=f"{host}:{media_port}"),
             cwd=ROOT,
         )
-        cli = [python, "-m", "libs.common.cli"]
+        cli = [python, "-m", "libs.cli"]
         # No --queues: the worker consumes every queue of contracts.QUEUES, receipts included.
         supervisor.start(
             "worker",

@@ -112,7 +112,7 @@ def configure_logging(settings: Settings) -> None:
     root.addHandler(handler)
     root.setLevel(settings.log_level)
     # pika logs every AMQP connection opened and closed at INFO: the RabbitMQ reachability check
-    # and the broker adapter open one per check (libs/common/queue_health.py).
+    # and the broker adapter open one per check (libs/queueops/queue_health.py).
     logging.getLogger("pika").setLevel(max(logging.WARNING, root.level))
     # Libraries log through propagation to the root handler, never through their own.
     for name in ("gunicorn.error", "gunicorn.access", "dramatiq"):

@@ -5,10 +5,10 @@ from __future__ import annotations
 import dramatiq
 from flask import Blueprint, Flask
 
-from libs.common.broker_adapter import adapter_for
 from libs.common.settings import Settings, get_settings
-from libs.common.web import health
-from libs.common.web.app_base import create_base_app
+from libs.queueops.broker_adapter import adapter_for
+from libs.web import health
+from libs.web.app_base import create_base_app
 from services.api import auth
 from services.api.account.routes import blueprint as account_blueprint
 from services.api.admin.routes import blueprint as admin_blueprint

@@ -10,8 +10,8 @@ from flask import current_app, g, request
 
 from libs.common import repositories
 from libs.common.models import TokenRole
-from libs.common.web.db import get_session
-from libs.common.web.errors import ApiError
+from libs.web.db import get_session
+from libs.web.errors import ApiError
 from services.api.spec import audience_of
 
 F = TypeVar("F", bound=Callable[..., Any])

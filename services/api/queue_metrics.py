@@ -8,8 +8,8 @@ from typing import Any
 
 from prometheus_client.core import GaugeMetricFamily
 
-from libs.common.broker_adapter import BrokerAdapter, QueueUnavailable
 from libs.common.contracts import QUEUES
+from libs.queueops.broker_adapter import BrokerAdapter, QueueUnavailable
 
 #: The states exported, as the adapter's QueueDepth names them.
 STATES = ("ready", "in_progress", "delayed", "dead")

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from libs.common.web.validation import MAX_ROW_ID
+from libs.web.validation import MAX_ROW_ID
 
 #: Row ids are BIGINT: a larger number cannot name a row (and would fail in the database).
 RowId = Annotated[int, Field(ge=1, le=MAX_ROW_ID)]

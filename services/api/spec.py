@@ -7,7 +7,7 @@ JSON body against them before the view runs, serializes the model the view retur
 
 JSON bodies are read once, before any model sees them, by ``read_json_body``: a body nested
 deeper than 32 levels, text the database cannot store, or anything but an object is a cheap 400
-(libs/common/web/validation.py) whatever the route.
+(libs/web/validation.py) whatever the route.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from spectree.plugins import flask_plugin
 from spectree.plugins.base import Context
 from spectree.utils import get_multidict_items
 
-from libs.common.web.errors import ApiError
-from libs.common.web.validation import MAX_JSON_DEPTH, bad_request, storable
+from libs.web.errors import ApiError
+from libs.web.validation import MAX_JSON_DEPTH, bad_request, storable
 from services.api.schemas import HHMM, Error
 
 #: Patterns a person knows by another name.

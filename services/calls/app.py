@@ -7,7 +7,7 @@ import dramatiq
 from flask import Flask
 
 from libs.common.settings import Settings, get_settings
-from libs.common.web.app_base import create_base_app
+from libs.web.app_base import create_base_app
 from services.calls.webhooks.amd import blueprint as amd_blueprint
 from services.calls.webhooks.recording import blueprint as recording_blueprint
 from services.calls.webhooks.status import blueprint as status_blueprint

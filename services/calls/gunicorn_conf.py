@@ -2,7 +2,7 @@
 
 import os
 
-from libs.common.web import gunicorn_hooks
+from libs.web import gunicorn_hooks
 
 _metrics_dir = gunicorn_hooks.prepare_metrics_env("calls")
 

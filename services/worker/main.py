@@ -5,9 +5,9 @@ The broker is built and made global first; the actors are declared on it afterwa
 
 import os
 
-from libs.common.broker import setup_broker, worker_metrics_env
 from libs.common.logs import configure_logging
 from libs.common.settings import get_settings
+from libs.queueops.broker import setup_broker, worker_metrics_env
 
 settings = get_settings()
 # Before anything imports prometheus_client: the worker's metrics are multiprocess files.

@@ -13,20 +13,19 @@ import requests
 from sqlalchemy import func, select, update
 from twilio.base.exceptions import TwilioException
 
+from libs.campaigns.lifecycle import conditions, followups
+from libs.campaigns.lifecycle import status as lifecycle
+from libs.campaigns.lifecycle.dialing import Claim, has_due_work
+from libs.campaigns.lifecycle.status import complete_run_if_done
 from libs.common import metrics
-from libs.common.contracts import SCHEDULES_PLACE_CALL
-from libs.common.lifecycle import conditions, followups
-from libs.common.lifecycle import status as lifecycle
-from libs.common.lifecycle.dialing import Claim, has_due_work
-from libs.common.lifecycle.status import complete_run_if_done
-from libs.common.lifecycle.table import (
+from libs.common.call_status import (
     ACTIVE_JOB_STATUSES,
     FINAL_CALL_STATUSES,
     NO_PROVIDER_CALL_ID,
     OPEN_JOB_STATUSES,
     STATUS_RANK,
 )
-from libs.common.middleware.worker_context import WorkerContext
+from libs.common.contracts import SCHEDULES_PLACE_CALL
 from libs.common.models import (
     BackgroundJob,
     Call,
@@ -38,7 +37,8 @@ from libs.common.models import (
     RunStatus,
     ScheduleOccurrence,
 )
-from libs.common.outbox import enqueue_after_commit, send_committed
+from libs.queueops.middleware.worker_context import WorkerContext
+from libs.queueops.outbox import enqueue_after_commit, send_committed
 from services.worker.dialer import lookup
 from services.worker.dialer.placer import place_call
 

@@ -16,11 +16,12 @@ from types import FrameType
 import dramatiq
 import redis
 
-from libs.common import metrics, periodic
-from libs.common.leader import LeaderLock
-from libs.common.queue_health import ENQUEUE_ERRORS
+from libs.common import metrics
 from libs.common.redis_client import redis_from_url
 from libs.common.settings import Settings
+from libs.queueops import periodic
+from libs.queueops.leader import LeaderLock
+from libs.queueops.queue_health import ENQUEUE_ERRORS
 
 #: What a scheduler pass survives (it retries on the next tick): Redis or the broker away.
 PASS_ERRORS: tuple[type[BaseException], ...] = (redis.RedisError, *ENQUEUE_ERRORS)
@@ -106,7 +107,7 @@ class Scheduler:
 def main(settings: Settings, metrics_port: int) -> None:
     from prometheus_client import start_http_server
 
-    from libs.common.broker import setup_broker
+    from libs.queueops.broker import setup_broker
 
     broker = setup_broker(settings, worker=False)
     if metrics_port:

@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import Flask, Response, g, jsonify, request
 
-from libs.common.telephony.phones import InvalidPhone, to_e164
+from libs.telephony.phones import InvalidPhone, to_e164
 from simulators.twilio.engine import FINAL, CallFilter, Network
 from simulators.twilio.recordings import wav_bytes
 from simulators.twilio.scenario import Scenario

@@ -22,7 +22,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import requests
 
-from libs.common.telephony.twilio_signature import sign
+from libs.telephony.twilio_signature import sign
 from simulators.twilio.recordings import Recording, new_recording
 from simulators.twilio.scenario import Behaviour, Scenario
 

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 import aiohttp
 
 from libs.common.audio import g711
-from libs.common.telephony.twilio_signature import sign
+from libs.telephony.twilio_signature import sign
 from simulators.twilio.ws_client import WebSocket
 
 FRAME_S = 0.020

@@ -12,9 +12,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from libs.common.broker import build_broker
 from libs.common.db import Database
 from libs.common.settings import Settings
+from libs.queueops.broker import build_broker
 from services.api.app import create_app
 from tests.conftest import Tenant
 from tests.support.gmail_sim import CLIENT_ID, CLIENT_SECRET, GmailSimulator, gmail_simulator_thread

@@ -23,11 +23,11 @@ from dramatiq import Worker
 from dramatiq.middleware import CurrentMessage
 from flask.testing import FlaskClient
 
-from libs.common import heartbeats
-from libs.common.broker import build_broker
-from libs.common.broker_adapter import BrokerAdapter, adapter_for
 from libs.common.contracts import DIALER_DISPATCH, QUEUES, SYSTEM_PING
 from libs.common.settings import Settings
+from libs.queueops import heartbeats
+from libs.queueops.broker import build_broker
+from libs.queueops.broker_adapter import BrokerAdapter, adapter_for
 from services.api.app import create_app
 from tests.conftest import Tenant
 from tests.support.brokers import on_every_broker

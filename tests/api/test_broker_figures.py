@@ -18,9 +18,9 @@ import pytest
 from dramatiq import Worker
 from flask.testing import FlaskClient
 
-from libs.common.broker import build_broker
 from libs.common.contracts import QUEUES, SYSTEM_PING
 from libs.common.settings import Settings
+from libs.queueops.broker import build_broker
 from tests.support.brokers import on_every_broker
 from tests.support.processes import service_env, switchboard_argv
 from tests.support.waiting import wait_until

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from libs.common.db import Database
 from libs.common.models import Call
-from libs.common.web.validation import MAX_JSON_DEPTH
+from libs.web.validation import MAX_JSON_DEPTH
 from tests.conftest import Tenant
 
 HEALTH = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large]

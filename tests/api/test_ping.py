@@ -6,10 +6,10 @@ import redis
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from libs.common.broker import build_broker
 from libs.common.db import Database
 from libs.common.models import BackgroundJob
 from libs.common.settings import Settings
+from libs.queueops.broker import build_broker
 from services.api.app import create_app
 from tests.conftest import Tenant
 from tests.support.services import unreachable_redis_url

@@ -14,10 +14,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from libs.common.broker import build_broker
 from libs.common.db import Database
 from libs.common.models import BackgroundJob, GmailConnection, JobStatus
 from libs.common.settings import Settings
+from libs.queueops.broker import build_broker
 from services.api.app import create_app
 from tests.api.conftest import connect_inbox
 from tests.conftest import Tenant

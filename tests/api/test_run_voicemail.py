@@ -8,11 +8,11 @@ import wave
 
 from flask.testing import FlaskClient
 
-from libs.common.broker import build_broker
+from libs.campaigns.outcomes import amd
 from libs.common.db import Database
 from libs.common.models import Run
-from libs.common.outcomes import amd
 from libs.common.settings import Settings
+from libs.queueops.broker import build_broker
 from services.calls.app import create_app as create_calls_app
 from tests.conftest import Tenant
 

@@ -10,9 +10,9 @@ from zoneinfo import ZoneInfo
 import redis
 from flask.testing import FlaskClient
 
-from libs.common.broker import build_broker
 from libs.common.models import utcnow
 from libs.common.settings import Settings
+from libs.queueops.broker import build_broker
 from services.api.app import create_app
 from tests.conftest import Tenant
 from tests.support.services import unreachable_redis_url

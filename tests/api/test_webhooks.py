@@ -14,9 +14,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select, text, update
 
-from libs.common.broker import build_broker
+from libs.campaigns.lifecycle import status as lifecycle
 from libs.common.db import Database
-from libs.common.lifecycle import status as lifecycle
 from libs.common.models import (
     Call,
     CallJob,
@@ -33,7 +32,8 @@ from libs.common.models import (
     utcnow,
 )
 from libs.common.settings import Settings
-from libs.common.webhooks import catalogue
+from libs.events import catalogue
+from libs.queueops.broker import build_broker
 from services.api.app import create_app
 from tests.conftest import Tenant
 from tests.receipt_factories import make_attachment, make_receipts

@@ -20,7 +20,6 @@ from sqlalchemy import select
 
 from libs.common import repositories
 from libs.common.audio import wav
-from libs.common.broker import build_broker
 from libs.common.contracts import RECORDINGS_PROCESS
 from libs.common.db import Database
 from libs.common.models import (
@@ -32,6 +31,7 @@ from libs.common.models import (
     utcnow,
 )
 from libs.common.settings import Settings
+from libs.queueops.broker import build_broker
 from tests.browser.spa_reads import RECORDER, undocumented
 from tests.conftest import empty_database
 from tests.receipt_factories import make_receipts

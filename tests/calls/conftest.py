@@ -7,10 +7,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from libs.common.broker import build_broker
 from libs.common.db import Database
 from libs.common.settings import Settings
-from libs.common.telephony.twilio_signature import sign
+from libs.queueops.broker import build_broker
+from libs.telephony.twilio_signature import sign
 from services.calls.app import create_app
 from tests.support import secret_scan
 

@@ -22,7 +22,7 @@ from werkzeug.test import TestResponse
 from libs.common.db import Database
 from libs.common.models import Call, CallEvent
 from libs.common.settings import Settings
-from libs.common.telephony.twilio_signature import sign
+from libs.telephony.twilio_signature import sign
 from services.calls.media import server as media_server
 from tests.calls.conftest import AUTH_TOKEN, PUBLIC, callback, new_sid
 

@@ -7,11 +7,11 @@ import redis
 from flask.testing import FlaskClient
 from sqlalchemy import func, select, update
 
-from libs.common.broker import build_broker
 from libs.common.db import Database
 from libs.common.models import Call, CallEvent, CallJob, CallJobStatus, Lead, Run, RunStatus
 from libs.common.settings import Settings
-from libs.common.telephony.twilio_signature import sign
+from libs.queueops.broker import build_broker
+from libs.telephony.twilio_signature import sign
 from services.calls.app import create_app
 from tests.calls.conftest import AUTH_TOKEN, PUBLIC, Post, callback, new_sid
 from tests.campaign_factories import make_campaign, start_attempt
@@ -175,7 +175,7 @@ def test_failed_keeps_the_error_code(db: Database, post_status: Post) -> None:
 def test_bad_signatures_are_403_and_change_nothing(
     db: Database, post_status: Post, tamper: str
 ) -> None:
-    from libs.common.telephony.twilio_signature import sign
+    from libs.telephony.twilio_signature import sign
     from tests.calls.conftest import PUBLIC
 
     campaign = make_campaign(db, 1)
@@ -226,8 +226,8 @@ def test_unknown_call_is_recorded_and_acknowledged(db: Database, post_status: Po
 def test_callbacks_before_the_call_id_is_known_are_applied_when_it_is(
     db: Database, post_status: Post
 ) -> None:
-    from libs.common.lifecycle.statements import CALLS
-    from libs.common.lifecycle.status import apply_pending_events, lock_call
+    from libs.campaigns.lifecycle.statements import CALLS
+    from libs.campaigns.lifecycle.status import apply_pending_events, lock_call
     from libs.common.models import utcnow
 
     campaign = make_campaign(db, 1)
@@ -251,8 +251,8 @@ def test_callbacks_before_the_call_id_is_known_are_applied_when_it_is(
 
 def _fail_as_never_created(db: Database, job_id: int, call_id: int) -> None:
     """What the reconciler does to an attempt with no call id after the dialing timeout."""
-    from libs.common.lifecycle.status import fail_attempt, lock_call
-    from libs.common.lifecycle.table import NO_PROVIDER_CALL_ID
+    from libs.campaigns.lifecycle.status import fail_attempt, lock_call
+    from libs.common.call_status import NO_PROVIDER_CALL_ID
     from libs.common.models import utcnow
 
     with db.session() as session:

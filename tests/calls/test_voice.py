@@ -8,7 +8,7 @@ from werkzeug.test import TestResponse
 
 from libs.common.db import Database
 from libs.common.models import Call
-from libs.common.telephony.twilio_signature import sign
+from libs.telephony.twilio_signature import sign
 from tests.calls.conftest import AUTH_TOKEN, PUBLIC, new_sid
 from tests.campaign_factories import make_campaign, start_attempt
 

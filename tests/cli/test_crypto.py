@@ -149,7 +149,7 @@ def test_a_token_no_key_opens_is_reported_and_fails_the_command(
 
 
 def test_every_encrypted_column_is_rotated() -> None:
-    from libs.common.key_rotation import ENCRYPTED_COLUMNS
+    from libs.cli.key_rotation import ENCRYPTED_COLUMNS
     from libs.common.models import Base
 
     named = {f"{t.name}.{c.name}" for t in Base.metadata.tables.values() for c in t.columns
@@ -162,7 +162,7 @@ def test_rotate_moves_webhook_signing_secrets_too(
 ) -> None:
     """Both the current secret and one rotated out but still in its grace period."""
     from libs.common.models import WebhookEndpoint, utcnow
-    from libs.common.webhooks import endpoints
+    from libs.events import endpoints
 
     key_a, key_b = generate_key(), generate_key()
     old_box = _box(key_a)

@@ -7,7 +7,7 @@ from importlib.metadata import EntryPoint
 import click
 import pytest
 
-from libs.common.cli import main
+from libs.cli import main
 
 
 def _group_with(monkeypatch: pytest.MonkeyPatch, *entries: EntryPoint) -> click.Group:
@@ -26,7 +26,7 @@ def test_the_installed_development_commands_join_the_cli() -> None:
 def test_a_command_whose_package_is_absent_is_left_out(monkeypatch: pytest.MonkeyPatch) -> None:
     # The production image: the metadata names devtools, the package is not there.
     absent = EntryPoint("run", "devtools_not_in_this_image.cli.run:run", main.COMMANDS_GROUP)
-    present = EntryPoint("status", "libs.common.cli.status:status", main.COMMANDS_GROUP)
+    present = EntryPoint("status", "libs.cli.status:status", main.COMMANDS_GROUP)
     group = _group_with(monkeypatch, absent, present)
     assert set(group.commands) == {"status"}
 

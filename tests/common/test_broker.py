@@ -2,9 +2,9 @@
 
 import pytest
 
-from libs.common.broker import build_broker
 from libs.common.contracts import QUEUES, URGENT_QUEUES
 from libs.common.settings import Settings
+from libs.queueops.broker import build_broker
 
 
 @pytest.mark.parametrize("queue", QUEUES)

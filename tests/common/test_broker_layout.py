@@ -1,6 +1,6 @@
 """Only the broker adapter knows how a broker stores messages: any other module of the
 services and libraries that names a broker key or queue suffix fails this test, so a Dramatiq
-upgrade or another broker changes one package (libs/common/broker_adapter/)."""
+upgrade or another broker changes one package (libs/queueops/broker_adapter/)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from libs.common.settings import ROOT
 LAYOUT = re.compile(
     r"""["'`]dramatiq:|\.DQ\b|\.XQ\b|\.msgs\b|__heartbeats__|\bdq_name\b|\bxq_name\b"""
 )
-ALLOWED = ROOT / "libs" / "common" / "broker_adapter"
+ALLOWED = ROOT / "libs" / "queueops" / "broker_adapter"
 
 
 def _offenders() -> list[str]:

@@ -1,4 +1,4 @@
-"""Lead CSV parsing (libs/common/campaigns/leads.py) under any file (hypothesis): refused with
+"""Lead CSV parsing (libs/campaigns/leads.py) under any file (hypothesis): refused with
 a reason the user can read, or parsed; never an unhandled exception."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from libs.common.campaigns.leads import InvalidCsv, InvalidLead, csv_rows, decode_csv, parse_lead
+from libs.campaigns.leads import InvalidCsv, InvalidLead, csv_rows, decode_csv, parse_lead
 
 
 @settings(max_examples=300, deadline=None)

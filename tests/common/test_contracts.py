@@ -5,7 +5,6 @@ import inspect
 
 import pytest
 
-from libs.common.broker import build_broker
 from libs.common.contracts import (
     ALL_CONTRACTS,
     SYSTEM_PING,
@@ -14,6 +13,7 @@ from libs.common.contracts import (
     implementation_problems,
 )
 from libs.common.settings import Settings
+from libs.queueops.broker import build_broker
 from services.worker.actors import register_actors
 from services.worker.registry import IMPLEMENTATIONS, implements
 

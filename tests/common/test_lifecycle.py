@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from libs.common import call_status as table
 from libs.common.db import Database
-from libs.common.lifecycle import table
 from libs.common.models import CallJobStatus
 from services.calls.media import call_log
 from tests.campaign_factories import make_campaign, start_attempt

@@ -9,7 +9,7 @@ import pytest
 from dramatiq import Worker
 from dramatiq.brokers.stub import StubBroker
 
-from libs.common.middleware import prometheus
+from libs.queueops.middleware import prometheus
 
 
 def _value(metric: object, sample_name: str, actor: str) -> float:

@@ -11,10 +11,10 @@ from dramatiq import Worker
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import Retries
 
-from libs.common import throughput
-from libs.common.broker import build_middleware
-from libs.common.middleware.queue_stats import QueueStatsMiddleware
 from libs.common.settings import Settings
+from libs.queueops import throughput
+from libs.queueops.broker import build_middleware
+from libs.queueops.middleware.queue_stats import QueueStatsMiddleware
 from tests.support.services import unreachable_redis_url
 
 

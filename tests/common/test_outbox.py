@@ -6,8 +6,8 @@ from dramatiq.brokers.stub import StubBroker
 from libs.common.contracts import SYSTEM_PING
 from libs.common.db import Database
 from libs.common.models import BackgroundJob
-from libs.common.outbox import enqueue_after_commit, pending_messages
-from libs.common.queue_health import QueueUnavailable
+from libs.queueops.outbox import enqueue_after_commit, pending_messages
+from libs.queueops.queue_health import QueueUnavailable
 
 
 @pytest.fixture
@@ -46,8 +46,8 @@ def test_an_exception_in_the_transaction_sends_nothing(db: Database, broker: Stu
 
 
 def test_a_broker_failure_after_commit_is_reported(db: Database) -> None:
-    from libs.common.broker import build_broker
     from libs.common.settings import Settings
+    from libs.queueops.broker import build_broker
     from tests.support.services import unreachable_redis_url
 
     dead = build_broker(Settings(redis_url=unreachable_redis_url()), worker=False)

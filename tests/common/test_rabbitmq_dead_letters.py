@@ -10,10 +10,10 @@ import pika
 import pytest
 import redis
 
-from libs.common.broker_adapter.base import now_ms
-from libs.common.broker_adapter.rabbitmq import RabbitmqAdapter, dead_queue
 from libs.common.contracts import BY_NAME, SYSTEM_PING
 from libs.common.settings import Settings
+from libs.queueops.broker_adapter.base import now_ms
+from libs.queueops.broker_adapter.rabbitmq import RabbitmqAdapter, dead_queue
 from tests.support.services import free_port
 
 

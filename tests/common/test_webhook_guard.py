@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from libs.common.models import AttemptOutcome
-from libs.common.webhooks import signing, ssrf
+from libs.events import signing, ssrf
 from services.worker.webhooks import sender
 
 REFUSED = [

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from libs.common.web.errors import error_code
+from libs.web.errors import error_code
 from probe.paths import PRIVATE_PATH_PROBES, serves_private
 from tests.support.edge import Edge, RawResponse, raw_exchange, raw_get, running_edge
 

@@ -18,7 +18,7 @@ from sqlalchemy import select
 
 from libs.common.db import Database
 from libs.common.models import Business, Call, PhoneNumber
-from libs.common.telephony.twilio_signature import sign
+from libs.telephony.twilio_signature import sign
 from simulators.twilio.media_client import StreamResult, Target, run_stream
 from tests.support import secret_scan
 from tests.support.nginx import nginx_binary, render

@@ -82,7 +82,7 @@ def business_of_jobs(db: Database) -> dict[str, int]:
 
 
 def _explain(db: Database, business_id: int, ledger: list[dict[str, Any]], now: float) -> str:
-    from libs.common.lifecycle.table import ACTIVE_JOB_STATUSES
+    from libs.common.call_status import ACTIVE_JOB_STATUSES
 
     with db.session() as session:
         jobs = session.scalars(

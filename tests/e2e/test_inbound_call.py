@@ -20,7 +20,7 @@ from sqlalchemy import select
 from libs.common.audio import wav
 from libs.common.db import Database
 from libs.common.models import Call, DncEntry, Lead
-from libs.common.telephony.twilio_signature import sign
+from libs.telephony.twilio_signature import sign
 from tests.e2e.conftest import BUSINESS_NUMBER, CallsService
 from tests.support.brokers import on_every_broker
 from tests.support.twilio_sim import AUTH_TOKEN

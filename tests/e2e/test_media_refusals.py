@@ -26,7 +26,7 @@ from sqlalchemy import select
 from libs.common.audio import wav
 from libs.common.db import Database
 from libs.common.models import Call
-from libs.common.telephony.twilio_signature import sign
+from libs.telephony.twilio_signature import sign
 from services.calls.media.stream import START_TIMEOUT_S
 from simulators.twilio.media_client import stream_from_twiml
 from tests.e2e.conftest import BUSINESS_NUMBER, CallsService

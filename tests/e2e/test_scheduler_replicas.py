@@ -14,7 +14,7 @@ from pathlib import Path
 
 import redis
 
-from libs.common import leader, periodic
+from libs.queueops import leader, periodic
 from tests.support.processes import running, service_env, switchboard_argv
 from tests.support.stack import free_port
 

@@ -19,10 +19,10 @@ import redis
 import requests
 
 from libs.common import repositories
-from libs.common.broker_adapter.redis import RedisAdapter
 from libs.common.contracts import LEADS_IMPORT_CSV, QUEUES, SCHEDULES_CHECK_DUE
 from libs.common.db import Database
 from libs.common.models import TokenRole
+from libs.queueops.broker_adapter.redis import RedisAdapter
 from tests.support.processes import gunicorn_argv, running, service_env, switchboard_argv
 from tests.support.services import free_port
 

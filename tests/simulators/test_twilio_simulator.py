@@ -6,8 +6,8 @@ import pytest
 from twilio.base.exceptions import TwilioRestException
 
 from libs.common.settings import Settings
-from libs.common.telephony.twilio_provider import make_client, provider_error
-from libs.common.telephony.twilio_signature import sign
+from libs.telephony.twilio_provider import make_client, provider_error
+from libs.telephony.twilio_signature import sign
 from tests.support.twilio_sim import ACCOUNT_SID, AUTH_TOKEN, simulator_thread
 
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 import pytest
 from _pytest.fixtures import SubRequest
 
-from libs.common.broker_adapter import adapter_for
 from libs.common.contracts import QUEUES
 from libs.common.settings import Settings
+from libs.queueops.broker_adapter import adapter_for
 
 #: Every broker Switchboard runs on.
 BROKERS = ("redis", "rabbitmq")

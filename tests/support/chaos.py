@@ -22,8 +22,8 @@ import requests
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
+from libs.common.call_status import OPEN_JOB_STATUSES
 from libs.common.db import Database
-from libs.common.lifecycle.table import OPEN_JOB_STATUSES
 from libs.common.models import Call, CallJob, Run
 from libs.common.settings import ROOT
 from simulators.twilio.engine import CALLBACK_RETRY_WINDOW_S, FINAL
@@ -422,7 +422,7 @@ process restarted by the test.
 The first runs of the PostgreSQL scenario failed; these changes made it pass:
 
 - A request that found the database unreachable answered `500 internal_error`. Both services
-  now answer `503 database_unavailable` with `Retry-After` (`libs/common/web/errors.py`), as
+  now answer `503 database_unavailable` with `Retry-After` (`libs/web/errors.py`), as
   they answer `503 queue_unavailable` for the broker; Twilio retries a 5xx callback.
 - A worker whose provider call was created while PostgreSQL was down lost the call id when
   storing it failed. The job stayed `dialing` without an id; when the database came back, the
@@ -432,7 +432,7 @@ The first runs of the PostgreSQL scenario failed; these changes made it pass:
   a longer outage, when the callbacks are no longer retried.) The worker now keeps the id and
   stores it again through an outage of up to 60 s (`services/worker/dialer/placer.py`), and a
   final status from the provider replaces such an inferred failure on the call and its job
-  (`libs/common/lifecycle/status.py`); the reconciler also asks the provider about those
+  (`libs/campaigns/lifecycle/status.py`); the reconciler also asks the provider about those
   calls once their id is known (`services/worker/reconciler.py`).
 """
 

@@ -83,7 +83,7 @@ def gunicorn_argv(service: str) -> list[str]:
 
 
 def switchboard_argv(*args: str) -> list[str]:
-    return [sys.executable, "-m", "libs.common.cli", *args]
+    return [sys.executable, "-m", "libs.cli", *args]
 
 
 #: The ports `switchboard run` is given, in the order start_switchboard_run returns them.

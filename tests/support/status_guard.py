@@ -1,5 +1,5 @@
 """Every test runs with this guard: a write of ``calls.status`` or ``call_jobs.status`` (or a
-new call row) from anywhere but the call lifecycle (libs/common/lifecycle) fails the test.
+new call row) from anywhere but the call lifecycle (libs/campaigns/lifecycle) fails the test.
 
 It watches the SQL itself (``before_cursor_execute`` on every engine), so it catches ORM flushes,
 Core statements and raw SQL alike, and names the module that caused the write: the innermost
@@ -18,7 +18,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 ROOT = Path(__file__).resolve().parents[2]
-ALLOWED = (ROOT / "libs" / "common" / "lifecycle", ROOT / "tests")
+ALLOWED = (ROOT / "libs" / "campaigns" / "lifecycle", ROOT / "tests")
 #: Generic statement helpers (``update_by_id``): the writer is whoever called them.
 _HELPERS = (Path(__file__).resolve(), ROOT / "libs" / "common" / "db.py")
 
@@ -62,7 +62,7 @@ def _check(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
     if path is None or any(allowed in path.parents for allowed in ALLOWED):
         return
     raise StatusWrittenOutsideLifecycle(
-        f"{path.relative_to(ROOT)} writes {table}.status outside libs/common/lifecycle: "
+        f"{path.relative_to(ROOT)} writes {table}.status outside libs/campaigns/lifecycle: "
         f"{statement[:200]}"
     )
 

@@ -4,9 +4,9 @@ import pytest
 from dramatiq import Worker
 from dramatiq.brokers.stub import StubBroker
 
-from libs.common.broker import build_broker
 from libs.common.db import Database
 from libs.common.settings import Settings
+from libs.queueops.broker import build_broker
 from services.worker.actors import register_actors
 
 

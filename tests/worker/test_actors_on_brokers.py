@@ -15,13 +15,13 @@ import pytest
 from dramatiq import Worker
 
 from libs.common import metrics
-from libs.common.broker import build_broker
-from libs.common.broker_adapter import adapter_for
 from libs.common.contracts import ALL_CONTRACTS, SYSTEM_PING
 from libs.common.db import Database
 from libs.common.models import BackgroundJob, JobStatus
 from libs.common.request_context import set_request_id
 from libs.common.settings import Settings
+from libs.queueops.broker import build_broker
+from libs.queueops.broker_adapter import adapter_for
 from services.worker.actors import register_actors
 from tests.support.brokers import on_every_broker
 from tests.support.waiting import wait_until

@@ -15,11 +15,11 @@ from dramatiq import Worker
 from dramatiq.brokers.stub import StubBroker
 from sqlalchemy import func, select, update
 
+from libs.campaigns.outcomes import analytics
+from libs.common.call_status import OPEN_JOB_STATUSES
 from libs.common.contracts import DIALER_DISPATCH
 from libs.common.db import Database
-from libs.common.lifecycle.table import OPEN_JOB_STATUSES
 from libs.common.models import Call, CallJob, CallJobStatus, Run
-from libs.common.outcomes import analytics
 from libs.common.settings import Settings
 from tests.campaign_factories import Campaign, make_campaign, phone
 from tests.support.calls_service import calls_service_thread

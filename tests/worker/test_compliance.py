@@ -15,10 +15,12 @@ from dramatiq import Worker
 from dramatiq.brokers.stub import StubBroker
 from sqlalchemy import select
 
+from libs.campaigns.lifecycle.status import StatusUpdate, apply_status, lock_call
+from libs.campaigns.outcomes import compliance
+from libs.campaigns.outcomes.apply import apply_outcome
 from libs.common.contracts import DIALER_DISPATCH
 from libs.common.crypto import generate_key, secret_box
 from libs.common.db import Database
-from libs.common.lifecycle.status import StatusUpdate, apply_status, lock_call
 from libs.common.models import (
     Call,
     CallJob,
@@ -28,10 +30,8 @@ from libs.common.models import (
     WebhookEvent,
     utcnow,
 )
-from libs.common.outcomes import compliance
-from libs.common.outcomes.apply import apply_outcome
 from libs.common.settings import Settings
-from libs.common.webhooks import endpoints
+from libs.events import endpoints
 from tests.campaign_factories import Campaign, make_campaign, phone, start_attempt
 from tests.support.calls_service import calls_service_thread
 from tests.support.services import free_port

@@ -13,9 +13,9 @@ from dramatiq.brokers.stub import StubBroker
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from libs.campaigns.lifecycle.dialing import Claim, fill_slots
 from libs.common.contracts import DIALER_DISPATCH, MAINTENANCE_RECONCILE
 from libs.common.db import Database
-from libs.common.lifecycle.dialing import Claim, fill_slots
 from libs.common.models import Call, CallJob, CallJobStatus, DncEntry
 from libs.common.settings import Settings
 from services.calls.media.context import MediaContext
@@ -200,7 +200,7 @@ def test_an_unknown_create_outcome_is_not_failed_while_the_provider_cannot_say(
     # The provider is unreachable: whether the call exists is unknown, and failing the job
     # would be a guess that may leave a lead uncalled. It stays dialing until the provider
     # answers the reconciler's question.
-    from libs.common.broker import build_broker
+    from libs.queueops.broker import build_broker
     from services.worker.actors import register_actors
 
     dead_provider = settings.with_overrides(
@@ -303,7 +303,7 @@ def test_an_attempt_whose_worker_died_after_the_provider_created_it_is_adopted(
     stub_worker: Worker,
     worker_settings: Settings,
 ) -> None:
-    from libs.common.telephony.twilio_provider import make_client
+    from libs.telephony.twilio_provider import make_client
     from services.worker.dialer.placer import status_callback_url, voice_url
 
     campaign = make_campaign(db, 1)
@@ -334,7 +334,7 @@ def test_an_earlier_attempts_call_to_the_same_number_is_not_adopted(
 ) -> None:
     from sqlalchemy import update
 
-    from libs.common.telephony.twilio_provider import make_client
+    from libs.telephony.twilio_provider import make_client
 
     campaign = make_campaign(db, 1, max_attempts=2)
     earlier = make_client(worker_settings).calls.create(
@@ -443,7 +443,7 @@ def test_reconciler_asks_the_provider_about_a_call_failed_as_never_created(
 
     from sqlalchemy import update
 
-    from libs.common.lifecycle.table import NO_PROVIDER_CALL_ID
+    from libs.common.call_status import NO_PROVIDER_CALL_ID
     from libs.common.models import utcnow
 
     sim.scenario(default={"ring_s": 0.05, "talk_s": 0.05})

@@ -7,7 +7,7 @@ import redis
 from dramatiq import Worker
 from dramatiq.brokers.stub import StubBroker
 
-from libs.common import heartbeats
+from libs.queueops import heartbeats
 
 
 def test_a_running_worker_is_listed_and_removed_at_shutdown(

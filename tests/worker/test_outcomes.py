@@ -11,9 +11,10 @@ from typing import Any
 import pytest
 from dramatiq import Worker
 from dramatiq.brokers.stub import StubBroker
-from libs.common.lifecycle.status import StatusUpdate, apply_status, lock_call
 from sqlalchemy import select
 
+from libs.campaigns.lifecycle.status import StatusUpdate, apply_status, lock_call
+from libs.campaigns.outcomes.apply import apply_outcome, set_by_operator
 from libs.common.contracts import OUTCOMES_APPLY, OUTCOMES_SWEEP
 from libs.common.db import Database
 from libs.common.models import (
@@ -26,7 +27,6 @@ from libs.common.models import (
     RunStatus,
     utcnow,
 )
-from libs.common.outcomes.apply import apply_outcome, set_by_operator
 from tests.campaign_factories import Campaign, make_campaign, start_attempt
 
 _sids = iter(range(10_000, 99_999))

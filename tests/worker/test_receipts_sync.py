@@ -223,7 +223,7 @@ def test_each_stored_receipt_is_one_receipt_synced_event_delivered_to_the_busine
     import jsonschema
 
     from libs.common.models import WebhookEvent
-    from libs.common.webhooks import catalogue, endpoints
+    from libs.events import catalogue, endpoints
     from tests.support.webhook_receiver import webhook_receiver
 
     gsim.generate(60, receipt_ratio=0.5, attachment_ratio=0.5, seed=3)

@@ -18,12 +18,12 @@ from dramatiq import Worker
 from dramatiq.brokers.stub import StubBroker
 from sqlalchemy import select, update
 
+from libs.campaigns.outcomes import recordings
 from libs.common.contracts import DIALER_DISPATCH, RECORDINGS_EXPIRE, RECORDINGS_FETCH
 from libs.common.db import Database
 from libs.common.models import Business, Call, Run, utcnow
-from libs.common.outcomes import recordings
 from libs.common.settings import Settings
-from libs.common.telephony.twilio_signature import sign
+from libs.telephony.twilio_signature import sign
 from tests.campaign_factories import make_campaign
 from tests.support.calls_service import calls_service_thread
 from tests.support.services import free_port

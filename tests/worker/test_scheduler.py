@@ -7,8 +7,8 @@ import dramatiq
 import redis
 from dramatiq.brokers.stub import StubBroker
 
-from libs.common import leader, periodic
 from libs.common.settings import Settings
+from libs.queueops import leader, periodic
 from services.worker.scheduler import Scheduler
 
 PERIOD = 10.0

@@ -21,7 +21,7 @@ from dramatiq import Worker
 from dramatiq.brokers.stub import StubBroker
 from sqlalchemy import select, update
 
-from libs.common.campaigns.leads import LeadInput, upsert_leads
+from libs.campaigns.leads import LeadInput, upsert_leads
 from libs.common.contracts import WEBHOOKS_SWEEP
 from libs.common.crypto import generate_key, secret_box
 from libs.common.db import Database
@@ -35,7 +35,7 @@ from libs.common.models import (
     utcnow,
 )
 from libs.common.settings import Settings
-from libs.common.webhooks import catalogue, endpoints, signing
+from libs.events import catalogue, endpoints, signing
 from services.worker.webhooks import delivery as delivery_module
 from tests.support.webhook_receiver import Receiver, Script, webhook_receiver
 
@@ -120,7 +120,7 @@ def test_a_new_lead_reaches_the_endpoint_signed_with_its_event_id(
     create_leads(db, stub_broker, business_id, 1)
     run_all(stub_broker, stub_worker)
     [request] = receiver.received()
-    # The documented recipe (libs/common/webhooks/signing.py) and the reference verifier.
+    # The documented recipe (libs/events/signing.py) and the reference verifier.
     signing.verify(secret, request.headers, request.body, now=time.time())
     payload = standardwebhooks.Webhook(secret).verify(request.body, request.headers)
     assert request.headers["webhook-id"] == payload["id"] and payload["id"].startswith("evt_")
@@ -241,7 +241,7 @@ def test_delivery_in_production_records_a_refused_attempt(
     attempt says why."""
     from dramatiq.brokers.stub import StubBroker as Stub
 
-    from libs.common.broker import build_broker
+    from libs.queueops.broker import build_broker
     from services.worker.actors import register_actors
 
     broker = build_broker(production_worker, worker=True, stub=True)

@@ -52,7 +52,7 @@ class Call(TimestampMixin, Base):
     opted_out: Mapped[bool] = mapped_column(default=False, server_default="0")
     stream_sid: Mapped[str | None] = mapped_column(String(64))
     #: How the call went (interested, callback, …): a code of the business's dispositions,
-    #: set by the voice agent, an operator, or a rule from the outcome (libs/common/outcomes).
+    #: set by the voice agent, an operator, or a rule from the outcome (libs/campaigns/outcomes).
     disposition: Mapped[str | None] = mapped_column(String(32))
     #: Who set it: agent, operator or rule (None with no disposition).
     disposition_source: Mapped[str | None] = mapped_column(String(16))

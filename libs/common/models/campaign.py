@@ -80,7 +80,7 @@ class Run(TimestampMixin, Base):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     #: Record the run's calls (dual channel: each side on its own channel).
     record_calls: Mapped[bool] = mapped_column(default=False, server_default="0")
-    #: Answering-machine detection (libs/common/outcomes/amd.py): off, Enable, DetectMessageEnd;
+    #: Answering-machine detection (libs/campaigns/outcomes/amd.py): off, Enable, DetectMessageEnd;
     #: asynchronous, so a person is never left waiting for it.
     amd_mode: Mapped[str] = mapped_column(String(16), default="off", server_default="off")
     #: What a machine gets: hang_up, voicemail (after the beep) or agent (connected anyway).
@@ -99,7 +99,7 @@ class Run(TimestampMixin, Base):
     machine_counts_as_attempt: Mapped[bool] = mapped_column(default=True, server_default="1")
     #: Call a machine's lead again after this long (None: not again for the machine).
     machine_retry_delay_s: Mapped[int | None] = mapped_column()
-    #: Why the run paused itself (libs/common/outcomes/compliance.py), shown until resumed.
+    #: Why the run paused itself (libs/campaigns/outcomes/compliance.py), shown until resumed.
     paused_reason: Mapped[str | None] = mapped_column(Text)
     auto_paused_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint
 
 from libs.common.models import Business as BusinessRow
-from libs.common.web.db import get_session
+from libs.web.db import get_session
 from services.api.account.schemas import Business, Me
 from services.api.auth import current_principal
 from services.api.spec import answers, api

@@ -8,14 +8,14 @@ from datetime import UTC, datetime
 import redis
 from flask import Blueprint, Response, current_app
 
-from libs.common import dead_letters, heartbeats
-from libs.common.broker_adapter import BrokerAdapter, shared_adapter
 from libs.common.contracts import BY_NAME, QUEUES
-from libs.common.queue_health import QueueUnavailable, unavailable
 from libs.common.redis_client import shared_redis
 from libs.common.settings import Settings
-from libs.common.web.errors import ApiError, error_response
-from libs.common.web.validation import bad_request
+from libs.queueops import dead_letters, heartbeats
+from libs.queueops.broker_adapter import BrokerAdapter, shared_adapter
+from libs.queueops.queue_health import QueueUnavailable, unavailable
+from libs.web.errors import ApiError, error_response
+from libs.web.validation import bad_request
 from services.api.admin.schemas import (
     FailedBulkRetried,
     FailedFilter,
@@ -54,7 +54,7 @@ def _coordination_down(exc: redis.RedisError) -> Response:
 
 
 def _adapter() -> BrokerAdapter:
-    """Everything here reads the broker through its adapter (libs/common/broker_adapter)."""
+    """Everything here reads the broker through its adapter (libs/queueops/broker_adapter)."""
     settings: Settings = current_app.config["SETTINGS"]
     return shared_adapter(settings, REDIS_TIMEOUT_S)
 

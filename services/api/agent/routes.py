@@ -10,7 +10,7 @@ from libs.common.crypto import SecretBox, secret_box
 from libs.common.models import AGENT_TOOLS
 from libs.common.models import AgentSettings as AgentRow
 from libs.common.settings import Settings
-from libs.common.web.db import get_session
+from libs.web.db import get_session
 from services.api.agent.schemas import AgentSettings, AgentSettingsUpdate
 from services.api.auth import current_business_id
 from services.api.spec import answers, api

@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field, StringConstraints
 
 from libs.common.models import AGENT_TOOLS
-from libs.common.telephony.phones import to_e164
+from libs.telephony.phones import to_e164
 from services.api.schemas import Body, Shape, optional
 
 Kind = Literal["keypad", "realtime", "cascaded"]

@@ -7,10 +7,10 @@ from datetime import UTC, datetime, time, timedelta
 from flask import Blueprint
 from sqlalchemy import select
 
+from libs.campaigns.outcomes import analytics
 from libs.common.models import Call, Run
-from libs.common.outcomes import analytics
-from libs.common.web.db import get_session
-from libs.common.web.errors import ApiError
+from libs.web.db import get_session
+from libs.web.errors import ApiError
 from services.api.analytics.schemas import Analytics, DailyQuery, Day, Figures, RunAnalytics
 from services.api.auth import current_business_id
 from services.api.spec import answers, api

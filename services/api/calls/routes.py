@@ -7,8 +7,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
 from libs.common.models import Call as CallRow
-from libs.common.web.db import get_session
-from libs.common.web.errors import ApiError
+from libs.web.db import get_session
+from libs.web.errors import ApiError
 from services.api.auth import current_business_id
 from services.api.calls.schemas import Call, CallDetail, CallFilter, CallPage
 from services.api.spec import answers, api

@@ -5,13 +5,13 @@ from __future__ import annotations
 from flask import Blueprint, Response
 from sqlalchemy import select
 
+from libs.campaigns.outcomes.apply import UnknownDisposition, dispositions, set_by_operator
 from libs.common.models import Call as CallRow
 from libs.common.models import Disposition as DispositionRow
 from libs.common.models import Run
-from libs.common.outcomes.apply import UnknownDisposition, dispositions, set_by_operator
-from libs.common.web.db import get_session
-from libs.common.web.errors import ApiError
-from libs.common.web.validation import bad_request
+from libs.web.db import get_session
+from libs.web.errors import ApiError
+from libs.web.validation import bad_request
 from services.api.auth import current_business_id
 from services.api.calls.schemas import Call
 from services.api.dispositions.schemas import (

@@ -22,13 +22,13 @@ from sqlalchemy.exc import IntegrityError
 from werkzeug.wrappers import Response as BaseResponse
 
 from libs.common.crypto import InvalidToken, SecretBox, secret_box
-from libs.common.gmail import oauth
-from libs.common.gmail.client import gmail_service
 from libs.common.models import BackgroundJob, GmailConnection, JobStatus, utcnow
 from libs.common.redis_client import shared_redis
 from libs.common.settings import Settings
-from libs.common.web.db import get_session, writes
-from libs.common.web.errors import ApiError
+from libs.gmail import oauth
+from libs.gmail.client import gmail_service
+from libs.web.db import get_session, writes
+from libs.web.errors import ApiError
 from services.api.auth import current_business_id
 from services.api.gmail.schemas import CallbackQuery, ConsentQuery, ConsentUrl, GmailConnections
 from services.api.gmail.schemas import GmailConnection as Connection
@@ -123,7 +123,7 @@ def connect(query: ConsentQuery) -> Response:
     except (redis.RedisError, OSError) as exc:
         raise _redis_down() from exc
     response = jsonify(ConsentUrl(url=oauth.consent_url(settings, state, hint)).model_dump())
-    # Binds the consent to this browser (see libs/common/gmail/oauth.py). Lax: sent on the
+    # Binds the consent to this browser (see libs/gmail/oauth.py). Lax: sent on the
     # top-level redirect back from Google, never on cross-site subrequests.
     response.set_cookie(
         oauth.BROWSER_COOKIE, nonce, max_age=oauth.STATE_MAX_AGE_S, path=oauth.CALLBACK_PATH,

@@ -5,8 +5,8 @@ from __future__ import annotations
 from flask import Blueprint
 
 from libs.common import repositories
-from libs.common.web.db import get_session
-from libs.common.web.errors import ApiError
+from libs.web.db import get_session
+from libs.web.errors import ApiError
 from services.api.auth import current_principal
 from services.api.schemas import Job
 from services.api.spec import answers, api

@@ -9,20 +9,20 @@ from pydantic import ValidationError
 from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 
-from libs.common.campaigns.leads import LeadInput as Upsert
-from libs.common.campaigns.leads import upsert_leads
+from libs.campaigns.leads import LeadInput as Upsert
+from libs.campaigns.leads import upsert_leads
 from libs.common.contracts import LEADS_IMPORT_CSV
 from libs.common.models import BackgroundJob, Upload
 from libs.common.models import DncEntry as DncRow
 from libs.common.models import Lead as LeadRow
-from libs.common.outbox import enqueue_after_commit
-from libs.common.queue_health import check_broker
 from libs.common.settings import Settings
-from libs.common.web.db import get_session
-from libs.common.web.errors import ApiError
-from libs.common.web.validation import bad_request
-from libs.common.webhooks.catalogue import lead_data
-from libs.common.webhooks.emit import emit
+from libs.events.catalogue import lead_data
+from libs.events.emit import emit
+from libs.queueops.outbox import enqueue_after_commit
+from libs.queueops.queue_health import check_broker
+from libs.web.db import get_session
+from libs.web.errors import ApiError
+from libs.web.validation import bad_request
 from services.api.auth import current_business_id
 from services.api.leads.schemas import (
     BulkLeads,

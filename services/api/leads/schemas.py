@@ -8,14 +8,14 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, Field
 from spectree.model_adapter.pydantic_adapter import BaseFile
 
-from libs.common.campaigns.leads import MAX_FIELD, MAX_TIMEZONE
-from libs.common.telephony.calling_window import check_zone
-from libs.common.telephony.phones import to_e164
+from libs.campaigns.leads import MAX_FIELD, MAX_TIMEZONE
+from libs.telephony.calling_window import check_zone
+from libs.telephony.phones import to_e164
 from services.api.schemas import Body, Page, Paging, Shape, optional
 
 MAX_BULK = 5000
 MAX_DNC_REASON = 200
-#: Longer input is refused before it is parsed (libs.common.telephony.phones.to_e164).
+#: Longer input is refused before it is parsed (libs.telephony.phones.to_e164).
 MAX_PHONE_INPUT = 40
 
 LeadSource = Literal["api", "csv", "call"]

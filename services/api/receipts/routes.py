@@ -9,12 +9,12 @@ from sqlalchemy.orm import Session
 from libs.common.contracts import RECEIPTS_SYNC
 from libs.common.models import BackgroundJob, GmailConnection, ReceiptAttachment
 from libs.common.models import Receipt as ReceiptRow
-from libs.common.outbox import enqueue_after_commit
-from libs.common.queue_health import QueueUnavailable, check_broker
 from libs.common.settings import Settings
-from libs.common.web.db import get_database, get_session
-from libs.common.web.errors import ApiError
-from libs.common.web.validation import bad_request
+from libs.queueops.outbox import enqueue_after_commit
+from libs.queueops.queue_health import QueueUnavailable, check_broker
+from libs.web.db import get_database, get_session
+from libs.web.errors import ApiError
+from libs.web.validation import bad_request
 from services.api.auth import current_business_id
 from services.api.receipts.files import attachment_response
 from services.api.receipts.schemas import (

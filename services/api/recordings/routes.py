@@ -9,8 +9,8 @@ from sqlalchemy import select
 
 from libs.common.models import Business, Call
 from libs.common.settings import Settings
-from libs.common.web.db import get_session
-from libs.common.web.errors import ApiError
+from libs.web.db import get_session
+from libs.web.errors import ApiError
 from services.api.auth import current_business_id
 from services.api.receipts.files import attachment_response
 from services.api.recordings.schemas import RecordingSettings, RecordingSettingsInput

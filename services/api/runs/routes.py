@@ -5,15 +5,15 @@ from __future__ import annotations
 from flask import Blueprint, current_app
 from sqlalchemy import func, select
 
-from libs.common.lifecycle import followups
+from libs.campaigns.lifecycle import followups
 from libs.common.models import Business, utcnow
 from libs.common.models import Run as RunRow
-from libs.common.outbox import enqueue_after_commit
-from libs.common.queue_health import check_broker
 from libs.common.settings import Settings
-from libs.common.web.db import get_session
-from libs.common.web.errors import ApiError
-from libs.common.web.validation import bad_request
+from libs.queueops.outbox import enqueue_after_commit
+from libs.queueops.queue_health import check_broker
+from libs.web.db import get_session
+from libs.web.errors import ApiError
+from libs.web.validation import bad_request
 from services.api.auth import current_business_id
 from services.api.runs import service
 from services.api.runs.schemas import Run, RunInput, RunPage, RunPaging

@@ -9,7 +9,7 @@ from pydantic import Field, model_validator
 
 from libs.common.models import Run as RunRow
 from libs.common.models import RunStatus
-from libs.common.telephony.calling_window import check_window
+from libs.telephony.calling_window import check_window
 from services.api.runs.service import MAX_LEADS_PER_RUN, TRANSITIONS, LeadSelection
 from services.api.schemas import Body, LocalTime, Page, Paging, RowId, Shape, optional
 

@@ -10,8 +10,8 @@ from typing import Any, cast
 from sqlalchemy import Table, func, or_, select
 from sqlalchemy.orm import Session
 
-from libs.common.lifecycle.status import cancel_queued_jobs
-from libs.common.lifecycle.table import ACTIVE_JOB_STATUSES, OPEN_JOB_STATUSES
+from libs.campaigns.lifecycle.status import cancel_queued_jobs
+from libs.common.call_status import ACTIVE_JOB_STATUSES, OPEN_JOB_STATUSES
 from libs.common.models import (
     Business,
     CallJob,

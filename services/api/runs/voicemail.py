@@ -6,9 +6,9 @@ import secrets
 
 from flask import Blueprint, request
 
-from libs.common.web.db import get_session
-from libs.common.web.errors import ApiError
-from libs.common.web.validation import bad_request
+from libs.web.db import get_session
+from libs.web.errors import ApiError
+from libs.web.validation import bad_request
 from services.api.runs.routes import _run_or_404, _shown
 from services.api.runs.schemas import Run
 from services.api.spec import answers, api

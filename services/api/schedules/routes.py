@@ -9,14 +9,14 @@ from sqlalchemy import func, select
 from libs.common.contracts import SCHEDULES_CHECK_DUE
 from libs.common.models import Business, Lead, ScheduleOccurrence, utcnow
 from libs.common.models import Schedule as ScheduleRow
-from libs.common.queue_health import ENQUEUE_ERRORS, QueueUnavailable, check_broker
 from libs.common.redis_client import shared_redis
-from libs.common.schedules.definition import days_mask, effective_timezone, refresh_next_due
 from libs.common.settings import Settings
-from libs.common.web import rate_limit
-from libs.common.web.db import get_session
-from libs.common.web.errors import ApiError
-from libs.common.web.validation import bad_request
+from libs.queueops.queue_health import ENQUEUE_ERRORS, QueueUnavailable, check_broker
+from libs.telephony.schedules.definition import days_mask, effective_timezone, refresh_next_due
+from libs.web import rate_limit
+from libs.web.db import get_session
+from libs.web.errors import ApiError
+from libs.web.validation import bad_request
 from services.api.auth import current_business_id, current_principal
 from services.api.schedules.schemas import (
     Occurrence,

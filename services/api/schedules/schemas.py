@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, computed_field
 
-from libs.common.schedules.definition import check_timezone, day_names
+from libs.telephony.schedules.definition import check_timezone, day_names
 from services.api.schemas import Body, LocalTime, Page, Paging, RowId, Shape, optional
 
 Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]

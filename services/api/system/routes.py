@@ -5,13 +5,13 @@ from __future__ import annotations
 from flask import Blueprint, current_app
 from sqlalchemy import delete
 
-from libs.common import status
 from libs.common.contracts import SYSTEM_PING
 from libs.common.models import BackgroundJob
-from libs.common.outbox import enqueue_after_commit
-from libs.common.queue_health import QueueUnavailable, check_broker
 from libs.common.settings import Settings
-from libs.common.web.db import get_database, get_session
+from libs.queueops import status
+from libs.queueops.outbox import enqueue_after_commit
+from libs.queueops.queue_health import QueueUnavailable, check_broker
+from libs.web.db import get_database, get_session
 from services.api.auth import current_principal
 from services.api.schemas import Job, JobAccepted, Status
 from services.api.spec import answers, api

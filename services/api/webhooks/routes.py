@@ -15,11 +15,11 @@ from libs.common.models import (
     WebhookEvent,
     utcnow,
 )
-from libs.common.queue_health import check_broker
 from libs.common.settings import Settings
-from libs.common.web.db import get_session
-from libs.common.web.errors import ApiError
-from libs.common.webhooks import catalogue, endpoints, ssrf
+from libs.events import catalogue, endpoints, ssrf
+from libs.queueops.queue_health import check_broker
+from libs.web.db import get_session
+from libs.web.errors import ApiError
 from services.api.auth import current_business_id
 from services.api.spec import answers, api
 from services.api.webhooks.schemas import (

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
-from libs.common.webhooks import catalogue, endpoints, ssrf
+from libs.events import catalogue, endpoints, ssrf
 from services.api.schemas import Body, Page, Paging, Shape, optional
 
 #: The catalogue's types (tests/api/test_webhooks.py keeps these literals equal to it).

@@ -18,8 +18,8 @@ from twilio.twiml.voice_response import Dial, VoiceResponse
 
 from libs.common import metrics
 from libs.common.settings import Settings
-from libs.common.telephony.phones import InvalidPhone, to_e164
-from libs.common.telephony.twilio_provider import make_client
+from libs.telephony.phones import InvalidPhone, to_e164
+from libs.telephony.twilio_provider import make_client
 from services.calls.media import call_log
 from services.calls.media.frames import (
     Action,

@@ -18,12 +18,12 @@ import dramatiq
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from libs.campaigns.lifecycle import inbound
+from libs.campaigns.outcomes import compliance
+from libs.common.call_status import FINAL_CALL_STATUSES
 from libs.common.db import Database, insert_ignoring_conflicts
-from libs.common.lifecycle import inbound
-from libs.common.lifecycle.table import FINAL_CALL_STATUSES
 from libs.common.models import Call, DncEntry, Lead, TranscriptLine, utcnow
-from libs.common.outbox import enqueue_after_commit
-from libs.common.outcomes import compliance
+from libs.queueops.outbox import enqueue_after_commit
 from services.calls.media import protocol
 from services.calls.media.frames import CallInfo
 

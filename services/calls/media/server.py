@@ -22,12 +22,12 @@ import dramatiq
 from aiohttp import WSMsgType, web
 
 from libs.common import metrics
-from libs.common.broker import build_broker
 from libs.common.db import Database
 from libs.common.logs import configure_logging
-from libs.common.queue_health import QueueUnavailable, check_broker
 from libs.common.settings import Settings, get_settings
-from libs.common.telephony import twilio_signature
+from libs.queueops.broker import build_broker
+from libs.queueops.queue_health import QueueUnavailable, check_broker
+from libs.telephony import twilio_signature
 from services.calls.media.context import MediaContext
 from services.calls.media.stream import MediaStream, StreamRefused
 

@@ -15,12 +15,12 @@ import dramatiq
 from flask import Blueprint, Response, request
 from sqlalchemy import select, update
 
+from libs.campaigns.outcomes import amd
 from libs.common import metrics
 from libs.common.contracts import AMD_ACT
 from libs.common.models import Call, CallJob, Run
-from libs.common.outcomes import amd
-from libs.common.web.db import get_session
-from libs.common.web.errors import ApiError
+from libs.web.db import get_session
+from libs.web.errors import ApiError
 from services.calls.webhooks.signature import twilio_signed
 
 logger = logging.getLogger(__name__)

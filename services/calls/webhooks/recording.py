@@ -16,8 +16,8 @@ from sqlalchemy import select, update
 from libs.common import metrics
 from libs.common.contracts import RECORDINGS_FETCH
 from libs.common.models import Call
-from libs.common.web.db import get_session
-from libs.common.web.errors import ApiError
+from libs.web.db import get_session
+from libs.web.errors import ApiError
 from services.calls.webhooks.signature import twilio_signed
 
 logger = logging.getLogger(__name__)

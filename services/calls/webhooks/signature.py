@@ -11,8 +11,8 @@ from flask import current_app, request
 
 from libs.common import metrics
 from libs.common.settings import Settings
-from libs.common.telephony import twilio_signature
-from libs.common.web.errors import ApiError
+from libs.telephony import twilio_signature
+from libs.web.errors import ApiError
 
 logger = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])

@@ -14,15 +14,15 @@ from datetime import UTC, datetime
 from flask import Blueprint, Response, request
 from sqlalchemy.orm import Session
 
+from libs.campaigns.lifecycle import status as lifecycle
+from libs.campaigns.lifecycle.statements import EVENTS
+from libs.campaigns.lifecycle.status import StatusUpdate
 from libs.common import metrics
+from libs.common.call_status import STATUS_RANK
 from libs.common.db import insert_ignoring_conflicts
-from libs.common.lifecycle import status as lifecycle
-from libs.common.lifecycle.statements import EVENTS
-from libs.common.lifecycle.status import StatusUpdate
-from libs.common.lifecycle.table import STATUS_RANK
-from libs.common.outbox import Outgoing, send_committed
-from libs.common.web.db import get_session
-from libs.common.web.errors import ApiError
+from libs.queueops.outbox import Outgoing, send_committed
+from libs.web.db import get_session
+from libs.web.errors import ApiError
 from services.calls.webhooks.signature import twilio_signed
 
 logger = logging.getLogger(__name__)

@@ -16,14 +16,14 @@ from flask import Blueprint, Response, current_app, request
 from sqlalchemy import select
 from twilio.twiml.voice_response import Connect, VoiceResponse
 
-from libs.common.lifecycle import inbound
-from libs.common.lifecycle import status as lifecycle
+from libs.campaigns.lifecycle import inbound
+from libs.campaigns.lifecycle import status as lifecycle
 from libs.common.models import PhoneNumber, utcnow
-from libs.common.outbox import enqueue_after_commit
 from libs.common.settings import Settings
-from libs.common.telephony.phones import InvalidPhone, to_e164
-from libs.common.web.db import get_session
-from libs.common.web.errors import ApiError
+from libs.queueops.outbox import enqueue_after_commit
+from libs.telephony.phones import InvalidPhone, to_e164
+from libs.web.db import get_session
+from libs.web.errors import ApiError
 from services.calls.webhooks.signature import twilio_signed
 
 logger = logging.getLogger(__name__)

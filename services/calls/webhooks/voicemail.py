@@ -13,8 +13,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import undefer
 
 from libs.common.models import Run
-from libs.common.web.db import get_session
-from libs.common.web.errors import ApiError
+from libs.web.db import get_session
+from libs.web.errors import ApiError
 
 blueprint = Blueprint("voicemail_media", __name__)
 

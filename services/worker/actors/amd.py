@@ -7,12 +7,12 @@ import logging
 from sqlalchemy import select
 from twilio.base.exceptions import TwilioRestException
 
+from libs.campaigns.outcomes import amd
 from libs.common import metrics
+from libs.common.call_status import FINAL_CALL_STATUSES
 from libs.common.contracts import AMD_ACT
-from libs.common.lifecycle.table import FINAL_CALL_STATUSES
-from libs.common.middleware.worker_context import worker_context
 from libs.common.models import Call, CallJob, Run
-from libs.common.outcomes import amd
+from libs.queueops.middleware.worker_context import worker_context
 from services.worker.registry import MissingRow, implements
 
 logger = logging.getLogger(__name__)

@@ -5,13 +5,13 @@ from __future__ import annotations
 import logging
 import time
 
+from libs.campaigns.lifecycle import followups
+from libs.campaigns.lifecycle.conditions import CREATE_START_LIMIT_S
+from libs.campaigns.lifecycle.dialing import fill_slots
 from libs.common.contracts import DIALER_DISPATCH
-from libs.common.lifecycle import followups
-from libs.common.lifecycle.conditions import CREATE_START_LIMIT_S
-from libs.common.lifecycle.dialing import fill_slots
-from libs.common.middleware.worker_context import worker_context
 from libs.common.models import utcnow
-from libs.common.outbox import enqueue_after_commit
+from libs.queueops.middleware.worker_context import worker_context
+from libs.queueops.outbox import enqueue_after_commit
 from services.worker.dialer.placer import place_call
 from services.worker.registry import implements
 

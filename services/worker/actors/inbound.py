@@ -16,10 +16,10 @@ from sqlalchemy.orm import Session
 from libs.common.audio import wav
 from libs.common.contracts import LEADS_CREATE_FROM_CALL, RECORDINGS_PROCESS
 from libs.common.db import insert_ignoring_conflicts
-from libs.common.middleware.worker_context import worker_context
 from libs.common.models import Call, Lead
-from libs.common.webhooks.catalogue import lead_data
-from libs.common.webhooks.emit import emit
+from libs.events.catalogue import lead_data
+from libs.events.emit import emit
+from libs.queueops.middleware.worker_context import worker_context
 from services.worker.registry import MissingRow, implements
 
 logger = logging.getLogger(__name__)

@@ -7,8 +7,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from libs.common import metrics
-from libs.common.campaigns.leads import (
+from libs.campaigns.leads import (
     InvalidCsv,
     InvalidLead,
     LeadInput,
@@ -18,9 +17,10 @@ from libs.common.campaigns.leads import (
     parse_lead,
     upsert_leads,
 )
+from libs.common import metrics
 from libs.common.contracts import LEADS_IMPORT_CSV
-from libs.common.middleware.worker_context import worker_context
 from libs.common.models import BackgroundJob, JobStatus, Upload, utcnow
+from libs.queueops.middleware.worker_context import worker_context
 from services.worker.registry import MissingRow, implements
 
 logger = logging.getLogger(__name__)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 
 from libs.common.contracts import MAINTENANCE_RECONCILE
-from libs.common.middleware.worker_context import worker_context
 from libs.common.models import utcnow
+from libs.queueops.middleware.worker_context import worker_context
 from services.worker import reconciler
 from services.worker.registry import implements
 

@@ -8,12 +8,12 @@ import logging
 from sqlalchemy import update
 from twilio.base.exceptions import TwilioRestException
 
+from libs.campaigns.outcomes import analytics, recordings
+from libs.campaigns.outcomes.apply import apply_outcome, unapplied_calls
 from libs.common import metrics
 from libs.common.contracts import OUTCOMES_APPLY, OUTCOMES_PRICE, OUTCOMES_SWEEP, RECORDINGS_FETCH
-from libs.common.middleware.worker_context import worker_context
 from libs.common.models import Call, utcnow
-from libs.common.outcomes import analytics, recordings
-from libs.common.outcomes.apply import apply_outcome, unapplied_calls
+from libs.queueops.middleware.worker_context import worker_context
 from services.worker.registry import MissingRow, implements
 
 logger = logging.getLogger(__name__)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dramatiq.middleware import CurrentMessage
 
 from libs.common.contracts import RECEIPTS_SYNC
-from libs.common.middleware.worker_context import worker_context
+from libs.queueops.middleware.worker_context import worker_context
 from services.worker.receipts import sync as receipts_sync
 from services.worker.registry import MissingRow, implements
 

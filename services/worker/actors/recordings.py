@@ -8,11 +8,11 @@ import logging
 import requests
 from sqlalchemy import select
 
+from libs.campaigns.outcomes import recordings, transcription
 from libs.common import metrics
 from libs.common.contracts import RECORDINGS_EXPIRE, RECORDINGS_FETCH
-from libs.common.middleware.worker_context import worker_context
 from libs.common.models import Call, utcnow
-from libs.common.outcomes import recordings, transcription
+from libs.queueops.middleware.worker_context import worker_context
 from services.worker.registry import MissingRow, implements
 
 logger = logging.getLogger(__name__)

@@ -7,8 +7,8 @@ import logging
 from dramatiq.middleware import CurrentMessage
 
 from libs.common.contracts import SCHEDULES_CHECK_DUE, SCHEDULES_PLACE_CALL, SCHEDULES_TICK
-from libs.common.middleware.worker_context import worker_context
 from libs.common.models import utcnow
+from libs.queueops.middleware.worker_context import worker_context
 from services.worker.registry import MissingRow, implements
 from services.worker.schedules import placement
 from services.worker.schedules.due import DueResult, process_due

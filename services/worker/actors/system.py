@@ -8,9 +8,9 @@ import socket
 
 from libs.common import metrics
 from libs.common.contracts import SYSTEM_PING
-from libs.common.middleware.worker_context import worker_context
 from libs.common.models import BackgroundJob, JobStatus, utcnow
 from libs.common.request_context import get_request_id
+from libs.queueops.middleware.worker_context import worker_context
 from services.worker.registry import MissingRow, implements
 
 logger = logging.getLogger(__name__)

@@ -7,9 +7,9 @@ import time
 
 from libs.common import metrics
 from libs.common.contracts import WEBHOOKS_DELIVER, WEBHOOKS_SWEEP
-from libs.common.middleware.worker_context import worker_context
 from libs.common.models import AttemptOutcome, utcnow
-from libs.common.webhooks import catalogue, signing
+from libs.events import catalogue, signing
+from libs.queueops.middleware.worker_context import worker_context
 from services.worker.registry import implements
 from services.worker.webhooks import delivery, sender, sweep
 

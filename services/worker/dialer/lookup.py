@@ -12,7 +12,7 @@ from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import Any
 
-from libs.common.middleware.worker_context import WorkerContext
+from libs.queueops.middleware.worker_context import WorkerContext
 
 #: Calls that started this long before the attempt's claim are looked at too (the provider's
 #: clock is not ours); those already known as another attempt's call are left out.

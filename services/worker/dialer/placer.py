@@ -11,14 +11,14 @@ import requests
 from sqlalchemy.exc import InterfaceError, OperationalError
 from twilio.base.exceptions import TwilioException, TwilioRestException
 
+from libs.campaigns.lifecycle import status as lifecycle
+from libs.campaigns.lifecycle.dialing import Claim
+from libs.campaigns.outcomes import call_options
 from libs.common import metrics
-from libs.common.lifecycle import status as lifecycle
-from libs.common.lifecycle.dialing import Claim
-from libs.common.middleware.worker_context import WorkerContext
 from libs.common.models import utcnow
-from libs.common.outbox import enqueue_after_commit
-from libs.common.outcomes import call_options
-from libs.common.telephony.twilio_provider import ProviderError, provider_error
+from libs.queueops.middleware.worker_context import WorkerContext
+from libs.queueops.outbox import enqueue_after_commit
+from libs.telephony.twilio_provider import ProviderError, provider_error
 
 logger = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ from sqlalchemy.orm import Session
 
 from libs.common.db import insert_ignoring_conflicts
 from libs.common.models import Receipt, ReceiptAttachment
-from libs.common.webhooks import catalogue
-from libs.common.webhooks.emit import emit
+from libs.events import catalogue
+from libs.events.emit import emit
 from services.worker.receipts.extract import AttachmentRef, Extracted
 
 CHUNK = 500

@@ -23,9 +23,9 @@ from googleapiclient.errors import HttpError
 
 from libs.common import metrics
 from libs.common.crypto import secret_box
-from libs.common.gmail.client import gmail_service
-from libs.common.middleware.worker_context import WorkerContext
 from libs.common.models import BackgroundJob, GmailConnection, JobStatus, utcnow
+from libs.gmail.client import gmail_service
+from libs.queueops.middleware.worker_context import WorkerContext
 from services.worker.receipts.extract import AttachmentRef, extract
 from services.worker.receipts.gmail_calls import GmailCalls, NeedsReauth
 from services.worker.receipts.gmail_quota import GmailQuota

@@ -22,8 +22,8 @@ from libs.common import metrics
 from libs.common.contracts import SCHEDULES_PLACE_CALL
 from libs.common.db import Database, dialect_insert
 from libs.common.models import OccurrenceStatus, Schedule, ScheduleOccurrence
-from libs.common.outbox import enqueue_after_commit
-from libs.common.schedules.occurrences import next_occurrence
+from libs.queueops.outbox import enqueue_after_commit
+from libs.telephony.schedules.occurrences import next_occurrence
 
 #: Schedules handled per transaction: keeps locks and memory bounded however many are due.
 BATCH_SIZE = 500

@@ -16,11 +16,10 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from libs.campaigns.lifecycle import followups
+from libs.campaigns.lifecycle.conditions import DAILY_RUN_KIND
 from libs.common import metrics
 from libs.common.db import insert_ignoring_conflicts
-from libs.common.lifecycle import followups
-from libs.common.lifecycle.conditions import DAILY_RUN_KIND
-from libs.common.middleware.worker_context import WorkerContext
 from libs.common.models import (
     Business,
     CallJob,
@@ -32,7 +31,8 @@ from libs.common.models import (
     Schedule,
     ScheduleOccurrence,
 )
-from libs.common.outbox import enqueue_after_commit
+from libs.queueops.middleware.worker_context import WorkerContext
+from libs.queueops.outbox import enqueue_after_commit
 from services.worker.registry import MissingRow
 
 logger = logging.getLogger(__name__)

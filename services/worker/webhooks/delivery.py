@@ -30,7 +30,7 @@ from libs.common.models import (
     WebhookEvent,
 )
 from libs.common.settings import Settings
-from libs.common.webhooks import endpoints
+from libs.events import endpoints
 from services.worker.webhooks.sender import Answer
 
 logger = logging.getLogger(__name__)

@@ -16,7 +16,7 @@ import urllib3
 from urllib3.exceptions import HTTPError, NewConnectionError, TimeoutError
 
 from libs.common.models import AttemptOutcome
-from libs.common.webhooks import ssrf
+from libs.events import ssrf
 
 #: Bytes of the answer's body kept in the delivery log.
 RESPONSE_SNIPPET = 1024

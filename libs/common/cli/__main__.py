@@ -1,3 +1,0 @@
-from libs.common.cli.main import main
-
-main()
