@@ -38,6 +38,10 @@ class Claim:
     attempt: int
     business_id: int
     phone: str
+    #: What the run asks of the provider beyond the call (issue 21), read with the claim so
+    #: placing costs no read of the run; None when the claim was made without them.
+    record_calls: bool | None = None
+    amd_mode: str | None = None
 
 
 _BUSINESS_LIMIT = select(Business.max_concurrent_calls).where(
@@ -112,6 +116,8 @@ def _due_jobs(business_id: int, now: datetime, limit: int) -> Any:
             Run.kind,
             Run.window_start,
             Run.window_end,
+            Run.record_calls,
+            Run.amd_mode,
             on_dnc_list,
         )
         .join(Run, Run.id == CallJob.run_id)
@@ -162,9 +168,11 @@ def fill_slots(
     if not rows:
         return []
     connection = session.connection()
-    chosen: list[tuple[int, str, int | None, int, int]] = []
+    chosen: list[tuple[int, str, int | None, int, int, tuple[bool, str]]] = []
     finished_runs: set[int] = set()
-    for job_id, phone, timezone, lead_id, attempt, run_id, kind, start, end, blocked in rows:
+    for row in rows:
+        job_id, phone, timezone, lead_id, attempt, run_id, kind, start, end = row[:9]
+        record_calls, amd_mode, blocked = row[9:]
         if len(chosen) == free:
             break
         if blocked:
@@ -179,7 +187,7 @@ def fill_slots(
                 _WAITS_FOR_WINDOW, {"job_id": job_id, "new_next_attempt_at": allowed}
             )
             continue
-        chosen.append((job_id, phone, lead_id, attempt + 1, run_id))
+        chosen.append((job_id, phone, lead_id, attempt + 1, run_id, (record_calls, amd_mode)))
     for run_id in finished_runs:
         complete_run_if_done(session, run_id, now)
     granted = reserve(len(chosen)) if reserve is not None and chosen else len(chosen)
@@ -206,10 +214,10 @@ def fill_slots(
                 "created_at": now,
                 "updated_at": now,
             }
-            for job_id, phone, lead_id, attempt, run_id in chosen
+            for job_id, phone, lead_id, attempt, run_id, _ in chosen
         ],
     ).all()
     return [
-        Claim(job_id, call_id, attempt, business_id, phone)
-        for (call_id, _), (job_id, phone, _, attempt, _) in zip(created, chosen, strict=True)
+        Claim(job_id, call_id, attempt, business_id, phone, *asks)
+        for (call_id, _), (job_id, phone, _, attempt, _, asks) in zip(created, chosen, strict=True)
     ]

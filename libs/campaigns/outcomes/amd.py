@@ -39,12 +39,12 @@ def callback_url(public_base_url: str) -> str:
     return f"{public_base_url}/webhook/twilio/amd"
 
 
-def create_options(run: Run, public_base_url: str) -> dict[str, Any]:
+def create_options(amd_mode: str, public_base_url: str) -> dict[str, Any]:
     """The ``calls.create`` arguments of the run's detection (none when off)."""
-    if run.amd_mode == "off":
+    if amd_mode == "off":
         return {}
     return {
-        "machine_detection": run.amd_mode,
+        "machine_detection": amd_mode,
         "async_amd": "true",
         "async_amd_status_callback": callback_url(public_base_url),
         "async_amd_status_callback_method": "POST",

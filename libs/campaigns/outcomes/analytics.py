@@ -30,19 +30,13 @@ def price_micros(price: object) -> int | None:
         return None
 
 
-def needs_price(session: Session, call_id: int) -> bool:
+def needs_price(call: Call) -> bool:
     """An ended outbound call someone answered, whose price is not known yet."""
-    row = session.execute(
-        select(Call.direction, Call.status, Call.provider_call_sid, Call.price_micros).where(
-            Call.id == call_id
-        )
-    ).first()
     return bool(
-        row
-        and row.direction == "outbound"
-        and row.status == "completed"
-        and row.provider_call_sid
-        and row.price_micros is None
+        call.direction == "outbound"
+        and call.status == "completed"
+        and call.provider_call_sid
+        and call.price_micros is None
     )
 
 

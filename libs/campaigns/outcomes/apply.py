@@ -76,9 +76,11 @@ def apply_outcome(session: Session, call_id: int, now: datetime) -> str | None:
             metrics.LEAD_RECYCLES.labels(result).inc()
         call.recycled_disposition = call.disposition
     call.outcome_applied_at = now
-    if call.run_id is not None:
-        # Abandonment is judged when the stream ends (compliance.stream_finished), which
-        # sends this again: the rates count the call whichever came first.
+    if call.run_id is not None and (call.abandoned or call.status == "failed"):
+        # Only a call that adds to a rate's numerator can take it over its limit (any other
+        # call lowers it), so the rates are read for those calls alone. Abandonment is judged
+        # when the stream ends (compliance.stream_finished), which sends this again: the rates
+        # count the call whichever came first.
         session.flush()
         compliance.pause_if_needed(session, call.run_id, now)
     return result

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from libs.common.models import Business, Call, Run
+from libs.common.models import Business, Call
 from libs.common.settings import Settings
 from libs.telephony.twilio_provider import TWILIO_API_HOST
 
@@ -38,9 +38,9 @@ def callback_url(public_base_url: str) -> str:
     return f"{public_base_url}/webhook/twilio/recording"
 
 
-def create_options(run: Run, public_base_url: str) -> dict[str, Any]:
+def create_options(record_calls: bool, public_base_url: str) -> dict[str, Any]:
     """The Twilio ``calls.create`` arguments of the run's recording (none when off)."""
-    if not run.record_calls:
+    if not record_calls:
         return {}
     return {
         "record": True,

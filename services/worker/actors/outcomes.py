@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import update
-from twilio.base.exceptions import TwilioRestException
-
-from libs.campaigns.outcomes import analytics, recordings
+from libs.campaigns.outcomes import analytics, pricing, recordings
 from libs.campaigns.outcomes.apply import apply_outcome, unapplied_calls
 from libs.common import metrics
 from libs.common.contracts import OUTCOMES_APPLY, OUTCOMES_PRICE, OUTCOMES_SWEEP, RECORDINGS_FETCH
@@ -31,8 +28,9 @@ def apply(call_id: int) -> None:
     ctx = worker_context()
     with ctx.database.session() as session:
         result = apply_outcome(session, call_id, utcnow())
+        call = session.get(Call, call_id)  # loaded (and locked) by apply_outcome: no query
+        wants_price = call is not None and analytics.needs_price(call)
         session.commit()
-        wants_price = analytics.needs_price(session, call_id)
     if result is None:
         logger.info("outcomes.apply: call %d not found or not ended", call_id)
     elif wants_price and ctx.settings.twilio_account_sid:
@@ -41,7 +39,8 @@ def apply(call_id: int) -> None:
 
 @implements(OUTCOMES_PRICE)
 def price(call_id: int, attempt: int) -> None:
-    """Idempotent: a call with its price is not asked about again."""
+    """Idempotent: a call with its price is not asked about again. Prices the calls placed
+    around this one as well, in one provider request (libs/campaigns/outcomes/pricing.py)."""
     ctx = worker_context()
     with ctx.database.session() as session:
         call = session.get(Call, call_id)
@@ -50,25 +49,17 @@ def price(call_id: int, attempt: int) -> None:
         sid = call.provider_call_sid
         if call.price_micros is not None or not sid:
             return
-    try:
-        resource = ctx.twilio.calls(sid).fetch()
-    except TwilioRestException as exc:
-        if exc.status == 404:
-            logger.info("outcomes.price: the provider has no call %s", sid)
-            return
-        raise
-    micros = analytics.price_micros(resource.price)
-    if micros is None:
-        if attempt < PRICE_ATTEMPTS:
-            message = OUTCOMES_PRICE.message(call_id=call_id, attempt=attempt + 1)
-            ctx.broker.enqueue(message, delay=PRICE_RETRY_MS * attempt)
-        return
-    unit = (resource.price_unit or "USD")[:3].upper()
-    with ctx.database.session() as session:
-        session.execute(update(Call).where(Call.id == call_id, Call.price_micros.is_(None))
-                        .values(price_micros=micros, price_unit=unit))  # fmt: skip
-        session.commit()
-    metrics.CALL_COST.labels(unit).inc(micros / 1_000_000)
+        batch = pricing.unpriced_near(session, call)
+    prices = pricing.fetch_prices(ctx.twilio, batch)
+    if prices:
+        with ctx.database.session() as session:
+            pricing.store_prices(session, prices)
+            session.commit()
+        for micros, unit in prices.values():
+            metrics.CALL_COST.labels(unit).inc(micros / 1_000_000)
+    if sid not in prices and attempt < PRICE_ATTEMPTS:  # not priced by the provider yet
+        message = OUTCOMES_PRICE.message(call_id=call_id, attempt=attempt + 1)
+        ctx.broker.enqueue(message, delay=PRICE_RETRY_MS * attempt)
 
 
 @implements(OUTCOMES_SWEEP)

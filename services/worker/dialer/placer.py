@@ -56,7 +56,7 @@ def place_call(ctx: WorkerContext, claim: Claim) -> str:
     """Create the provider call; returns created, requeued, failed or unknown."""
     settings = ctx.settings
     backoff = 0.25
-    options = call_options.for_job(ctx.database, settings.public_base_url, claim.job_id)  # 21
+    options = call_options.for_claim(ctx.database, settings.public_base_url, claim)
     for attempt in range(RETRIES + 1):
         try:
             resource = ctx.twilio.calls.create(
