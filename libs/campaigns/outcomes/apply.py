@@ -8,10 +8,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from libs.campaigns.lifecycle import followups
 from libs.campaigns.outcomes import amd, compliance, recycling, rules
 from libs.common import metrics
 from libs.common.call_status import FINAL_CALL_STATUSES
-from libs.common.contracts import OUTCOMES_APPLY
 from libs.common.models import Call, CallJob, Disposition, Run
 from libs.queueops.outbox import enqueue_after_commit
 
@@ -116,7 +116,7 @@ def set_by_operator(session: Session, call: Call, code: str) -> None:
     metrics.DISPOSITIONS_SET.labels("operator").inc()
     call.outcome_applied_at = None  # the sweep re-applies it should the message be lost
     if call.status in FINAL_CALL_STATUSES:
-        enqueue_after_commit(session, OUTCOMES_APPLY.message(call_id=call.id))
+        enqueue_after_commit(session, followups.outcome(call.id))
 
 
 def unapplied_calls(session: Session, now: datetime) -> list[int]:

@@ -24,9 +24,9 @@ import dramatiq
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
+from libs.campaigns.lifecycle import followups
 from libs.campaigns.outcomes import amd
 from libs.common import metrics
-from libs.common.contracts import OUTCOMES_APPLY
 from libs.common.models import Call, Run, RunStatus
 from libs.queueops.outbox import enqueue_after_commit
 
@@ -50,7 +50,7 @@ def stream_finished(
     call.agent_first_audio_at = call.agent_first_audio_at or first_audio_at
     call.abandoned = judge_abandoned(session, call)
     if call.direction == "outbound" and call.run_id is not None:
-        enqueue_after_commit(session, OUTCOMES_APPLY.message(call_id=call.id), broker)
+        enqueue_after_commit(session, followups.outcome(call.id), broker)
 
 
 def judge_abandoned(session: Session, call: Call) -> bool | None:
