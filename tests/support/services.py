@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import socket
 import subprocess
 import uuid
@@ -75,10 +76,37 @@ def embedded_redis(directory: Path) -> Iterator[str]:
         process.wait(timeout=10)
 
 
+#: Ports handed out lately: a test picks several before anything binds them.
+_HANDED_OUT: set[int] = set()
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux's default
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port nothing listens on, for a server a test starts, outside the kernel's ephemeral
+    range: the source ports of outgoing connections come from that range, so a port picked
+    there (as ``bind(0)`` picks) can be taken by a client socket (a starting service's
+    database connection) before the server binds it (seen: nginx "Address already in use")."""
+    low, high = _ephemeral_range()
+    candidates = range(10_000, low) if low > 11_000 else range(high + 1, 65_536)
+    for _ in range(1_000):
+        port = random.choice(candidates)
+        if port in _HANDED_OUT:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _HANDED_OUT.add(port)
+        return port
+    raise RuntimeError(f"no free port in {candidates}")
 
 
 def unreachable_redis_url() -> str:
