@@ -18,6 +18,8 @@ import dramatiq
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
+from libs.common import metrics
+from libs.queueops import coalescing
 from libs.queueops.queue_health import ENQUEUE_ERRORS, QueueUnavailable
 
 logger = logging.getLogger(__name__)
@@ -27,11 +29,15 @@ _PENDING = "switchboard.pending_messages"
 
 @dataclass(frozen=True)
 class Outgoing:
-    """A message with how it leaves: after a delay, and whether its loss is repaired."""
+    """A message with how it leaves: after a delay, whether its loss is repaired, and the
+    pending mark that keeps a second copy from being sent while one waits
+    (``libs/queueops/coalescing.py``; its consumer clears the mark before reading)."""
 
     message: dramatiq.Message[Any]
     delay_ms: int | None = None
     repairable: bool = False
+    coalesce_key: str | None = None
+    coalesce_ttl_s: float = 60.0
 
 
 def enqueue_after_commit(
@@ -66,9 +72,16 @@ def send(pending: Iterable[tuple[dramatiq.Broker | None, Outgoing]]) -> None:
     """The one sender: each message to its broker (the global one by default)."""
     unsent: list[str] = []
     for broker, outgoing in pending:
+        key = outgoing.coalesce_key
+        if key is not None and not coalescing.claim(key, outgoing.coalesce_ttl_s):
+            # One is waiting and has not read yet: it sees these rows.
+            metrics.MESSAGES_COALESCED.labels(outgoing.message.actor_name).inc()
+            continue
         try:
             (broker or dramatiq.get_broker()).enqueue(outgoing.message, delay=outgoing.delay_ms)
         except ENQUEUE_ERRORS as exc:  # any broker's connection error: the rows are committed
+            if key is not None:  # no message waits: the next producer must send one
+                coalescing.clear(key)
             name = outgoing.message.actor_name
             if outgoing.repairable:
                 logger.warning("%s not sent after commit (%s); the reconciler sends it again",

@@ -241,7 +241,10 @@ def redispatch(ctx: WorkerContext, now: datetime) -> int:
             .distinct()
         ).all()
         due = [b for b in business_ids if has_due_work(session, b, now)]
-    send_committed([followups.dispatch(business_id) for business_id in due], ctx.broker)
+    # Never coalesced: a repair must not wait on the mark of a message that may be the lost one.
+    send_committed(
+        [followups.dispatch(business_id, coalesce=False) for business_id in due], ctx.broker
+    )
     if due:
         metrics.RECONCILER_REPAIRS.labels("redispatch").inc(len(due))
     return len(due)

@@ -23,13 +23,23 @@ from sqlalchemy import (
 )
 
 from libs.common.call_status import NO_PROVIDER_CALL_ID, OPEN_JOB_STATUSES
-from libs.common.models import Call, CallEvent, CallJob, CallJobStatus, Lead, Run, RunStatus
+from libs.common.models import (
+    Call,
+    CallEvent,
+    CallJob,
+    CallJobStatus,
+    Disposition,
+    Lead,
+    Run,
+    RunStatus,
+)
 
 CALLS = cast(Table, Call.__table__)
 JOBS = cast(Table, CallJob.__table__)
 RUNS = cast(Table, Run.__table__)
 LEADS = cast(Table, Lead.__table__)
 EVENTS = cast(Table, CallEvent.__table__)
+DISPOSITIONS = cast(Table, Disposition.__table__)
 
 CALL_FIELDS = ("id", "business_id", "job_id", "lead_id", "attempt", "direction", "status",
                "error_code", "provider_call_sid")  # fmt: skip
@@ -39,6 +49,13 @@ LOCKED_CALL_COLUMNS = [
     RUNS.c.status,
     RUNS.c.max_attempts,
     RUNS.c.retry_delay_s,
+    # What deciding whether an ended call needs outcomes.apply reads (status.outcome_to_decide).
+    CALLS.c.disposition,
+    CALLS.c.answered_by,
+    CALLS.c.abandoned,
+    exists()
+    .where(DISPOSITIONS.c.business_id == CALLS.c.business_id)
+    .label("business_has_dispositions"),
 ]
 
 
