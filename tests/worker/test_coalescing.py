@@ -95,7 +95,7 @@ def run_dispatches(broker: StubBroker, worker: Worker) -> None:
     worker.join()
 
 
-def test_a_second_dispatch_is_not_sent_while_one_waits_but_a_delayed_one_or_a_repair_is(
+def test_a_second_dispatch_is_not_sent_while_one_waits_but_a_delayed_one_is(
     stub_broker: StubBroker, coalesce: None
 ) -> None:
     before = coalesced(DIALER_DISPATCH.name)
@@ -105,9 +105,8 @@ def test_a_second_dispatch_is_not_sent_while_one_waits_but_a_delayed_one_or_a_re
     assert coalesced(DIALER_DISPATCH.name) == before + 2
     send_committed([followups.dispatch(8)], stub_broker)  # another business: its own mark
     send_committed([followups.dispatch(7, delay_ms=5_000)], stub_broker)  # a retry falls due
-    send_committed([followups.dispatch(7, coalesce=False)], stub_broker)  # the reconciler
     send_committed([followups.dispatch(7, repairable=False)], stub_broker)  # a run starts
-    assert waiting(stub_broker, DIALER_DISPATCH.name) == 5
+    assert waiting(stub_broker, DIALER_DISPATCH.name) == 4
 
 
 def test_without_redis_every_message_is_sent(stub_broker: StubBroker) -> None:

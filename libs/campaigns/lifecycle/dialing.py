@@ -62,11 +62,6 @@ _LAST_CREATE = select(func.max(Call.created_at)).where(Call.business_id == bindp
 #: the claims of the pass that held it): the active calls, and when the business's last call
 #: ended and its last call was created (for the dispatch-gap metric).
 _SLOTS = select(_ACTIVE, _LAST_END.scalar_subquery(), _LAST_CREATE.scalar_subquery())
-_ACTIVE_OF = (
-    select(func.count())
-    .select_from(CallJob)
-    .where(CallJob.business_id == bindparam("business_id"), conditions.active())
-)
 _SKIPPED_DNC = (
     update(sql.JOBS)
     .where(sql.JOBS.c.id == bindparam("job_id"), sql.JOBS.c.status == CallJobStatus.QUEUED)
@@ -128,25 +123,23 @@ def _due_jobs(business_id: int, now: datetime, limit: int) -> Any:
     )
 
 
-def free_slots(session: Session, business_id: int) -> int:
-    """Slots of the business not held by a dialing or connected job (an unlocked look)."""
-    limit = session.execute(_BUSINESS_LIMIT, {"business_id": business_id}).scalar_one_or_none()
-    if limit is None:
-        return 0
-    active = session.execute(_ACTIVE_OF, {"business_id": business_id}).scalar_one()
-    return max(0, int(limit) - int(active))
-
-
-def has_due_work(session: Session, business_id: int, now: datetime) -> bool:
-    """A cheap, unlocked look: a free slot and at least one due job."""
-    if not free_slots(session, business_id):
-        return False
+def businesses_with_due_work(session: Session, now: datetime) -> list[int]:
+    """Businesses with a free slot and at least one due job: one unlocked look, one statement
+    (what a dispatch pass would find work in)."""
     due = (
         select(CallJob.id)
         .join(Run, Run.id == CallJob.run_id)
-        .where(CallJob.business_id == business_id, conditions.due(now))
+        .where(CallJob.business_id == Business.id, conditions.due(now))
+        .exists()
     )
-    return session.execute(due.limit(1)).first() is not None
+    active = (
+        select(func.count())
+        .select_from(CallJob)
+        .where(CallJob.business_id == Business.id, conditions.active())
+        .scalar_subquery()
+    )
+    query = select(Business.id).where(due, Business.max_concurrent_calls > active)
+    return list(session.scalars(query.order_by(Business.id)))
 
 
 def fill_slots(

@@ -23,8 +23,8 @@ from libs.queueops.outbox import Outgoing
 MAX_DELAYED_DISPATCH_S = 600
 
 
-#: How long a pending mark of a dispatch lives: what a lost dispatch can hold back the next
-#: ones (the reconciler's re-dispatch, which is never coalesced, repairs it meanwhile).
+#: How long a pending mark of a dispatch lives: how long a lost dispatch can hold back the
+#: next ones, the reconciler's included (a dispatch killed with its worker comes back later).
 DISPATCH_MARK_TTL_S = 30.0
 #: Prices are asked for this long after a call ends (Twilio fills them in a little after),
 #: by one message for every call that ended meanwhile.
@@ -39,20 +39,14 @@ def dispatch_mark(business_id: int) -> str:
     return f"coalesce:dialer.dispatch:{business_id}"
 
 
-def dispatch(
-    business_id: int,
-    delay_ms: int | None = None,
-    *,
-    repairable: bool = True,
-    coalesce: bool = True,
-) -> Outgoing:
+def dispatch(business_id: int, delay_ms: int | None = None, *, repairable: bool = True) -> Outgoing:
     """``dialer.dispatch``: fill the business's free slots (the one place it is built). A
     producer that must answer 503 when it cannot be sent (starting a run) says
-    ``repairable=False``. An immediate dispatch is not sent while another one of the business
-    waits (it fills every free slot when it runs); a delayed one (a retry, the account's CPS)
-    always is, and so is a repair (``coalesce=False``), which must not depend on a mark."""
+    ``repairable=False``, and always sends. An immediate dispatch is not sent while another
+    one of the business waits (that one fills every free slot when it runs); a delayed one (a
+    retry, the account's CPS) always is: its mark would hold back the dispatches before it."""
     message = DIALER_DISPATCH.message(business_id=business_id)
-    key = dispatch_mark(business_id) if coalesce and not delay_ms and repairable else None
+    key = dispatch_mark(business_id) if not delay_ms and repairable else None
     return Outgoing(
         message,
         delay_ms=delay_ms,
