@@ -145,12 +145,14 @@ class StreamRunner:
                          set(), set())  # fmt: skip
         _metronome(loop).add(frames, loop.time())
         ended = asyncio.ensure_future(stream.ended.wait())
-        await asyncio.wait([frames.done, ended], return_when=asyncio.FIRST_COMPLETED)
+        either: list[asyncio.Future[Any]] = [frames.done, ended]
+        await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
         ended.cancel()
         frames.i = frames.count  # no frame after the call's end
         if not ws.closed:
             stop = {"event": "stop", "sequenceNumber": str(frames.i + 2), "streamSid": sid,
-                    "stop": {"accountSid": self.account_sid, "callSid": result.call_sid}}  # fmt: skip
+                    "stop": {"accountSid": self.account_sid,
+                             "callSid": result.call_sid}}  # fmt: skip
             ws.send_text(json.dumps(stop))
             try:
                 # The media server closes the socket after stop.
@@ -163,4 +165,3 @@ def _set(stream: OutboundStream) -> None:
     if stream.ended is None:
         stream.ended = asyncio.Event()
     stream.ended.set()
-

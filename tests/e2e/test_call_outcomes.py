@@ -19,7 +19,6 @@ from typing import Any
 import pytest
 import redis
 import requests
-
 from sqlalchemy import select
 
 from libs.common.crypto import generate_key
@@ -177,8 +176,9 @@ def _with_agent(db: Database, name: str, limit: int) -> Business:
     """A business whose calls the realtime agent answers (the model simulator's voice)."""
     business = make_business(db, name, limit=limit)
     with db.session() as session:
-        session.add(AgentSettings(business_id=business.id, kind="realtime", model="gpt-realtime",
-                                  voice="marin", instructions="You are the bakery's caller."))  # fmt: skip
+        session.add(AgentSettings(business_id=business.id, kind="realtime",
+                                  model="gpt-realtime", voice="marin",
+                                  instructions="You are the bakery's caller."))  # fmt: skip
         session.commit()
     return business
 
@@ -215,7 +215,8 @@ def test_a_run_whose_agent_greets_too_late_pauses_itself_before_3_percent_abando
     # 40 calls in which the agent was heard in time, then it becomes slow: the first late
     # answer makes 1 of 41+ (under 3 %), and one more would pass 3 %: the run pauses then.
     _until("40 calls heard the agent in time",
-           lambda: sum(not a for a in _judged(db, run_id).values()) >= 40, timeout_s=240)  # fmt: skip
+           lambda: sum(not a for a in _judged(db, run_id).values()) >= 40,
+           timeout_s=240)  # fmt: skip
     _greeting_delay(realtime, SLOW_GREETING_MS)
 
     def paused() -> dict[str, Any] | None:
@@ -224,8 +225,9 @@ def test_a_run_whose_agent_greets_too_late_pauses_itself_before_3_percent_abando
 
     run = _until("the run paused itself for abandonment", paused, timeout_s=120)
     reason = run["paused_reason"]
-    found = re.match(r"(\d+) of (\d+) calls answered by a person in the last 30 days were "
-                     r"abandoned \(no agent within 2 s\); one more would pass 3%", reason)  # fmt: skip
+    found = re.match(r"(\d+) of (\d+) calls answered by a person in the last 30 days "
+                     r"were abandoned \(no agent within 2 s\); one more would pass 3%",
+                     reason)  # fmt: skip
     assert found and run["auto_paused_at"], reason
     # The pause comes with the first outcome that counts an abandoned call; the calls that were
     # in flight with it (up to the business's 6 at once) may have been judged by then.

@@ -200,6 +200,7 @@ def test_an_answered_calls_voice_twiml_stream_is_opened_as_twilio_does() -> None
     voice_posts: list[tuple[str, dict[str, str], str]] = []
     events: list[dict[str, object]] = []
     upgrades: list[str] = []
+    greetings: list[asyncio.Task[None]] = []  # held: a task nobody references may be collected
     receiver = Flask("voice")
 
     @receiver.post("/voice")
@@ -233,7 +234,7 @@ def test_an_answered_calls_voice_twiml_stream_is_opened_as_twilio_does() -> None
                     await ws.send_str(json.dumps({"event": "mark", "streamSid": sid,
                                                   "mark": {"name": "greeting"}}))  # fmt: skip
 
-                asyncio.ensure_future(greet())
+                greetings.append(asyncio.ensure_future(greet()))
             elif event["event"] == "stop":
                 await ws.close()
         return ws

@@ -193,8 +193,9 @@ def test_a_run_pauses_at_its_own_provider_failure_threshold_and_window(db: Datab
     recent += [("completed", None, timedelta(seconds=20))] * 4
     _calls(db, campaign.run_id, [*recent, *[("failed", None, timedelta(minutes=5))] * 20])
     found = _reason(db, campaign.run_id)
-    assert found == ("provider_failures", "22 of the 26 calls that ended in the last 10 minutes "
-                     "failed at the provider (carrier errors, invalid numbers): above 50%")  # fmt: skip
+    assert found == ("provider_failures",
+                     "22 of the 26 calls that ended in the last 10 minutes failed at the "
+                     "provider (carrier errors, invalid numbers): above 50%")  # fmt: skip
     _limits(db, campaign.run_id, failure_window_s=60)
     assert _reason(db, campaign.run_id) is None
     _limits(db, campaign.run_id, max_failure_rate=0.25, min_failure_sample=5)
