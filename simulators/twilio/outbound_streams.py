@@ -52,7 +52,6 @@ class OutboundStream:
     stopped_at: float | None = None
     error: str | None = None
     result: StreamResult | None = None
-    ws: WebSocket | None = None
     #: Set (on the loop) when the call ends: ``stop`` is sent and the socket closed.
     ended: asyncio.Event | None = None
 
@@ -120,7 +119,7 @@ class StreamRunner:
         player = _Player(stream.stream_sid, result, [])
         headers = {"X-Twilio-Signature": sign(self.auth_token, stream.url, {})}
         try:
-            ws = stream.ws = player.ws = await WebSocket.connect(
+            ws = player.ws = await WebSocket.connect(
                 stream.url, headers, player.on_message, timeout=10
             )
         except (OSError, ValueError) as exc:
@@ -150,7 +149,8 @@ class StreamRunner:
         ended.cancel()
         frames.i = frames.count  # no frame after the call's end
         if not ws.closed:
-            stop = {"event": "stop", "sequenceNumber": str(frames.i + 2), "streamSid": sid,
+            # connected is not numbered; start is 1, the media frames 2 to sent + 1.
+            stop = {"event": "stop", "sequenceNumber": str(result.sent + 2), "streamSid": sid,
                     "stop": {"accountSid": self.account_sid,
                              "callSid": result.call_sid}}  # fmt: skip
             ws.send_text(json.dumps(stop))
