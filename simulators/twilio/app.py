@@ -80,7 +80,8 @@ def create_app(account_sid: str, auth_token: str, scenario: Scenario | None = No
         if amd and (form.get("AsyncAmd", "").lower() != "true"
                     or not form.get("AsyncAmdStatusCallback")):  # fmt: skip
             return twilio_error(400, 21626, "the simulator only does asynchronous AMD")
-        call = network.create(to, from_, form.get("StatusCallback"), {e for e in events if e})
+        call = network.create(to, from_, form.get("StatusCallback"), {e for e in events if e},
+                              form.get("Url") or None)  # fmt: skip
         if form.get("Record", "").lower() == "true" and form.get("RecordingStatusCallback"):
             network.base_url = network.base_url or request.host_url.rstrip("/")
             call.recording_channels = 2 if form.get("RecordingChannels") == "dual" else 1

@@ -23,6 +23,8 @@ from urllib.parse import parse_qs, urlsplit
 import requests
 
 from libs.telephony.twilio_signature import sign
+from simulators.twilio.media_client import stream_from_twiml
+from simulators.twilio.outbound_streams import OutboundStream, StreamRunner
 from simulators.twilio.recordings import Recording, new_recording
 from simulators.twilio.scenario import Behaviour, Scenario
 
@@ -80,6 +82,12 @@ class SimCall:
     amd_at: float | None = None
     #: When each TwiML of ``twiml`` was given (the creation's, then each redirect).
     twiml_at: list[float] = field(default_factory=list)
+    #: The create's Url: the voice TwiML Twilio fetches when the call is answered.
+    voice_url: str | None = None
+    #: Why fetching the voice TwiML failed (Twilio then ends the call).
+    voice_error: str | None = None
+    #: The media stream the voice TwiML's <Connect><Stream> asked for.
+    stream: OutboundStream | None = None
 
     @property
     def voicemail_after_beep(self) -> bool:
@@ -159,6 +167,8 @@ class SimCall:
             "twiml_at": list(self.twiml_at),
             "voicemail_after_beep": self.voicemail_after_beep,
             "price": self.price,
+            "voice_error": self.voice_error,
+            "stream": self.stream.to_ledger() if self.stream else None,
         }
 
 
@@ -240,11 +250,13 @@ class Network:
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
         self._stopped = False
+        self.streams = StreamRunner(auth_token, account_sid)
         self._clock = threading.Thread(target=self._run_timeline, name="timeline", daemon=True)
         self._clock.start()
 
     # --- REST operations -------------------------------------------------------------------
-    def create(self, to: str, from_: str, status_callback: str | None, events: set[str]) -> SimCall:
+    def create(self, to: str, from_: str, status_callback: str | None, events: set[str],
+               voice_url: str | None = None) -> SimCall:  # fmt: skip
         now = time.time()
         with self.lock:
             # Calls beyond the account's CPS are queued by Twilio and start late, not rejected.
@@ -260,6 +272,7 @@ class Network:
                 behaviour=self.scenario.behaviour_for(to),
                 created_at=now,
                 start_at=start_at,
+                voice_url=voice_url,
             )
             call.answered_by = call.behaviour.answered_by
             self.calls[call.sid] = call
@@ -343,8 +356,12 @@ class Network:
             call.answered_at = now
             if call.amd_callback:
                 self._detect(call, now)
+            if call.behaviour.fetch_twiml and call.voice_url:
+                self._senders.submit(self._answer, call)
         if status in FINAL:
             call.ended_at = now
+            if call.stream is not None:
+                self.streams.end(call.stream)
             call.duration_s = round(now - call.answered_at) if call.answered_at else 0
         if status in FINAL and call.recording_callback and call.answered_at:
             self._record(call)
@@ -411,6 +428,45 @@ class Network:
         # Twilio announces a recording a moment after the call's own final callback.
         self._senders.submit(self._post, recording.callback, params, record, 0.2)
 
+    # --- the voice TwiML and its stream ----------------------------------------------------
+    def _answer(self, call: SimCall) -> None:
+        """Fetch the answered call's voice TwiML, as Twilio does (signed, no AnsweredBy: the
+        simulator's machine detection is asynchronous), and play it: a <Connect><Stream>
+        opens the media stream until the call ends; a <Hangup/> ends the call."""
+        assert call.voice_url is not None
+        params = {"AccountSid": call.account_sid, "ApiVersion": "2010-04-01",
+                  "CallSid": call.sid, "CallStatus": "in-progress", "Called": call.to,
+                  "Caller": call.from_, "Direction": "outbound-api", "From": call.from_,
+                  "To": call.to}  # fmt: skip
+        headers = {"X-Twilio-Signature": sign(self.auth_token, call.voice_url, params)}
+        try:
+            response = self._session.post(call.voice_url, data=params, headers=headers,
+                                          timeout=15)  # fmt: skip
+            twiml = response.text if response.status_code == 200 else None
+            error = None if twiml is not None else f"voice webhook answered {response.status_code}"
+        except requests.RequestException as exc:
+            twiml, error = None, f"{type(exc).__name__}: {exc}"
+        with self.lock:
+            if call.status in FINAL:
+                return
+            if twiml is None:
+                # Twilio says "an application error has occurred" and hangs up.
+                call.voice_error = error
+                self._transition(call, "completed")
+                return
+            self.redirect(call, twiml)
+            if "<Stream" not in twiml:
+                return
+            try:
+                url, parameters = stream_from_twiml(twiml)
+            except (ValueError, SyntaxError) as exc:
+                call.voice_error = f"unreadable TwiML: {exc}"
+                return
+            b = call.behaviour
+            planned_end = call.start_at + b.ring_s + b.talk_s
+            call.stream = OutboundStream(url, parameters)
+            self.streams.open(call.sid, call.stream, max(planned_end - time.time(), 0.0))
+
     # --- callback delivery -----------------------------------------------------------------
     def _deliver(self, call: SimCall, params: dict[str, str]) -> None:
         b = call.behaviour
@@ -474,3 +530,4 @@ class Network:
             self._stopped = True
             self._wake.notify()
         self._senders.shutdown(wait=False, cancel_futures=True)
+        self.streams.stop()

@@ -23,6 +23,11 @@ class Behaviour:
     reorder: bool = False
     #: Extra delay before each callback is delivered.
     callback_delay_s: float = 0.0
+    #: When answered, fetch the call's voice Url and play its TwiML, as Twilio does: its
+    #: <Connect><Stream> is opened and streamed until the call ends. Off by default: most
+    #: tests and the dialer benchmark measure the dialer, not a voice webhook and a stream
+    #: per answered call.
+    fetch_twiml: bool = False
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any], base: Behaviour | None = None) -> Behaviour:

@@ -61,6 +61,39 @@ def test_bad_run_input_is_400(client: FlaskClient, tenant_a: Tenant, tenant_b: T
         assert response.json["error"]["code"] == "bad_request"
 
 
+def test_compliance_limits_default_may_be_lowered_and_never_pass_3_percent(
+    client: FlaskClient, tenant_a: Tenant
+) -> None:
+    ids = _leads(client, tenant_a, 2)
+    default = _create(client, tenant_a, lead_ids=ids)
+    assert default["compliance"] == {"max_abandon_rate": 0.03, "max_failure_rate": 0.5,
+                                     "failure_window_s": 600, "min_failure_sample": 10}  # fmt: skip
+    limits = {"max_abandon_rate": 0.015, "max_failure_rate": 0.2, "failure_window_s": 1800,
+              "min_failure_sample": 25}  # fmt: skip
+    strict = _create(client, tenant_a, lead_ids=ids, compliance=limits)
+    assert strict["compliance"] == limits
+    shown = client.get(f"/api/runs/{strict['id']}", headers=tenant_a.headers).json
+    assert shown["compliance"] == limits
+    zero = _create(client, tenant_a, lead_ids=ids, compliance={"max_abandon_rate": 0})
+    assert zero["compliance"]["max_abandon_rate"] == 0  # pause at the first abandoned call
+    for bad in (
+        {"max_abandon_rate": 0.031},  # above the legal limit
+        {"max_abandon_rate": 0.5},
+        {"max_abandon_rate": -0.01},
+        {"max_failure_rate": 0},
+        {"max_failure_rate": 1.5},
+        {"failure_window_s": 10},
+        {"min_failure_sample": 0},
+        {"max_abandon_rate": "3%"},
+        {"grace": 1},
+    ):
+        response = client.post("/api/runs", json={"name": "x", "lead_ids": ids, "compliance": bad},
+                               headers=tenant_a.headers)  # fmt: skip
+        assert response.status_code == 400, bad
+        assert response.json["error"]["code"] == "bad_request"
+        assert "compliance" in json.dumps(response.json["error"]), response.json
+
+
 def test_transitions_and_dispatch(
     client: FlaskClient, tenant_a: Tenant, redis_client: redis.Redis
 ) -> None:

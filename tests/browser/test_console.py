@@ -653,9 +653,15 @@ def test_a_recorded_run_s_recording_downloads_and_retention(
     page.locator("input[name=window_start]").fill("00:00")
     page.locator("input[name=window_end]").fill("23:59")
     page.locator("input[name=record]").check()
+    # A stricter abandonment limit than the law's 3 %, and a longer failure window.
+    page.locator("input[name=max_abandon_percent]").fill("2")
+    page.locator("input[name=failure_window_min]").fill("30")
     page.get_by_role("button", name="Create run").click()
     row = page.locator("#runs-list tr[data-run-id]").first
     run_id = row.get_attribute("data-run-id")
+    assert console.api("GET", f"/runs/{run_id}", business.token).json()["compliance"] == {
+        "max_abandon_rate": 0.02, "max_failure_rate": 0.5, "failure_window_s": 1800,
+        "min_failure_sample": 10}  # fmt: skip
     page.get_by_role("button", name=f"Start run {run_id}").click()
     expect(row).to_have_attribute("data-status", "completed", timeout=RUN_TIMEOUT_MS)
 

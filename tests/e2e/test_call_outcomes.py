@@ -3,10 +3,15 @@ as processes, on real PostgreSQL and Redis. A campaign with humans, machines (ev
 value) and fax under a voicemail policy: the voicemail plays after the beep at the simulator,
 the others are hung up on, machines come back by the run's policy, and the run's analytics
 (through the API) match the simulator's ledger; a run whose calls fail at the provider pauses
-itself and says why."""
+itself and says why; and a run whose answered calls reach the agent too late pauses itself
+before its abandonment rate passes 3 % (the simulator fetches each answered call's voice TwiML
+and streams to the media server, whose realtime agent greets through the realtime model
+simulator, slow or fast), while a run whose agent greets fast does not."""
 
 from __future__ import annotations
 
+import re
+import sys
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -14,16 +19,26 @@ from typing import Any
 import pytest
 import redis
 import requests
+from sqlalchemy import select
 
+from libs.common.crypto import generate_key
 from libs.common.db import Database
+from libs.common.models import AgentSettings, Call
 from tests.conftest import empty_database
+from tests.support.processes import running, service_env
+from tests.support.services import free_port
 from tests.support.stack import Business, Stack, campaign_stack, make_business
+from tests.support.webhook_receiver import Receiver, webhook_receiver
 
 pytestmark = pytest.mark.e2e
 
 ANSWERED_BY = ["human", "machine_start", "machine_end_beep", "machine_end_silence",
                "machine_end_other", "fax", "unknown"]  # fmt: skip
 VOICEMAIL = "Hello from the e2e bakery, please call us back."
+MODEL_KEY = "sk-test-realtime-key"
+#: The realtime model simulator's thinking time before the greeting: a late agent (the call is
+#: abandoned past 2 s after the answer) and a prompt one.
+SLOW_GREETING_MS, FAST_GREETING_MS = 2600, 0
 
 
 @pytest.fixture(scope="module")
@@ -36,12 +51,30 @@ def db(database_url: str) -> Iterator[Database]:
 
 
 @pytest.fixture(scope="module")
-def stack(db: Database, database_url: str, redis_url: str,
+def realtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The realtime model simulator: the voice agent of the businesses that have one."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("realtime") / "realtime-sim.log"
+    with running([sys.executable, "-m", "simulators.realtime", "--port", str(port)],
+                 service_env(), log, f"http://127.0.0.1:{port}/_sim/healthz"):  # fmt: skip
+        yield f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture(scope="module")
+def stack(db: Database, database_url: str, redis_url: str, realtime: str,
           tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:  # fmt: skip
     redis.Redis.from_url(redis_url).flushdb()
+    env = {"REALTIME_API_BASE": realtime.replace("http://", "ws://") + "/v1",
+           "OPENAI_API_KEY": MODEL_KEY, "ENCRYPTION_KEYS": generate_key()}  # fmt: skip
     with campaign_stack(database_url, redis_url, tmp_path_factory.mktemp("outcomes"),
-                        workers=1) as running:  # fmt: skip
-        yield running
+                        workers=1, extra_env=env) as started:  # fmt: skip
+        yield started
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    with webhook_receiver() as started:
+        yield started
 
 
 def _api(stack: Stack, business: Business, method: str, path: str, **kwargs: Any) -> Any:
@@ -131,3 +164,114 @@ def test_a_run_whose_calls_fail_at_the_provider_pauses_itself_and_says_why(
     assert len(placed) < len(phones)  # the list was not burned through
     resumed = _api(stack, business, "POST", f"/runs/{run_id}/resume")
     assert resumed["paused_reason"] is None
+
+
+def _greeting_delay(realtime: str, ms: int) -> None:
+    """How long the model thinks before its first words, for the sessions opened from now."""
+    requests.post(f"{realtime}/_sim/behaviour", json={"response_delay_ms": ms},
+                  timeout=5).raise_for_status()  # fmt: skip
+
+
+def _with_agent(db: Database, name: str, limit: int) -> Business:
+    """A business whose calls the realtime agent answers (the model simulator's voice)."""
+    business = make_business(db, name, limit=limit)
+    with db.session() as session:
+        session.add(AgentSettings(business_id=business.id, kind="realtime",
+                                  model="gpt-realtime", voice="marin",
+                                  instructions="You are the bakery's caller."))  # fmt: skip
+        session.commit()
+    return business
+
+
+def _judged(db: Database, run_id: int) -> dict[str, bool]:
+    """The run's calls judged for abandonment, by provider call id: abandoned or not."""
+    with db.session() as session:
+        rows = session.execute(
+            select(Call.provider_call_sid, Call.abandoned)
+            .where(Call.run_id == run_id, Call.abandoned.is_not(None))
+        ).all()  # fmt: skip
+    return {str(sid): bool(abandoned) for sid, abandoned in rows}
+
+
+def _streams(stack: Stack, phones: list[str]) -> dict[str, dict[str, Any]]:
+    """The simulator's streams of these numbers' calls, by call sid: when the agent was heard."""
+    calls = [c for c in stack.sim.ledger()["calls"] if c["to"] in phones]
+    return {c["sid"]: c["stream"] for c in calls if c["stream"]}
+
+
+def test_a_run_whose_agent_greets_too_late_pauses_itself_before_3_percent_abandoned(
+    stack: Stack, db: Database, realtime: str, receiver: Receiver
+) -> None:
+    business = _with_agent(db, "Late Bakery", limit=6)
+    answer = requests.post(f"{stack.api}/api/webhooks/endpoints", headers=business.headers,
+                           json={"url": receiver.url, "event_types": ["run.paused"]},
+                           timeout=10)  # fmt: skip
+    assert answer.status_code == 201, answer.text
+    phones = [f"+1415558{i:04d}" for i in range(80)]
+    # Each answered call fetches its voice TwiML and streams to the agent for 3.5 s.
+    stack.sim.scenario(default={"ring_s": 0.2, "talk_s": 3.5, "fetch_twiml": True})
+    _greeting_delay(realtime, FAST_GREETING_MS)
+    run_id = _start(stack, business, phones)
+    # 40 calls in which the agent was heard in time, then it becomes slow: the first late
+    # answer makes 1 of 41+ (under 3 %), and one more would pass 3 %: the run pauses then.
+    _until("40 calls heard the agent in time",
+           lambda: sum(not a for a in _judged(db, run_id).values()) >= 40,
+           timeout_s=240)  # fmt: skip
+    _greeting_delay(realtime, SLOW_GREETING_MS)
+
+    def paused() -> dict[str, Any] | None:
+        body = _api(stack, business, "GET", f"/runs/{run_id}")
+        return body if body["status"] == "paused" else None
+
+    run = _until("the run paused itself for abandonment", paused, timeout_s=120)
+    reason = run["paused_reason"]
+    found = re.match(r"(\d+) of (\d+) calls answered by a person in the last 30 days "
+                     r"were abandoned \(no agent within 2 s\); one more would pass 3%",
+                     reason)  # fmt: skip
+    assert found and run["auto_paused_at"], reason
+    # The pause comes with the first outcome that counts an abandoned call; the calls that were
+    # in flight with it (up to the business's 6 at once) may have been judged by then.
+    abandoned, judged = int(found[1]), int(found[2])
+    assert 1 <= abandoned <= 6 and judged - abandoned >= 40, reason
+    assert run["progress"]["by_status"].get("queued"), "the list was not burned through"
+    receiver.wait_for(lambda r: r.accepted(), timeout_s=60, what="run.paused")
+    (event,) = [r.json() for r in receiver.accepted()]
+    assert event["type"] == "run.paused" and event["data"]["id"] == run_id
+    assert event["data"]["reason"] == "abandonment" and event["data"]["message"] == reason
+    # What the simulated people heard agrees with Switchboard's judgement: an agent first heard
+    # more than 2 s after the stream's start (itself after the answer) is an abandoned call;
+    # one judged in time was heard within 2 s of the stream's start.
+    _until("the calls in flight ended and were judged",
+           lambda: _api(stack, business, "GET", f"/runs/{run_id}")["progress"]["active_calls"]
+           == 0, timeout_s=60)  # fmt: skip
+    streams, judgements = _streams(stack, phones), _judged(db, run_id)
+    late = [sid for sid, s in streams.items()
+            if s["first_agent_audio_s"] is None or s["first_agent_audio_s"] > 2.1]  # fmt: skip
+    assert late and all(judgements.get(sid) is True for sid in late), (late, judgements)
+    for sid, was_abandoned in judgements.items():
+        heard = streams[sid]["first_agent_audio_s"]
+        assert was_abandoned or (heard is not None and heard <= 2.05), (sid, streams[sid])
+    assert all(s["error"] is None and s["stopped_at"] for s in streams.values())
+
+
+def test_a_run_whose_agent_greets_in_time_is_not_paused(
+    stack: Stack, db: Database, realtime: str
+) -> None:
+    business = _with_agent(db, "Prompt Bakery", limit=4)
+    phones = [f"+1415559{i:04d}" for i in range(12)]
+    stack.sim.scenario(default={"ring_s": 0.2, "talk_s": 3.0, "fetch_twiml": True})
+    _greeting_delay(realtime, FAST_GREETING_MS)
+    run_id = _start(stack, business, phones)
+
+    def finished() -> dict[str, Any] | None:
+        body = _api(stack, business, "GET", f"/runs/{run_id}")
+        return body if body["finished_at"] else None
+
+    run = _until("the run finished", finished, timeout_s=180)
+    assert run["status"] == "completed" and run["paused_reason"] is None
+    _until("every call judged", lambda: len(_judged(db, run_id)) == len(phones), timeout_s=60)
+    assert not any(_judged(db, run_id).values())
+    streams = _streams(stack, phones)
+    assert len(streams) == len(phones)
+    assert all(s["first_agent_audio_s"] is not None and s["first_agent_audio_s"] <= 2
+               for s in streams.values())  # fmt: skip

@@ -14,6 +14,7 @@ import pytest
 from dramatiq import Worker
 from dramatiq.brokers.stub import StubBroker
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from libs.campaigns.lifecycle.status import StatusUpdate, apply_status, lock_call
 from libs.campaigns.outcomes import compliance
@@ -135,6 +136,72 @@ def test_a_stream_the_agent_never_spoke_on_is_abandoned_and_machines_are_not_jud
         machine = session.get_one(Call, start_attempt(db, campaign.job_ids[1], "CA" + "4" * 32))
         machine.answered_by, machine.stream_sid = "machine_end_beep", "MZ1"
         assert compliance.judge_abandoned(session, machine) is None
+
+
+def _calls(db: Database, run_id: int, outcomes: list[tuple[str, bool | None, timedelta]]) -> None:
+    """Ended calls of the run as rows: (status, abandoned, how long ago it ended)."""
+    now = utcnow()
+    with db.session() as session:
+        run = session.get_one(Run, run_id)
+        session.add_all(
+            Call(business_id=run.business_id, run_id=run_id, attempt=1, to_number=phone(i),
+                 provider_call_sid=f"CA{next(_sids):032d}", status=status, abandoned=abandoned,
+                 ended_at=now - ago)
+            for i, (status, abandoned, ago) in enumerate(outcomes)
+        )  # fmt: skip
+        session.commit()
+
+
+def _limits(db: Database, run_id: int, **limits: Any) -> None:
+    with db.session() as session:
+        run = session.get_one(Run, run_id)
+        for name, value in limits.items():
+            setattr(run, name, value)
+        session.commit()
+
+
+def _reason(db: Database, run_id: int) -> tuple[str, str] | None:
+    with db.session() as session:
+        return compliance.pause_reason(session, run_id, utcnow())
+
+
+def test_a_run_pauses_at_its_own_lower_abandonment_limit(db: Database) -> None:
+    """1 abandoned of 80 judged: one more would be 2.5 %, under the default 3 % but over a run's
+    2 %; a limit above 3 % in a row (refused by the API and the database alike) counts as 3 %."""
+    default, strict = make_campaign(db, 1), make_campaign(db, 1, first=100)
+    fine = [("completed", False, timedelta(minutes=5))] * 79
+    for campaign in (default, strict):
+        _calls(db, campaign.run_id, [*fine, ("completed", True, timedelta(minutes=5))])
+    assert _reason(db, default.run_id) is None
+    _limits(db, strict.run_id, max_abandon_rate=0.02)
+    found = _reason(db, strict.run_id)
+    assert found is not None and found[0] == "abandonment"
+    assert "1 of 80" in found[1] and found[1].endswith("one more would pass 2%")
+    with db.session() as session:
+        assert compliance.limits(session, default.run_id) == compliance.Limits()
+    with pytest.raises(IntegrityError), db.session() as session:
+        session.get_one(Run, default.run_id).max_abandon_rate = 0.05
+        session.commit()
+
+
+def test_a_run_pauses_at_its_own_provider_failure_threshold_and_window(db: Database) -> None:
+    """6 calls ended in the last minute, 2 failed (33 %); 20 failed 5 minutes ago. By default
+    (10 minutes, 50 %, 10 calls at least) that is 22 of 26 failed: paused; with a 60 s window
+    it is 2 of 6, under 50 % and under the 10-call sample; at 25 % over 5 calls it pauses."""
+    campaign = make_campaign(db, 1)
+    recent = [("failed", None, timedelta(seconds=10))] * 2
+    recent += [("completed", None, timedelta(seconds=20))] * 4
+    _calls(db, campaign.run_id, [*recent, *[("failed", None, timedelta(minutes=5))] * 20])
+    found = _reason(db, campaign.run_id)
+    assert found == ("provider_failures",
+                     "22 of the 26 calls that ended in the last 10 minutes failed at the "
+                     "provider (carrier errors, invalid numbers): above 50%")  # fmt: skip
+    _limits(db, campaign.run_id, failure_window_s=60)
+    assert _reason(db, campaign.run_id) is None
+    _limits(db, campaign.run_id, max_failure_rate=0.25, min_failure_sample=5)
+    assert _reason(db, campaign.run_id) == (
+        "provider_failures", "2 of the 6 calls that ended in the last 1 minute failed at the "
+        "provider (carrier errors, invalid numbers): above 25%")  # fmt: skip
 
 
 @pytest.fixture

@@ -9,15 +9,21 @@ the agent's first audio went out.
 A run pauses itself, with the reason on the run, a ``run.paused`` event and a notice in the
 console:
 
-- **before its 30-day abandonment rate passes 3 %** (the US telemarketing limit): when one
-  more abandoned call would take abandoned / answered-by-a-person above ``MAX_ABANDON_RATE``;
-- **when provider failures pass ``MAX_FAILURE_RATE``** of its calls that ended in the last
-  ``FAILURE_WINDOW`` (at least ``MIN_FAILURE_SAMPLE`` of them): carrier errors and invalid
+- **before its 30-day abandonment rate passes its limit** (3 %, the US telemarketing limit,
+  unless the run chose a lower one): when one more abandoned call would take abandoned /
+  answered-by-a-person above it;
+- **when provider failures pass its failure limit** (by default more than half of its calls
+  that ended in the last 10 minutes, at least 10 of them): carrier errors and invalid
   numbers, instead of burning through the list.
+
+The limits are the run's own (``Run.max_abandon_rate`` and the failure columns, set when it is
+created); the constants below are their defaults, and ``LEGAL_MAX_ABANDON_RATE`` the ceiling
+the API and a database constraint hold every run to.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import dramatiq
@@ -31,7 +37,9 @@ from libs.common.models import Call, Run, RunStatus
 from libs.queueops.outbox import enqueue_after_commit
 
 ABANDON_AFTER = timedelta(seconds=2)
-MAX_ABANDON_RATE = 0.03
+#: No run may allow more: 3 % of calls answered by a person over 30 days (US telemarketing).
+LEGAL_MAX_ABANDON_RATE = 0.03
+MAX_ABANDON_RATE = LEGAL_MAX_ABANDON_RATE
 ABANDON_PERIOD = timedelta(days=30)
 MAX_FAILURE_RATE = 0.5
 FAILURE_WINDOW = timedelta(minutes=10)
@@ -39,6 +47,33 @@ MIN_FAILURE_SAMPLE = 10
 
 for _reason in ("abandonment", "provider_failures"):
     metrics.RUNS_AUTO_PAUSED.labels(_reason)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """A run's compliance limits (the defaults: a run created without choosing any)."""
+
+    max_abandon_rate: float = MAX_ABANDON_RATE
+    max_failure_rate: float = MAX_FAILURE_RATE
+    failure_window: timedelta = FAILURE_WINDOW
+    min_failure_sample: int = MIN_FAILURE_SAMPLE
+
+
+def limits(session: Session, run_id: int) -> Limits:
+    """The run's limits (the defaults if the run is gone)."""
+    row = session.execute(
+        select(Run.max_abandon_rate, Run.max_failure_rate, Run.failure_window_s,
+               Run.min_failure_sample).where(Run.id == run_id)
+    ).one_or_none()  # fmt: skip
+    if row is None:
+        return Limits()
+    # Never looser than the law, whatever a row says (the API and a constraint refuse it too).
+    abandon = min(float(row[0]), LEGAL_MAX_ABANDON_RATE)
+    return Limits(abandon, float(row[1]), timedelta(seconds=int(row[2])), int(row[3]))
+
+
+def _percent(rate: float) -> str:
+    return f"{rate * 100:g}%"
 
 
 def stream_finished(
@@ -82,30 +117,37 @@ def abandon_rate(session: Session, run_id: int, now: datetime) -> float | None:
     return round(abandoned / judged, 4) if judged else None
 
 
-def provider_failures(session: Session, run_id: int, now: datetime) -> tuple[int, int]:
+def provider_failures(
+    session: Session, run_id: int, now: datetime, window: timedelta = FAILURE_WINDOW
+) -> tuple[int, int]:
     """(failed, ended) calls of the run that ended within the failure window."""
     failed, ended = session.execute(
         select(func.sum(case((Call.status == "failed", 1), else_=0)), func.count())
-        .where(Call.run_id == run_id, Call.ended_at >= now - FAILURE_WINDOW)
+        .where(Call.run_id == run_id, Call.ended_at >= now - window)
     ).one()  # fmt: skip
     return int(failed or 0), int(ended)
 
 
 def pause_reason(session: Session, run_id: int, now: datetime) -> tuple[str, str] | None:
-    """Why the run must pause now, as (reason code, text for a person), or None."""
+    """Why the run must pause now under its own limits, as (reason code, text for a person),
+    or None."""
+    limit = limits(session, run_id)
     abandoned, judged = abandonment(session, run_id, now)
-    if abandoned and (abandoned + 1) / (judged + 1) > MAX_ABANDON_RATE:
+    if abandoned and (abandoned + 1) / (judged + 1) > limit.max_abandon_rate:
         return "abandonment", (
             f"{abandoned} of {judged} calls answered by a person in the last 30 days were "
             f"abandoned (no agent within {ABANDON_AFTER.seconds} s); one more would pass "
-            f"{MAX_ABANDON_RATE:.0%}"
+            f"{_percent(limit.max_abandon_rate)}"
         )
-    failed, ended = provider_failures(session, run_id, now)
-    if ended >= MIN_FAILURE_SAMPLE and failed / ended > MAX_FAILURE_RATE:
-        minutes = int(FAILURE_WINDOW.total_seconds() // 60)
+    failed, ended = provider_failures(session, run_id, now, limit.failure_window)
+    if ended >= limit.min_failure_sample and failed / ended > limit.max_failure_rate:
+        window_s = int(limit.failure_window.total_seconds())
+        count, unit = (window_s // 60, "minute") if window_s % 60 == 0 else (window_s, "second")
+        window = f"{count} {unit}{'' if count == 1 else 's'}"
         return "provider_failures", (
-            f"{failed} of the {ended} calls that ended in the last {minutes} minutes failed at "
-            f"the provider (carrier errors, invalid numbers): above {MAX_FAILURE_RATE:.0%}"
+            f"{failed} of the {ended} calls that ended in the last {window} failed at "
+            f"the provider (carrier errors, invalid numbers): above "
+            f"{_percent(limit.max_failure_rate)}"
         )
     return None
 

@@ -13,6 +13,7 @@ from sqlalchemy import (
     CheckConstraint,
     Date,
     Enum,
+    Float,
     ForeignKey,
     Index,
     LargeBinary,
@@ -56,6 +57,11 @@ class Run(TimestampMixin, Base):
     __table_args__ = (
         CheckConstraint("max_attempts BETWEEN 1 AND 10", name="max_attempts"),
         CheckConstraint("retry_delay_s >= 0", name="retry_delay_s"),
+        # 3 % is the US telemarketing limit: a run may be stricter, never looser.
+        CheckConstraint("max_abandon_rate BETWEEN 0 AND 0.03", name="max_abandon_rate"),
+        CheckConstraint("max_failure_rate > 0 AND max_failure_rate <= 1", name="max_failure_rate"),
+        CheckConstraint("failure_window_s > 0", name="failure_window_s"),
+        CheckConstraint("min_failure_sample >= 1", name="min_failure_sample"),
         Index("ix_runs_business_id_status", "business_id", "status"),
         # One daily run per business and local date; campaign runs have no date (NULLs differ).
         UniqueConstraint("business_id", "daily_date", name="uq_runs_business_daily_date"),
@@ -102,6 +108,14 @@ class Run(TimestampMixin, Base):
     #: Why the run paused itself (libs/campaigns/outcomes/compliance.py), shown until resumed.
     paused_reason: Mapped[str | None] = mapped_column(Text)
     auto_paused_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: The run's own compliance limits (compliance.Limits): it pauses itself before its 30-day
+    #: abandonment rate passes max_abandon_rate (at most 3 %), and when more than
+    #: max_failure_rate of its calls that ended in the last failure_window_s (at least
+    #: min_failure_sample of them) failed at the provider.
+    max_abandon_rate: Mapped[float] = mapped_column(Float, default=0.03, server_default="0.03")
+    max_failure_rate: Mapped[float] = mapped_column(Float, default=0.5, server_default="0.5")
+    failure_window_s: Mapped[int] = mapped_column(default=600, server_default="600")
+    min_failure_sample: Mapped[int] = mapped_column(default=10, server_default="10")
 
 
 class CallJob(TimestampMixin, Base):

@@ -69,6 +69,10 @@ def create_run(json: RunInput) -> tuple[Run, int]:
         voicemail_audio_url=json.amd.voicemail_audio_url,
         machine_counts_as_attempt=json.amd.counts_as_attempt,
         machine_retry_delay_s=json.amd.retry_after_s,
+        max_abandon_rate=json.compliance.max_abandon_rate,
+        max_failure_rate=json.compliance.max_failure_rate,
+        failure_window_s=json.compliance.failure_window_s,
+        min_failure_sample=json.compliance.min_failure_sample,
     )
     session.commit()
     return _shown(run), 201

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
+from libs.campaigns.outcomes import compliance
 from libs.common.models import Run as RunRow
 from libs.common.models import RunStatus
 from libs.telephony.calling_window import check_window
@@ -80,6 +81,38 @@ class MachinePolicy(Shape):
     retry_after_s: int | None
 
 
+class ComplianceInput(Body):
+    """When the run pauses itself (it says why; resume clears it). The abandonment limit may be
+    lowered, never raised: 3 % over 30 days is the US telemarketing limit."""
+
+    max_abandon_rate: float = Field(
+        compliance.MAX_ABANDON_RATE, ge=0, le=compliance.LEGAL_MAX_ABANDON_RATE,
+        description="pause before abandoned / answered-by-a-person calls of the last 30 days "
+        "would pass this (a call is abandoned when no agent was heard within 2 s of the "
+        "answer); at most 0.03, the legal limit",
+    )  # fmt: skip
+    max_failure_rate: float = Field(
+        compliance.MAX_FAILURE_RATE, gt=0, le=1,
+        description="pause when more than this share of the calls that ended within "
+        "failure_window_s failed at the provider (carrier errors, invalid numbers)",
+    )  # fmt: skip
+    failure_window_s: int = Field(
+        int(compliance.FAILURE_WINDOW.total_seconds()), ge=60, le=86400,
+        description="the provider failures' window, in seconds",
+    )  # fmt: skip
+    min_failure_sample: int = Field(
+        compliance.MIN_FAILURE_SAMPLE, ge=1, le=10000,
+        description="judge provider failures only once this many calls ended in the window",
+    )  # fmt: skip
+
+
+class Compliance(Shape):
+    max_abandon_rate: float
+    max_failure_rate: float
+    failure_window_s: int
+    min_failure_sample: int
+
+
 class RunInput(Body):
     """Exactly one of lead_ids or filter ({} selects every lead)."""
 
@@ -97,6 +130,7 @@ class RunInput(Body):
     )
     # optional() fields look required to the pydantic mypy plugin; each has a default.
     amd: MachinePolicyInput = Field(default_factory=MachinePolicyInput)  # type: ignore[arg-type]
+    compliance: ComplianceInput = Field(default_factory=ComplianceInput)  # type: ignore[arg-type]
 
     @model_validator(mode="after")
     def _one_selection(self) -> RunInput:
@@ -137,6 +171,7 @@ class Run(Shape):
     window: RunWindow
     record: bool
     amd: MachinePolicy
+    compliance: Compliance
     paused_reason: str | None = Field(
         description="why the run paused itself (abandonment near 3 %, provider failures); "
         "cleared by resume"
@@ -169,6 +204,12 @@ class Run(Shape):
                 voicemail_audio_url=run.voicemail_audio_url,
                 counts_as_attempt=run.machine_counts_as_attempt,
                 retry_after_s=run.machine_retry_delay_s,
+            ),
+            compliance=Compliance(
+                max_abandon_rate=run.max_abandon_rate,
+                max_failure_rate=run.max_failure_rate,
+                failure_window_s=run.failure_window_s,
+                min_failure_sample=run.min_failure_sample,
             ),
             created_at=run.created_at,
             started_at=run.started_at,

@@ -121,6 +121,12 @@ function createForm(created) {
   const voicemail = h("input", { name: "voicemail_text", maxlength: 1000, placeholder: "spoken by <Say>" });
   const machineRetry = h("input", { name: "machine_retry_after_s", type: "number", min: 60, placeholder: "not again" });
   const machineCounts = h("input", { name: "machine_counts_as_attempt", type: "checkbox", checked: true });
+  // Compliance limits (the API's run.compliance), in percent and minutes here. The abandonment
+  // limit may be lowered, never raised: 3 % is the legal limit (the input stops there too).
+  const abandonLimit = h("input", { name: "max_abandon_percent", type: "number", min: 0, max: 3, step: 0.1, value: 3, required: true });
+  const failureLimit = h("input", { name: "max_failure_percent", type: "number", min: 1, max: 100, step: 1, value: 50, required: true });
+  const failureWindow = h("input", { name: "failure_window_min", type: "number", min: 1, max: 1440, value: 10, required: true });
+  const failureSample = h("input", { name: "min_failure_sample", type: "number", min: 1, max: 10000, value: 10, required: true });
   const submit = h("button", { type: "submit", class: "primary" }, "Create run");
   const form = h("form", { class: "panel", "aria-labelledby": "create-title" },
     h("h2", { id: "create-title" }, "Create a run"),
@@ -138,7 +144,11 @@ function createForm(created) {
       field("A machine gets", machineAction, "a fax is always hung up on"),
       field("Voicemail text", voicemail, "needs DetectMessageEnd"),
       field("Call machines again after (seconds)", machineRetry),
-      field("A machine counts as an attempt", machineCounts)),
+      field("A machine counts as an attempt", machineCounts),
+      field("Pause before abandoned calls pass (%)", abandonLimit, "30 days, answered by a person; at most 3 (the legal limit)"),
+      field("Pause when provider failures pass (%)", failureLimit),
+      field("… of the calls ended in the last (minutes)", failureWindow),
+      field("… once at least this many calls ended", failureSample)),
     h("div", { class: "actions" }, submit));
   const amdPolicy = () => {
     const policy = { detection: detection.value, action: machineAction.value,
@@ -162,6 +172,12 @@ function createForm(created) {
           window: { start: start.value, end: end.value },
           record: record.checked,
           amd: amdPolicy(),
+          compliance: {
+            max_abandon_rate: Number(abandonLimit.value) / 100,
+            max_failure_rate: Number(failureLimit.value) / 100,
+            failure_window_s: Number(failureWindow.value) * 60,
+            min_failure_sample: Number(failureSample.value),
+          },
         },
       });
       form.reset();
