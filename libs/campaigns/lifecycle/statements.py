@@ -43,6 +43,16 @@ ENDPOINTS = cast(Table, WebhookEndpoint.__table__)
 
 CALL_FIELDS = ("id", "business_id", "job_id", "lead_id", "attempt", "direction", "status",
                "error_code", "provider_call_sid")  # fmt: skip
+
+
+def _one_of(column: Any, values: Any) -> ColumnElement[bool]:
+    """``column IN (…)`` of constants, rendered once with the statement. A plain ``in_`` is an
+    "expanding" parameter, which SQLAlchemy renders into the SQL string again at every
+    execution."""
+    return column.in_([literal(value, column.type) for value in values])
+
+
+_OTHER_JOBS = JOBS.alias("other_jobs")
 LOCKED_CALL_COLUMNS = [
     *(CALLS.c[name] for name in CALL_FIELDS),
     JOBS.c.run_id,
@@ -55,14 +65,19 @@ LOCKED_CALL_COLUMNS = [
     exists()
     .where(ENDPOINTS.c.business_id == CALLS.c.business_id, ENDPOINTS.c.enabled.is_(True))
     .label("has_endpoints"),
+    # Whether the job's run has another open job: then the call's end cannot finish the run,
+    # and the run's completion check (a statement of its own) is skipped. Read under the
+    # call's lock, not the other jobs': one that ends meanwhile in another transaction cannot
+    # see this job's end either, and the reconciler completes that run
+    # (``complete_finished_runs``), as when the last two jobs of a run end at the same time.
+    exists()
+    .where(
+        _OTHER_JOBS.c.run_id == JOBS.c.run_id,
+        _OTHER_JOBS.c.id != JOBS.c.id,
+        _one_of(_OTHER_JOBS.c.status, OPEN_JOB_STATUSES),
+    )
+    .label("run_has_other_open_jobs"),
 ]
-
-
-def _one_of(column: Any, values: Any) -> ColumnElement[bool]:
-    """``column IN (…)`` of constants, rendered once with the statement. A plain ``in_`` is an
-    "expanding" parameter, which SQLAlchemy renders into the SQL string again at every
-    execution."""
-    return column.in_([literal(value, column.type) for value in values])
 
 
 def _lock_call_where(*where: ColumnElement[bool]) -> Any:

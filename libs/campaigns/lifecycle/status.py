@@ -80,6 +80,9 @@ class LockedCall:
     #: Whether the business had an enabled event endpoint when the call was locked (read with
     #: the call); True when unknown, so that the endpoints are then looked up.
     has_endpoints: bool = True
+    #: Whether the run had another open job when the call was locked; False when unknown, so
+    #: that the run's completion is then checked.
+    run_has_other_open_jobs: bool = False
 
     @property
     def is_final(self) -> bool:
@@ -272,7 +275,8 @@ def _finish_job(
     if not result.rowcount:
         return False, None
     assert call.run_id is not None  # apply_status moves jobs of calls with a run only
-    complete_run_if_done(session, call.run_id, now)
+    if not call.run_has_other_open_jobs:
+        complete_run_if_done(session, call.run_id, now)
     return True, None
 
 
