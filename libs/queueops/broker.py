@@ -18,7 +18,6 @@ from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.common import current_millis, dq_name
-from redis.exceptions import NoScriptError
 from dramatiq.middleware import (
     AgeLimit,
     Callbacks,
@@ -28,6 +27,7 @@ from dramatiq.middleware import (
     ShutdownNotifications,
     TimeLimit,
 )
+from redis.exceptions import NoScriptError
 
 from libs.common.contracts import QUEUES, URGENT_QUEUES
 from libs.common.redis_client import redis_from_url

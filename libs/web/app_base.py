@@ -16,7 +16,6 @@ from libs.web import db as web_db
 from libs.web import errors, health, observability
 from libs.web.validation import MAX_ROW_ID, bad_request
 
-
 #: Connections a web process may hold (each gunicorn worker has its own pool); a request
 #: beyond this many concurrent ones waits for a connection.
 WEB_POOL_SIZE = 15
