@@ -82,6 +82,8 @@ STEPS = {
     "enqueue (after the answer)": ("send", "libs/queueops/outbox.py"),
 }
 TARGET_RATIO = 0.5
+#: Issue 19, acceptance 2: Switchboard's rate against the floor's, in the same run.
+TARGET_FLOOR_RATIO = 0.8
 HALF_LOAD_MIN_REQUESTS = 1000
 HALF_LOAD_MAX_S = 15.0
 TARGET_P99_MS = 25.0
@@ -410,7 +412,11 @@ def summarize(rows: list[dict[str, Any]], config: Config, stored: int) -> dict[s
         "switchboard_vs_floor": round(
             medians["switchboard"]["saturation_per_s"] / medians["floor"]["saturation_per_s"], 3
         ),
-        "targets": {"ratio": TARGET_RATIO, "half_load_p99_ms": TARGET_P99_MS},
+        "targets": {
+            "ratio": TARGET_RATIO,
+            "floor_ratio": TARGET_FLOOR_RATIO,
+            "half_load_p99_ms": TARGET_P99_MS,
+        },
         "callbacks_answered_204": sb_ok,
         "callbacks_stored": stored,
         "dispatches_enqueued": sum(r["enqueued"] for r in rows if r["side"] == "switchboard"),
@@ -428,6 +434,12 @@ def checks(result: dict[str, Any]) -> list[Check]:
             f"{result['ratio']:.2f}x (the floor, store + enqueue only: "
             f"{result['floor_ratio']:.2f}x)",
             result["ratio"] >= t["ratio"],
+        ),
+        Check(
+            "Webhook ingest: Switchboard vs the floor (store + enqueue only), requests/s",
+            f">= {t.get('floor_ratio', TARGET_FLOOR_RATIO):g}x",
+            f"{result['switchboard_vs_floor']:.2f}x",
+            result["switchboard_vs_floor"] >= t.get("floor_ratio", TARGET_FLOOR_RATIO),
         ),
         Check(
             "Webhook ingest: Switchboard's p99 at half of its saturation rate",
@@ -516,7 +528,7 @@ def markdown(result: dict[str, Any]) -> str:
 
 `{result["command"]}` (= `.venv/bin/python -m bench.webhook_ingest`): signed Twilio status
 callbacks through nginx (the repository's `deploy/nginx` config rendered for loopback, as the
-deploy tests do) to gunicorn with the calls service's own `gunicorn_conf.py` (2 workers x 64
+deploy tests do) to gunicorn with the calls service's own `gunicorn_conf.py` (2 workers x 16
 threads), three sides, each behind its own identical nginx:
 
 - **Switchboard**: the calls service. Every request is the `completed` callback of its own
