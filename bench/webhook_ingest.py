@@ -626,25 +626,27 @@ to about 0.53x and 2.7 ms, same semantics, same tests. (1) Connection churn: the
 5 connections and opened up to 10 more, closing those on return, so every burst of more than 5
 concurrent requests per process connected to PostgreSQL again (a backend each) as requests
 ended; the pools now keep every connection they open, with the same ceiling of 15 per process
-(`WEB_POOL_SIZE`, `libs/web/app_base.py`). (The PostgreSQL CPU measured before, 0.48 ms per callback, missed
-those backends' work: the meter counts the backends alive when a phase ends.) (2) A call's end looked up the business's event
-endpoints with an ORM query (15 % of the calls service's CPU) to emit `call.completed`; the
-call's lock now reads whether the business has an enabled endpoint, and the query runs only
-when it has one. (3) The run's completion check ran after every job that ended; the call's lock
-now reads whether the run has another open job, and the check runs only when it has none (two
-last jobs ending at once may leave the run to the reconciler's `complete_finished_runs`, as
-before). (4) The outcome and the next dispatch leave for Redis in one pipeline
-(`SwitchboardRedisBroker.enqueue_many`, used by the outbox for any batch). (5) gunicorn runs
-16 threads per calls worker instead of 64: the media streams moved to the media server, a
-thread beyond the pool's connections only waits, and with 64 runnable threads each request
-paid more CPU in GIL hand-offs (2.2 to 2.8 ms per callback with 16 against 3.4 to 3.7 ms with
-64, alternating runs at load average 6 to 8). The `IN` lists of the lifecycle's statements are
-also rendered once, not at every execution. What is left is per statement: SQLAlchemy's
-execution path and psycopg (about 40 % of the service's CPU), PostgreSQL's own CPU for the statements (0.9 ms per callback against the floor's 0.3 ms), and gunicorn, Flask and the enqueue,
-which the floor pays too. Reaching 0.8x means doing what the floor does before answering:
-store the callback in one autocommit `INSERT` and apply it in a worker actor
-(`calls.status_changed`, which would also refill the business's slots), which moves the slot's
-release one queue hop later and needs the status webhook's tests rewritten; see the issue.
+(`WEB_POOL_SIZE`, `libs/web/app_base.py`). (The PostgreSQL CPU measured before, 0.48 ms per
+callback, missed those backends' work: the meter counts the backends alive when a phase ends.)
+(2) A call's end looked up the business's event endpoints with an ORM query (15 % of the calls
+service's CPU) to emit `call.completed`; the call's lock now reads whether the business has an
+enabled endpoint, and the query runs only when it has one. (3) The run's completion check ran
+after every job that ended; the call's lock now reads whether the run has another open job, and
+the check runs only when it has none (two last jobs ending at once may leave the run to the
+reconciler's `complete_finished_runs`, as before). (4) The outcome and the next dispatch leave
+for Redis in one pipeline (`SwitchboardRedisBroker.enqueue_many`, used by the outbox for any
+batch). (5) gunicorn runs 16 threads per calls worker instead of 64: the media streams moved to
+the media server, a thread beyond the pool's connections only waits, and with 64 runnable
+threads each request paid more CPU in GIL hand-offs (2.2 to 2.8 ms per callback with 16 against
+3.4 to 3.7 ms with 64, alternating runs at load average 6 to 8). The `IN` lists of the
+lifecycle's statements are also rendered once, not at every execution. What is left is per
+statement: SQLAlchemy's execution path and psycopg (about 40 % of the service's CPU),
+PostgreSQL's own CPU for the statements (0.9 ms per callback against the floor's 0.3 ms), and
+gunicorn, Flask and the enqueue, which the floor pays too. Reaching 0.8x means doing what the
+floor does before answering: store the callback in one autocommit `INSERT` and apply it in a
+worker actor (`calls.status_changed`, which would also refill the business's slots), which moves
+the slot's release one queue hop later and needs the status webhook's tests rewritten; see the
+issue.
 
 The same measurement at other times (medians of 3 rounds each; the half-load phase was 5 s
 until 2026-11-23 17:38, at least {HALF_LOAD_MIN_REQUESTS:,} requests since). The machine is
