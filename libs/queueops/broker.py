@@ -94,7 +94,7 @@ class SwitchboardRedisBroker(RedisBroker):
             pipeline.evalsha(
                 script.sha, 1, self.namespace, "enqueue", current_millis(), queue_name,
                 self.broker_id, self.heartbeat_timeout, self.dead_message_ttl,
-                self._should_do_maintenance("enqueue"), unpack,  # type: ignore[no-untyped-call]
+                self._should_do_maintenance("enqueue"), unpack,
                 message.options["redis_message_id"], message.encode(),
             )  # fmt: skip
         results = pipeline.execute(raise_on_error=False)

@@ -95,7 +95,7 @@ def _drop_pending(session: Session, previous_transaction: Any) -> None:
         session.info.pop(_PENDING, None)
 
 
-def _refused(batch: list[Outgoing], exc: Exception) -> list[str]:
+def _refused(batch: list[Outgoing], exc: BaseException) -> list[str]:
     """Log the repairable messages of ``batch`` a broker refused; the others' names."""
     unsent = []
     for outgoing in batch:

@@ -45,7 +45,7 @@ CALL_FIELDS = ("id", "business_id", "job_id", "lead_id", "attempt", "direction",
                "error_code", "provider_call_sid")  # fmt: skip
 
 
-def _one_of(column: Any, values: Any) -> ColumnElement[bool]:
+def _one_of(column: ColumnElement[Any], values: Any) -> ColumnElement[bool]:
     """``column IN (…)`` of constants, rendered once with the statement. A plain ``in_`` is an
     "expanding" parameter, which SQLAlchemy renders into the SQL string again at every
     execution."""
