@@ -36,7 +36,7 @@ def _queued(client: redis.Redis, queue: str) -> list[dramatiq.Message[Any]]:
     """The messages waiting on ``queue`` (Dramatiq's Redis layout: ids listed, bodies hashed)."""
     ids = client.lrange(f"dramatiq:{queue}", 0, -1)
     bodies = client.hmget(f"dramatiq:{queue}.msgs", ids) if ids else []
-    return [dramatiq.Message.decode(body) for body in bodies if body is not None]
+    return [dramatiq.Message.decode(bytes(body)) for body in bodies if isinstance(body, bytes)]
 
 
 @pytest.mark.parametrize("script_lost", [False, True], ids=["script-loaded", "script-lost"])
