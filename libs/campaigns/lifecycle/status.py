@@ -77,6 +77,12 @@ class LockedCall:
     run_status: str | None = None
     max_attempts: int | None = None
     retry_delay_s: int | None = None
+    #: Whether the business had an enabled event endpoint when the call was locked (read with
+    #: the call); True when unknown, so that the endpoints are then looked up.
+    has_endpoints: bool = True
+    #: Whether the run had another open job when the call was locked; False when unknown, so
+    #: that the run's completion is then checked.
+    run_has_other_open_jobs: bool = False
 
     @property
     def is_final(self) -> bool:
@@ -183,7 +189,7 @@ def _move_call(
     was_final = call.is_final
     update_by_id(session, sql.CALLS, call.id, changes)
     call.status = new.status
-    if final and not was_final:
+    if final and not was_final and call.has_endpoints:
         # Once per call: a final status is never followed by a first final status again (the
         # provider's word replacing the reconciler's guess is a correction, not a new end).
         customer_events.call_completed(session, call.business_id, call.id)
@@ -269,7 +275,8 @@ def _finish_job(
     if not result.rowcount:
         return False, None
     assert call.run_id is not None  # apply_status moves jobs of calls with a run only
-    complete_run_if_done(session, call.run_id, now)
+    if not call.run_has_other_open_jobs:
+        complete_run_if_done(session, call.run_id, now)
     return True, None
 
 
