@@ -69,25 +69,30 @@ def send_committed(messages: Iterable[Outgoing], broker: dramatiq.Broker | None 
 
 
 def send(pending: Iterable[tuple[dramatiq.Broker | None, Outgoing]]) -> None:
-    """The one sender: each message to its broker (the global one by default)."""
-    unsent: list[str] = []
+    """The one sender: each message to its broker (the global one by default); several for
+    one broker that takes them at once (``enqueue_many``: Redis) in one round trip."""
+    by_broker: dict[dramatiq.Broker, list[Outgoing]] = {}
     for broker, outgoing in pending:
         key = outgoing.coalesce_key
         if key is not None and not coalescing.claim(key, outgoing.coalesce_ttl_s):
             # One is waiting and has not read yet: it sees these rows.
             metrics.MESSAGES_COALESCED.labels(outgoing.message.actor_name).inc()
             continue
-        try:
-            (broker or dramatiq.get_broker()).enqueue(outgoing.message, delay=outgoing.delay_ms)
-        except ENQUEUE_ERRORS as exc:  # any broker's connection error: the rows are committed
-            if key is not None:  # no message waits: the next producer must send one
-                coalescing.clear(key)
-            name = outgoing.message.actor_name
-            if outgoing.repairable:
-                logger.warning("%s not sent after commit (%s); the reconciler sends it again",
-                               name, type(exc).__name__)  # fmt: skip
-            else:
-                unsent.append(name)
+        by_broker.setdefault(broker or dramatiq.get_broker(), []).append(outgoing)
+    unsent: list[str] = []
+    for broker, batch in by_broker.items():
+        enqueue_many = getattr(broker, "enqueue_many", None)
+        if enqueue_many is not None and len(batch) > 1:
+            try:
+                enqueue_many([(outgoing.message, outgoing.delay_ms) for outgoing in batch])
+            except ENQUEUE_ERRORS as exc:  # some may have left: each is handled as refused
+                unsent += _refused(batch, exc)
+            continue
+        for outgoing in batch:
+            try:
+                broker.enqueue(outgoing.message, delay=outgoing.delay_ms)
+            except ENQUEUE_ERRORS as exc:  # any broker's connection error: the rows are committed
+                unsent += _refused([outgoing], exc)
     if unsent:
         # Callers compensate (see the ping endpoint) or the reconciler repairs what a crash
         # here would leave behind.
@@ -99,3 +104,20 @@ def send(pending: Iterable[tuple[dramatiq.Broker | None, Outgoing]]) -> None:
 def _drop_pending(session: Session, previous_transaction: Any) -> None:
     if previous_transaction.parent is None:
         session.info.pop(_PENDING, None)
+
+
+def _refused(batch: list[Outgoing], exc: BaseException) -> list[str]:
+    """Log the repairable messages of ``batch`` a broker refused; the others' names."""
+    unsent = []
+    for outgoing in batch:
+        if outgoing.coalesce_key is not None:
+            # No message may wait: the next producer must send one (a second copy, should
+            # this one have left after all, only finds nothing to do).
+            coalescing.clear(outgoing.coalesce_key)
+        name = outgoing.message.actor_name
+        if outgoing.repairable:
+            logger.warning("%s not sent after commit (%s); the reconciler sends it again",
+                           name, type(exc).__name__)  # fmt: skip
+        else:
+            unsent.append(name)
+    return unsent

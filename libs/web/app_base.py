@@ -16,6 +16,10 @@ from libs.web import db as web_db
 from libs.web import errors, health, observability
 from libs.web.validation import MAX_ROW_ID, bad_request
 
+#: Connections a web process may hold (each gunicorn worker has its own pool); a request
+#: beyond this many concurrent ones waits for a connection.
+WEB_POOL_SIZE = 15
+
 
 class RowIdConverter(IntegerConverter):
     """``<int:…>`` in every route: ids are BIGINT, so a larger number names no row. It is a
@@ -52,7 +56,13 @@ def create_base_app(
     errors.register_error_handlers(app)
     app.before_request(_refuse_nul_in_query)
     observability.init_app(app, service)
-    web_db.init_app(app, Database(settings.database_url))
+    # Every connection the pool may open is kept: with SQLAlchemy's default split (5 kept, 10
+    # more closed on return), a burst of more than 5 concurrent requests closed its surplus
+    # connections as each request ended and opened new ones (a PostgreSQL backend each) for
+    # the next (measured on the status callback at saturation, docs/benchmarks.md). Same
+    # ceiling of connections per process as before.
+    database = Database(settings.database_url, pool_size=WEB_POOL_SIZE, max_overflow=0)
+    web_db.init_app(app, database)
     if broker is None and settings.queue_broker_url:
         broker = build_broker(settings, worker=False)
     if broker is not None:

@@ -11,9 +11,12 @@ bind = os.environ.get("CALLS_BIND", "0.0.0.0:5050")
 # Twilio retries a webhook that takes over 15 s; answers must stay in milliseconds.
 workers = int(os.environ.get("CALLS_WORKERS", "2"))
 worker_class = "gthread"
-# gthread: one thread per open media stream for the call's length, plus the webhooks. 2 workers x
-# 64 threads = 128 concurrent streams per container (see docs/deploy.md, "Media streams").
-threads = int(os.environ.get("CALLS_THREADS", "64"))
+# gthread: the webhooks only (media streams are the media server's, on asyncio). About one thread
+# per pooled database connection (WEB_POOL_SIZE in libs/web/app_base.py): a thread beyond those
+# waits for a connection anyway, and under load every extra runnable thread costs each request
+# CPU in GIL hand-offs. Status callbacks at saturation, alternating runs at load average 6 to 8:
+# 2.2 to 2.8 ms of the calls service's CPU each with 16 threads, 3.4 to 3.7 ms with 64.
+threads = int(os.environ.get("CALLS_THREADS", "16"))
 timeout = 30
 graceful_timeout = 20
 keepalive = 5

@@ -60,6 +60,27 @@ def test_completed_frees_the_slot_and_dispatches(
     assert message["kwargs"] == {"business_id": campaign.business_id}
 
 
+def test_the_run_completes_with_its_last_open_job_only(db: Database, post_status: Post) -> None:
+    # The call's lock reads whether the run has another open job; the run's completion is
+    # checked only when it has none.
+    campaign = make_campaign(db, 3)
+    sids = [new_sid() for _ in campaign.job_ids]
+    for job_id, sid in zip(campaign.job_ids[:2], sids, strict=False):
+        start_attempt(db, job_id, sid)
+
+    def run_status() -> RunStatus:
+        with db.session() as session:
+            return session.get_one(Run, campaign.run_id).status
+
+    assert post_status(callback(sids[0], "completed", 3)).status_code == 204
+    assert run_status() is RunStatus.RUNNING  # one job in a call, one still queued
+    assert post_status(callback(sids[1], "no-answer", 3)).status_code == 204
+    assert run_status() is RunStatus.RUNNING  # the third job has not been dialed
+    start_attempt(db, campaign.job_ids[2], sids[2])
+    assert post_status(callback(sids[2], "busy", 3)).status_code == 204  # one attempt: final
+    assert run_status() is RunStatus.COMPLETED
+
+
 def test_the_dispatch_leaves_once_the_answer_is_written(
     db: Database, calls_client: FlaskClient, redis_client: redis.Redis
 ) -> None:

@@ -56,3 +56,25 @@ def test_a_broker_failure_after_commit_is_reported(db: Database) -> None:
         enqueue_after_commit(session, SYSTEM_PING.message(background_job_id=1), dead)
         with pytest.raises(QueueUnavailable):
             session.commit()
+
+
+def test_a_batch_the_broker_refuses_is_reported_as_refused_one_by_one(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Several messages for the Redis broker leave in one pipeline; when it fails, each is
+    handled as refused: a repairable one is logged, any other makes the sender raise."""
+    from libs.common.contracts import DIALER_DISPATCH, OUTCOMES_APPLY
+    from libs.common.settings import Settings
+    from libs.queueops.broker import build_broker
+    from libs.queueops.outbox import Outgoing, send_committed
+    from tests.support.services import unreachable_redis_url
+
+    dead = build_broker(Settings(redis_url=unreachable_redis_url()), worker=False)
+    outcome = Outgoing(OUTCOMES_APPLY.message(call_id=1), repairable=True)
+    dispatch = Outgoing(DIALER_DISPATCH.message(business_id=1), repairable=True)
+    send_committed([outcome, dispatch], dead)  # both repairable: logged, not raised
+    warned = [r for r in caplog.records if "reconciler sends it again" in r.getMessage()]
+    assert len(warned) == 2
+    must_leave = Outgoing(DIALER_DISPATCH.message(business_id=2), repairable=False)
+    with pytest.raises(QueueUnavailable):
+        send_committed([outcome, must_leave], dead)

@@ -80,6 +80,12 @@ class LockedCall:
     run_status: str | None = None
     max_attempts: int | None = None
     retry_delay_s: int | None = None
+    #: Whether the business had an enabled event endpoint when the call was locked (read with
+    #: the call); True when unknown, so that the endpoints are then looked up.
+    has_endpoints: bool = True
+    #: Whether the run had another open job when the call was locked; False when unknown, so
+    #: that the run's completion is then checked.
+    run_has_other_open_jobs: bool = False
     #: What deciding whether the ended call needs ``outcomes.apply`` reads.
     disposition: str | None = None
     answered_by: str | None = None
@@ -235,11 +241,12 @@ def _move_call(
     update_by_id(session, sql.CALLS, call.id, changes)
     call.status = new.status
     call.answered_by = new.answered_by or call.answered_by
+    # Once per call: a final status is never followed by a first final status again (the
+    # provider's word replacing the reconciler's guess is a correction, not a new end).
     if final and not was_final:
-        # Once per call: a final status is never followed by a first final status again (the
-        # provider's word replacing the reconciler's guess is a correction, not a new end).
-        customer_events.call_completed(session, call.business_id, call.id)
         _count_answer(call)
+    if final and not was_final and call.has_endpoints:
+        customer_events.call_completed(session, call.business_id, call.id)
     call.error_code = changes.get("error_code", call.error_code)
     metrics.CALL_STATUSES.labels(new.status).inc()
     if final and call.lead_id is not None:
@@ -322,7 +329,8 @@ def _finish_job(
     if not result.rowcount:
         return False, None
     assert call.run_id is not None  # apply_status moves jobs of calls with a run only
-    complete_run_if_done(session, call.run_id, now)
+    if not call.run_has_other_open_jobs:
+        complete_run_if_done(session, call.run_id, now)
     return True, None
 
 
