@@ -14,18 +14,16 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, select, text, update
 from sqlalchemy.orm import Session
 
 from libs.campaigns.outcomes.analytics import price_micros
 from libs.common.models import Call
+from libs.common.models.call import UNPRICED
 
 #: A call's price is asked for until this long after it ended (Twilio's comes within a
 #: minute or two; a call it never prices is not asked about forever).
 ASK_FOR = timedelta(minutes=10)
-#: Only calls created this recently are looked at, so the read is a short range of the
-#: (status, created_at) index however many calls the account has.
-LONGEST_CALL = timedelta(hours=4)
 #: The provider's largest page; one request per batch.
 PAGE = 1000
 #: A call's start at the provider is when it was dialed, a little after its row was created.
@@ -38,12 +36,11 @@ def unpriced(session: Session, now: datetime) -> list[tuple[int, str, datetime]]
     rows = session.execute(
         select(Call.id, Call.provider_call_sid, Call.created_at)
         .where(
-            Call.status == "completed",
-            Call.created_at >= now - LONGEST_CALL,
+            # The partial index's predicate, as written there (ix_calls_unpriced_ended_at).
+            text(UNPRICED),
+            Call.ended_at >= now - ASK_FOR,
             Call.direction == "outbound",
             Call.provider_call_sid.is_not(None),
-            Call.price_micros.is_(None),
-            Call.ended_at >= now - ASK_FOR,
         )
         .order_by(Call.created_at)
         .limit(PAGE)
