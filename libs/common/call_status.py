@@ -36,6 +36,9 @@ CALL_TRANSITIONS: dict[str, frozenset[str]] = {
     for status, rank in STATUS_RANK.items()
 }
 
+#: Twilio's ``AnsweredBy`` values that say a machine answered (AMD on).
+MACHINE_ANSWERS = ("machine_start", "machine_end_beep", "machine_end_silence", "machine_end_other")
+
 #: Job statuses (``CallJobStatus`` values).
 JOB_QUEUED, JOB_DIALING, JOB_IN_CALL = "queued", "dialing", "in_call"
 #: A call is active exactly while its job is in one of these: the count is the concurrency.

@@ -114,6 +114,11 @@ def configure_logging(settings: Settings) -> None:
     # pika logs every AMQP connection opened and closed at INFO: the RabbitMQ reachability check
     # and the broker adapter open one per check (libs/queueops/queue_health.py).
     logging.getLogger("pika").setLevel(max(logging.WARNING, root.level))
+    # Twilio's SDK logs every request at INFO, about ten lines each (its URL, every header, the
+    # response's headers): a placed call's create alone was a tenth of the dialer's worker CPU
+    # (py-spy, issue 19), and a worker's lines also cross a pipe to its parent process.
+    # Failures still reach the log: the SDK raises, and the caller logs what it decides.
+    logging.getLogger("twilio.http_client").setLevel(max(logging.WARNING, root.level))
     # Libraries log through propagation to the root handler, never through their own.
     for name in ("gunicorn.error", "gunicorn.access", "dramatiq"):
         logger = logging.getLogger(name)

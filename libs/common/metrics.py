@@ -141,6 +141,11 @@ DISPATCH_GAP = Histogram(
     "Time from a call's final status (slot freed) to the next call created for that business.",
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300),
 )
+MESSAGES_COALESCED = Counter(
+    "switchboard_messages_coalesced_total",
+    "Messages not sent because one of the same kind was waiting (libs/queueops/coalescing.py).",
+    ["actor"],
+)
 RUNS_FINISHED = Counter(
     "switchboard_runs_finished_total",
     "Runs that finished, by final status.",

@@ -18,6 +18,8 @@ import dramatiq
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
+from libs.common import metrics
+from libs.queueops import coalescing
 from libs.queueops.queue_health import ENQUEUE_ERRORS, QueueUnavailable
 
 logger = logging.getLogger(__name__)
@@ -27,11 +29,15 @@ _PENDING = "switchboard.pending_messages"
 
 @dataclass(frozen=True)
 class Outgoing:
-    """A message with how it leaves: after a delay, and whether its loss is repaired."""
+    """A message with how it leaves: after a delay, whether its loss is repaired, and the
+    pending mark that keeps a second copy from being sent while one waits
+    (``libs/queueops/coalescing.py``; its consumer clears the mark before reading)."""
 
     message: dramatiq.Message[Any]
     delay_ms: int | None = None
     repairable: bool = False
+    coalesce_key: str | None = None
+    coalesce_ttl_s: float = 60.0
 
 
 def enqueue_after_commit(
@@ -67,6 +73,11 @@ def send(pending: Iterable[tuple[dramatiq.Broker | None, Outgoing]]) -> None:
     one broker that takes them at once (``enqueue_many``: Redis) in one round trip."""
     by_broker: dict[dramatiq.Broker, list[Outgoing]] = {}
     for broker, outgoing in pending:
+        key = outgoing.coalesce_key
+        if key is not None and not coalescing.claim(key, outgoing.coalesce_ttl_s):
+            # One is waiting and has not read yet: it sees these rows.
+            metrics.MESSAGES_COALESCED.labels(outgoing.message.actor_name).inc()
+            continue
         by_broker.setdefault(broker or dramatiq.get_broker(), []).append(outgoing)
     unsent: list[str] = []
     for broker, batch in by_broker.items():
@@ -99,6 +110,10 @@ def _refused(batch: list[Outgoing], exc: BaseException) -> list[str]:
     """Log the repairable messages of ``batch`` a broker refused; the others' names."""
     unsent = []
     for outgoing in batch:
+        if outgoing.coalesce_key is not None:
+            # No message may wait: the next producer must send one (a second copy, should
+            # this one have left after all, only finds nothing to do).
+            coalescing.clear(outgoing.coalesce_key)
         name = outgoing.message.actor_name
         if outgoing.repairable:
             logger.warning("%s not sent after commit (%s); the reconciler sends it again",

@@ -7,6 +7,7 @@ import os
 
 from libs.common.logs import configure_logging
 from libs.common.settings import get_settings
+from libs.queueops import coalescing
 from libs.queueops.broker import setup_broker, worker_metrics_env
 
 settings = get_settings()
@@ -15,6 +16,8 @@ for _name, _value in worker_metrics_env(settings).items():
     os.environ.setdefault(_name, _value)
 configure_logging(settings)
 broker = setup_broker(settings, worker=True)
+# dialer.dispatch and outcomes.price wait one at a time (libs/queueops/coalescing.py).
+coalescing.install(settings.redis_url)
 
 # Imported after the environment above: it loads prometheus_client.
 from services.worker.actors import register_actors  # noqa: E402

@@ -15,7 +15,7 @@ from twilio.base.exceptions import TwilioException
 
 from libs.campaigns.lifecycle import conditions, followups
 from libs.campaigns.lifecycle import status as lifecycle
-from libs.campaigns.lifecycle.dialing import Claim, has_due_work
+from libs.campaigns.lifecycle.dialing import Claim, businesses_with_due_work
 from libs.campaigns.lifecycle.status import complete_run_if_done
 from libs.common import metrics
 from libs.common.call_status import (
@@ -234,13 +234,10 @@ def redispatch(ctx: WorkerContext, now: datetime) -> int:
     """Businesses with due work and free capacity get a dispatch: messages lost with Redis,
     or retries whose delay has passed, are picked up here."""
     with ctx.database.session() as session:
-        business_ids = session.scalars(
-            select(CallJob.business_id)
-            .join(Run, Run.id == CallJob.run_id)
-            .where(conditions.due(now))
-            .distinct()
-        ).all()
-        due = [b for b in business_ids if has_due_work(session, b, now)]
+        due = businesses_with_due_work(session, now)
+    # Coalesced like any dispatch: a business whose dispatch is waiting gets no second one
+    # (a slot is only ever free for a moment between a call's end and that dispatch). A lost
+    # message's mark expires within DISPATCH_MARK_TTL_S, and the next pass sends it then.
     send_committed([followups.dispatch(business_id) for business_id in due], ctx.broker)
     if due:
         metrics.RECONCILER_REPAIRS.labels("redispatch").inc(len(due))

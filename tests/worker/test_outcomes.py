@@ -14,7 +14,8 @@ from dramatiq.brokers.stub import StubBroker
 from sqlalchemy import select
 
 from libs.campaigns.lifecycle.status import StatusUpdate, apply_status, lock_call
-from libs.campaigns.outcomes.apply import apply_outcome, set_by_operator
+from libs.campaigns.outcomes.apply import apply_outcome, set_by_operator, unapplied_calls
+from libs.common import metrics
 from libs.common.contracts import OUTCOMES_APPLY, OUTCOMES_SWEEP
 from libs.common.db import Database
 from libs.common.models import (
@@ -46,17 +47,28 @@ def call_ends(
 ) -> int:  # fmt: skip
     """Start the next attempt of the campaign's first job and end it through the lifecycle
     (the agent's disposition written during the call, as the media path does)."""
+    return ends_with_followups(db, campaign, status, answered_by, disposition)[0]
+
+
+def ends_with_followups(
+    db: Database, campaign: Campaign, status: str, answered_by: str | None = None,
+    disposition: str | None = None, abandoned: bool | None = None,
+) -> tuple[int, list[str]]:  # fmt: skip
+    """``call_ends``, and the actors of the messages the end implies."""
     sid = f"CA{next(_sids):032d}"
     call_id = start_attempt(db, campaign.job_ids[0], sid)
+    if disposition is not None or abandoned is not None:
+        with db.session() as session:  # during the call, in its own transaction
+            call = session.get_one(Call, call_id)
+            call.disposition, call.abandoned = disposition, abandoned
+            session.commit()
     with db.session() as session:
-        if disposition is not None:
-            session.get_one(Call, call_id).disposition = disposition
         locked = lock_call(session, call_id=call_id)
         assert locked is not None
         update = StatusUpdate(status=status, duration_s=30, answered_by=answered_by)
-        apply_status(session, locked, update, utcnow())
+        applied = apply_status(session, locked, update, utcnow())
         session.commit()
-    return call_id
+    return call_id, [outgoing.message.actor_name for outgoing in applied.followups]
 
 
 def settle(db: Database, call_id: int, now: datetime | None = None) -> str | None:
@@ -216,6 +228,48 @@ def test_an_operator_s_new_disposition_recycles_again(db: Database) -> None:
     call = read(db, Call, call_id)
     assert (call.disposition, call.disposition_source) == ("do_not_call", "operator")
     assert read(db, CallJob, campaign.job_ids[0]).status == CallJobStatus.SKIPPED_DNC
+
+
+@pytest.mark.parametrize(
+    ("status", "answered_by"),
+    [("completed", "human"), ("completed", None), ("completed", "unknown"), ("busy", None),
+     ("no-answer", None), ("canceled", None)],
+)  # fmt: skip
+def test_a_call_with_nothing_to_decide_is_settled_when_it_ends_without_a_message(
+    db: Database, status: str, answered_by: str | None
+) -> None:
+    """No dispositions, no machine, nothing for the run's rates: outcomes.apply would find
+    nothing to do, so none is sent, and the sweep does not look for one either."""
+    campaign = make_campaign(db)
+    answers = metrics.CALL_ANSWERS.labels("human" if answered_by == "human" else "unknown")
+    counted = answers._value.get()
+    call_id, sent = ends_with_followups(db, campaign, status, answered_by)
+    assert OUTCOMES_APPLY.name not in sent
+    assert read(db, Call, call_id).outcome_applied_at is not None
+    with db.session() as session:
+        assert unapplied_calls(session, utcnow()) == []
+    # Who answered is counted when the call ends, with or without outcomes.apply.
+    assert answers._value.get() == counted + (status == "completed")
+
+
+@pytest.mark.parametrize("case", ["rules", "agent_disposition", "machine", "failed", "abandoned"])
+def test_a_call_with_something_to_decide_gets_outcomes_apply_and_the_sweep_repairs_it(
+    db: Database, case: str
+) -> None:
+    campaign = make_campaign(db)
+    if case == "rules":
+        add_disposition(db, campaign.business_id, "auto_busy", outcomes=["busy"])
+    status = "failed" if case == "failed" else "completed"
+    call_id, sent = ends_with_followups(
+        db, campaign, status,
+        answered_by="machine_start" if case == "machine" else "human",
+        disposition="interested" if case == "agent_disposition" else None,
+        abandoned=True if case == "abandoned" else None,
+    )  # fmt: skip
+    assert OUTCOMES_APPLY.name in sent
+    assert read(db, Call, call_id).outcome_applied_at is None
+    with db.session() as session:  # should the message be lost, the sweep applies it
+        assert unapplied_calls(session, utcnow()) == [call_id]
 
 
 def test_a_call_not_ended_is_left_for_later(db: Database) -> None:

@@ -36,7 +36,7 @@ def creation_window_s(dialing_timeout_s: float) -> float:
 DAILY_RUN_KIND = "daily"
 
 
-def due(now: datetime) -> ColumnElement[bool]:
+def due(now: datetime | ColumnElement[datetime]) -> ColumnElement[bool]:
     """A job the dialer may claim now (its run joined as ``Run``): queued, run running, and
     its retry delay or calling window, if any, passed."""
     return and_(

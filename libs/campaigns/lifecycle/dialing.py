@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, literal, select, update
+from sqlalchemy import BindParameter, bindparam, func, insert, literal, select, update
 from sqlalchemy.orm import Session
 
 from libs.campaigns.lifecycle import conditions
@@ -62,11 +62,6 @@ _LAST_CREATE = select(func.max(Call.created_at)).where(Call.business_id == bindp
 #: the claims of the pass that held it): the active calls, and when the business's last call
 #: ended and its last call was created (for the dispatch-gap metric).
 _SLOTS = select(_ACTIVE, _LAST_END.scalar_subquery(), _LAST_CREATE.scalar_subquery())
-_ACTIVE_OF = (
-    select(func.count())
-    .select_from(CallJob)
-    .where(CallJob.business_id == bindparam("business_id"), conditions.active())
-)
 _SKIPPED_DNC = (
     update(sql.JOBS)
     .where(sql.JOBS.c.id == bindparam("job_id"), sql.JOBS.c.status == CallJobStatus.QUEUED)
@@ -99,7 +94,10 @@ _CALLS_CREATED = insert(sql.CALLS).returning(
 )
 
 
-def _due_jobs(business_id: int, now: datetime, limit: int) -> Any:
+def _due_jobs() -> Any:
+    """Built once, with bound parameters (``business_id``, ``now``, ``limit``): a statement
+    built per pass would compute its cache key every time."""
+    business_id: BindParameter[int] = bindparam("business_id")
     on_dnc_list = (
         select(DncEntry.phone_e164)
         .where(DncEntry.business_id == business_id, DncEntry.phone_e164 == CallJob.phone_e164)
@@ -121,32 +119,36 @@ def _due_jobs(business_id: int, now: datetime, limit: int) -> Any:
             on_dnc_list,
         )
         .join(Run, Run.id == CallJob.run_id)
-        .where(CallJob.business_id == business_id, conditions.due(now))
+        .where(
+            CallJob.business_id == business_id,
+            conditions.due(bindparam("now", type_=CallJob.next_attempt_at.type)),
+        )
         .order_by(Run.id, CallJob.id)
-        .limit(limit)
+        .limit(bindparam("limit"))
         .with_for_update(of=CallJob, skip_locked=True)
     )
 
 
-def free_slots(session: Session, business_id: int) -> int:
-    """Slots of the business not held by a dialing or connected job (an unlocked look)."""
-    limit = session.execute(_BUSINESS_LIMIT, {"business_id": business_id}).scalar_one_or_none()
-    if limit is None:
-        return 0
-    active = session.execute(_ACTIVE_OF, {"business_id": business_id}).scalar_one()
-    return max(0, int(limit) - int(active))
+_DUE_JOBS = _due_jobs()
 
 
-def has_due_work(session: Session, business_id: int, now: datetime) -> bool:
-    """A cheap, unlocked look: a free slot and at least one due job."""
-    if not free_slots(session, business_id):
-        return False
+def businesses_with_due_work(session: Session, now: datetime) -> list[int]:
+    """Businesses with a free slot and at least one due job: one unlocked look, one statement
+    (what a dispatch pass would find work in)."""
     due = (
         select(CallJob.id)
         .join(Run, Run.id == CallJob.run_id)
-        .where(CallJob.business_id == business_id, conditions.due(now))
+        .where(CallJob.business_id == Business.id, conditions.due(now))
+        .exists()
     )
-    return session.execute(due.limit(1)).first() is not None
+    active = (
+        select(func.count())
+        .select_from(CallJob)
+        .where(CallJob.business_id == Business.id, conditions.active())
+        .scalar_subquery()
+    )
+    query = select(Business.id).where(due, Business.max_concurrent_calls > active)
+    return list(session.scalars(query.order_by(Business.id)))
 
 
 def fill_slots(
@@ -156,18 +158,21 @@ def fill_slots(
 
     ``reserve(n)`` takes up to ``n`` of the account's calls-per-second slots and says how many
     it got: no more jobs than that are claimed."""
+    # On the Connection: these statements read columns, not entities, so the ORM's execution
+    # (its compile state and result processing) is overhead on the dialer's hot path.
+    connection = session.connection()
     params = {"business_id": business_id}
-    limit = session.execute(_BUSINESS_LOCKED, params).scalar_one_or_none()
+    limit = connection.execute(_BUSINESS_LOCKED, params).scalar_one_or_none()
     if limit is None:
         return []
-    active, last_end, last_create = session.execute(_SLOTS, params).one()
+    active, last_end, last_create = connection.execute(_SLOTS, params).one()
     free = max(0, int(limit) - int(active))
     if not free:
         return []
-    rows = session.execute(_due_jobs(business_id, now, free + SPARE_CANDIDATES)).all()
+    due = {"business_id": business_id, "now": now, "limit": free + SPARE_CANDIDATES}
+    rows = connection.execute(_DUE_JOBS, due).all()
     if not rows:
         return []
-    connection = session.connection()
     chosen: list[tuple[int, str, int | None, int, int, tuple[bool, str]]] = []
     finished_runs: set[int] = set()
     for row in rows:

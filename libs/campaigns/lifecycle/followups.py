@@ -14,6 +14,7 @@ from libs.common.contracts import (
     DIALER_DISPATCH,
     LEADS_CREATE_FROM_CALL,
     OUTCOMES_APPLY,
+    OUTCOMES_PRICE,
     RECORDINGS_PROCESS,
 )
 from libs.queueops.outbox import Outgoing
@@ -22,12 +23,37 @@ from libs.queueops.outbox import Outgoing
 MAX_DELAYED_DISPATCH_S = 600
 
 
+#: How long a pending mark of a dispatch lives: how long a lost dispatch can hold back the
+#: next ones, the reconciler's included (a dispatch killed with its worker comes back later).
+DISPATCH_MARK_TTL_S = 30.0
+#: Prices are asked for this long after a call ends (Twilio fills them in a little after),
+#: by one message for every call that ended meanwhile.
+PRICE_DELAY_MS = 2_000
+PRICE_MARK_TTL_S = 60.0
+PRICE_MARK = "coalesce:outcomes.price"
+
+
+def dispatch_mark(business_id: int) -> str:
+    """The pending mark of a business's dispatch: cleared by ``dialer.dispatch`` before it
+    reads the free slots."""
+    return f"coalesce:dialer.dispatch:{business_id}"
+
+
 def dispatch(business_id: int, delay_ms: int | None = None, *, repairable: bool = True) -> Outgoing:
     """``dialer.dispatch``: fill the business's free slots (the one place it is built). A
     producer that must answer 503 when it cannot be sent (starting a run) says
-    ``repairable=False``."""
+    ``repairable=False``, and always sends. An immediate dispatch is not sent while another
+    one of the business waits (that one fills every free slot when it runs); a delayed one (a
+    retry, the account's CPS) always is: its mark would hold back the dispatches before it."""
     message = DIALER_DISPATCH.message(business_id=business_id)
-    return Outgoing(message, delay_ms=delay_ms, repairable=repairable)
+    key = dispatch_mark(business_id) if not delay_ms and repairable else None
+    return Outgoing(
+        message,
+        delay_ms=delay_ms,
+        repairable=repairable,
+        coalesce_key=key,
+        coalesce_ttl_s=DISPATCH_MARK_TTL_S,
+    )
 
 
 def dispatch_at(business_id: int, when: datetime, now: datetime) -> Outgoing | None:
@@ -45,6 +71,19 @@ def lead_from_call(call_sid: str) -> Outgoing:
 
 def recording(call_sid: str) -> Outgoing:
     return Outgoing(RECORDINGS_PROCESS.message(call_sid=call_sid), repairable=True)
+
+
+def price(delay_ms: int = PRICE_DELAY_MS) -> Outgoing:
+    """``outcomes.price``: price every answered call whose price is unknown, in one provider
+    request. One waits at a time (``PRICE_MARK``), whatever number of calls end meanwhile.
+    Repaired by the next call that ends, and by ``outcomes.sweep``."""
+    return Outgoing(
+        OUTCOMES_PRICE.message(),
+        delay_ms=delay_ms,
+        repairable=True,
+        coalesce_key=PRICE_MARK,
+        coalesce_ttl_s=delay_ms / 1000 + PRICE_MARK_TTL_S,
+    )
 
 
 def outcome(call_id: int) -> Outgoing:

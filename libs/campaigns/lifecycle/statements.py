@@ -28,6 +28,7 @@ from libs.common.models import (
     CallEvent,
     CallJob,
     CallJobStatus,
+    Disposition,
     Lead,
     Run,
     RunStatus,
@@ -40,6 +41,7 @@ RUNS = cast(Table, Run.__table__)
 LEADS = cast(Table, Lead.__table__)
 EVENTS = cast(Table, CallEvent.__table__)
 ENDPOINTS = cast(Table, WebhookEndpoint.__table__)
+DISPOSITIONS = cast(Table, Disposition.__table__)
 
 CALL_FIELDS = ("id", "business_id", "job_id", "lead_id", "attempt", "direction", "status",
                "error_code", "provider_call_sid")  # fmt: skip
@@ -77,6 +79,13 @@ LOCKED_CALL_COLUMNS = [
         _one_of(_OTHER_JOBS.c.status, OPEN_JOB_STATUSES),
     )
     .label("run_has_other_open_jobs"),
+    # What deciding whether an ended call needs outcomes.apply reads (status.outcome_to_decide).
+    CALLS.c.disposition,
+    CALLS.c.answered_by,
+    CALLS.c.abandoned,
+    exists()
+    .where(DISPOSITIONS.c.business_id == CALLS.c.business_id)
+    .label("business_has_dispositions"),
 ]
 
 

@@ -10,7 +10,7 @@ back as ``Applied.followups``, for the caller to send after its commit.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -23,6 +23,7 @@ from libs.common import metrics
 from libs.common.call_status import (
     FINAL_CALL_STATUSES,
     FINAL_JOB_STATUS,
+    MACHINE_ANSWERS,
     NO_PROVIDER_CALL_ID,
     RETRIED,
     STATUS_RANK,
@@ -34,6 +35,8 @@ from libs.queueops.outbox import Outgoing
 
 for _status in STATUS_RANK:  # exported at zero from the start
     metrics.CALL_STATUSES.labels(_status)
+for _answer in ("human", "machine", "fax", "unknown"):
+    metrics.CALL_ANSWERS.labels(_answer)
 
 
 @dataclass(frozen=True)
@@ -83,10 +86,42 @@ class LockedCall:
     #: Whether the run had another open job when the call was locked; False when unknown, so
     #: that the run's completion is then checked.
     run_has_other_open_jobs: bool = False
+    #: What deciding whether the ended call needs ``outcomes.apply`` reads.
+    disposition: str | None = None
+    answered_by: str | None = None
+    abandoned: bool | None = None
+    business_has_dispositions: bool = False
 
     @property
     def is_final(self) -> bool:
         return self.status in FINAL_CALL_STATUSES
+
+
+def outcome_to_decide(call: LockedCall) -> bool:
+    """Whether the ended ``call`` leaves ``outcomes.apply`` anything to decide: a disposition
+    (the agent's, or a rule's: the business has dispositions), the run's machine policy, or
+    the run's compliance rates (a failed or abandoned call adds to them). Any other call is
+    settled by its final status alone: marked applied by the UPDATE that ends it, so neither
+    a message nor ``outcomes.sweep`` (which looks for calls not marked) ever visits it."""
+    return bool(
+        call.business_has_dispositions
+        or call.disposition is not None
+        or (call.job_id is not None and call.answered_by in MACHINE_ANSWERS)
+        or (call.run_id is not None and (call.status == "failed" or call.abandoned))
+    )
+
+
+def _count_answer(call: LockedCall) -> None:
+    """Who answered an outbound call that completed (once per call, when it ends)."""
+    if call.direction != "outbound" or call.status != "completed":
+        return
+    if call.answered_by in MACHINE_ANSWERS:
+        answer = "machine"
+    elif call.answered_by in ("fax", "human"):
+        answer = str(call.answered_by)
+    else:  # None or "unknown": AMD off, or it could not tell
+        answer = "unknown"
+    metrics.CALL_ANSWERS.labels(answer).inc()
 
 
 @dataclass(frozen=True)
@@ -142,9 +177,20 @@ def apply_status(session: Session, call: LockedCall, new: StatusUpdate, now: dat
     final = new.status in FINAL_CALL_STATUSES
     if final and _inferred_failure(call):
         return _correct_inferred_failure(session, call, new, now)
-    _move_call(session, call, new, now)
-    # An ended call's outcome (dispositions, recycling, machine policy, compliance).
-    outgoing = [followups.outcome(call.id)] if final else []
+    outgoing = []
+    if final:
+        # An ended call's outcome (dispositions, recycling, machine policy, compliance) when
+        # there is one to decide; otherwise it is settled here, in the same UPDATE.
+        decide = outcome_to_decide(_ended(call, new))
+        _move_call(session, call, new, now, **({} if decide else {"outcome_applied_at": now}))
+        if decide:
+            outgoing.append(followups.outcome(call.id))
+        if call.direction == "outbound" and new.status == "completed" and call.provider_call_sid:
+            # Twilio prices a call some time after it ends: one message prices every call
+            # that ended meanwhile (coalesced), whichever of them asked first.
+            outgoing.append(followups.price())
+    else:
+        _move_call(session, call, new, now)
     if call.direction == "inbound" and final and call.provider_call_sid:
         # A caller who hung up before the stream connected is a lead too; when the stream did
         # run, this is the same idempotent message its stop already sent.
@@ -170,6 +216,11 @@ def apply_status(session: Session, call: LockedCall, new: StatusUpdate, now: dat
     )
 
 
+def _ended(call: LockedCall, new: StatusUpdate) -> LockedCall:
+    """``call`` as it is once ``new`` (a final status) is applied."""
+    return replace(call, status=new.status, answered_by=new.answered_by or call.answered_by)
+
+
 def _move_call(
     session: Session, call: LockedCall, new: StatusUpdate, now: datetime, **extra: Any
 ) -> None:
@@ -189,9 +240,12 @@ def _move_call(
     was_final = call.is_final
     update_by_id(session, sql.CALLS, call.id, changes)
     call.status = new.status
+    call.answered_by = new.answered_by or call.answered_by
+    # Once per call: a final status is never followed by a first final status again (the
+    # provider's word replacing the reconciler's guess is a correction, not a new end).
+    if final and not was_final:
+        _count_answer(call)
     if final and not was_final and call.has_endpoints:
-        # Once per call: a final status is never followed by a first final status again (the
-        # provider's word replacing the reconciler's guess is a correction, not a new end).
         customer_events.call_completed(session, call.business_id, call.id)
     call.error_code = changes.get("error_code", call.error_code)
     metrics.CALL_STATUSES.labels(new.status).inc()
@@ -330,8 +384,9 @@ def fail_attempt(
     outgoing = []
     if not call.is_final:
         new = StatusUpdate("failed", error_code=code, error_message=message[:2000])
-        _move_call(session, call, new, now)
-        outgoing.append(followups.outcome(call.id))
+        decide = outcome_to_decide(_ended(call, new))
+        _move_call(session, call, new, now, **({} if decide else {"outcome_applied_at": now}))
+        outgoing.extend([followups.outcome(call.id)] if decide else [])
     if call.job_id is None:
         return outgoing
     run_id = (

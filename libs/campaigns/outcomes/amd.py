@@ -24,12 +24,12 @@ from sqlalchemy.orm import Session
 from twilio.twiml.voice_response import VoiceResponse
 
 from libs.campaigns.lifecycle import recycle
-from libs.common.call_status import ACTIVE_JOB_STATUSES
+from libs.common.call_status import ACTIVE_JOB_STATUSES, MACHINE_ANSWERS
 from libs.common.models import Call, CallJob, Run, RunStatus
 
 AMD_MODES = ("off", "Enable", "DetectMessageEnd")
 MACHINE_ACTIONS = ("hang_up", "voicemail", "agent")
-MACHINE = ("machine_start", "machine_end_beep", "machine_end_silence", "machine_end_other")
+MACHINE = MACHINE_ANSWERS
 #: Verdicts that come once the greeting has ended: the voicemail can start now.
 AFTER_GREETING = ("machine_end_beep", "machine_end_silence", "machine_end_other")
 ANSWERED_BY = (*MACHINE, "human", "fax", "unknown")

@@ -30,16 +30,6 @@ def price_micros(price: object) -> int | None:
         return None
 
 
-def needs_price(call: Call) -> bool:
-    """An ended outbound call someone answered, whose price is not known yet."""
-    return bool(
-        call.direction == "outbound"
-        and call.status == "completed"
-        and call.provider_call_sid
-        and call.price_micros is None
-    )
-
-
 @dataclass
 class Figures:
     """One run's (or one day's) figures."""

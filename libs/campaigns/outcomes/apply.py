@@ -22,8 +22,6 @@ SWEEP_BATCH = 500
 
 for _source in ("agent", "operator", "rule"):
     metrics.DISPOSITIONS_SET.labels(_source)
-for _answer in ("human", "machine", "fax", "unknown"):
-    metrics.CALL_ANSWERS.labels(_answer)
 for _result in ("none", "retry", "never", "move", "exhausted", "run_closed", "target_closed",
                 "superseded", "machine_retry", "machine_exhausted"):  # fmt: skip
     metrics.LEAD_RECYCLES.labels(_result)
@@ -56,7 +54,7 @@ def apply_outcome(session: Session, call_id: int, now: datetime) -> str | None:
     if call is None or call.status not in FINAL_CALL_STATUSES:
         return None
     if call.outcome_applied_at is None and call.recycled_disposition is None:
-        _count_answer(call)
+        # (Who answered is counted when the call ends: libs/campaigns/lifecycle/status.py.)
         _machine_retry(session, call, now)
     listed = dispositions(session, call.business_id)
     if call.disposition is None:
@@ -96,15 +94,6 @@ def _machine_retry(session: Session, call: Call, now: datetime) -> None:
         result = amd.machine_retry(session, call, job, run, now)
         if result != "none":
             metrics.LEAD_RECYCLES.labels(f"machine_{result}").inc()
-
-
-def _count_answer(call: Call) -> None:
-    if call.direction != "outbound" or call.status != "completed":
-        return
-    outcome = rules.outcome_of(call.status, call.answered_by)
-    if outcome == "completed":
-        outcome = "human" if call.answered_by == "human" else "unknown"
-    metrics.CALL_ANSWERS.labels(outcome).inc()
 
 
 def set_by_operator(session: Session, call: Call, code: str) -> None:

@@ -4,8 +4,8 @@ Twilio fills a call's ``price`` some time after it ends, and a call's status cal
 carry it, so prices are read back. One ``GET /Calls/{sid}`` per call costs a provider request
 and a few milliseconds of worker CPU per call (docs/benchmarks.md, dialer); the Calls list
 filtered by start time and status returns up to a thousand calls, prices included, in one
-request. So the message for one call prices every unpriced call placed around it; the messages
-of the calls it priced then find their price known and stop after one read of the row.
+request. So one message prices every unpriced call, and one waits at a time: the end of an
+answered call sends it unless one is waiting already (``lifecycle.followups.price``).
 """
 
 from __future__ import annotations
@@ -14,31 +14,33 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, select, text, update
 from sqlalchemy.orm import Session
 
 from libs.campaigns.outcomes.analytics import price_micros
 from libs.common.models import Call
+from libs.common.models.call import UNPRICED
 
-#: Calls placed this close to the one asked about are priced with it.
-NEIGHBOURS = timedelta(minutes=2)
+#: A call's price is asked for until this long after it ended (Twilio's comes within a
+#: minute or two; a call it never prices is not asked about forever).
+ASK_FOR = timedelta(minutes=10)
 #: The provider's largest page; one request per batch.
 PAGE = 1000
 #: A call's start at the provider is when it was dialed, a little after its row was created.
 START_SLACK = timedelta(minutes=1)
 
 
-def unpriced_near(session: Session, call: Call) -> list[tuple[int, str, datetime]]:
-    """(id, provider sid, created) of the answered outbound calls of the account, placed near
-    ``call``, whose price is not known (``call`` among them)."""
+def unpriced(session: Session, now: datetime) -> list[tuple[int, str, datetime]]:
+    """(id, provider sid, created) of the answered outbound calls of the account that ended
+    in the last ``ASK_FOR`` and whose price is not known, oldest first."""
     rows = session.execute(
         select(Call.id, Call.provider_call_sid, Call.created_at)
         .where(
+            # The partial index's predicate, as written there (ix_calls_unpriced_ended_at).
+            text(UNPRICED),
+            Call.ended_at >= now - ASK_FOR,
             Call.direction == "outbound",
-            Call.status == "completed",
             Call.provider_call_sid.is_not(None),
-            Call.price_micros.is_(None),
-            Call.created_at.between(call.created_at - NEIGHBOURS, call.created_at + NEIGHBOURS),
         )
         .order_by(Call.created_at)
         .limit(PAGE)

@@ -47,10 +47,11 @@ RECORDINGS_EXPIRE = ActorContract(
 OUTCOMES_PRICE = ActorContract(
     name="outcomes.price",
     queue="low",
-    params=("call_id", "attempt"),
+    params=(),
     max_retries=3,
-    description="Read an ended call's price from the provider (it comes some time after the "
-    "call); asks again later, a bounded number of times, while the provider has none.",
+    description="Read the price of every answered call whose price is not known from the "
+    "provider, in one request (it comes some time after the call); one message waits at a time "
+    "(coalesced), and asks again later while calls that ended recently have none.",
 )
 
 AMD_ACT = ActorContract(

@@ -10,6 +10,7 @@ from libs.campaigns.lifecycle.conditions import CREATE_START_LIMIT_S
 from libs.campaigns.lifecycle.dialing import fill_slots
 from libs.common.contracts import DIALER_DISPATCH
 from libs.common.models import utcnow
+from libs.queueops import coalescing
 from libs.queueops.middleware.worker_context import worker_context
 from libs.queueops.outbox import enqueue_after_commit
 from services.worker.dialer.placer import place_call
@@ -33,6 +34,9 @@ def dispatch(business_id: int) -> None:
         reserved.update(wanted=wanted, granted=granted, first_wait_s=first_wait_s)
         return granted
 
+    # Before the free slots are read: a slot freed from now on sends the next dispatch
+    # (libs/queueops/coalescing.py), one freed before is seen by this pass.
+    coalescing.clear(followups.dispatch_mark(business_id))
     with ctx.database.session() as session:
         claims = fill_slots(session, business_id, utcnow(), reserve)
         if reserved["granted"] < reserved["wanted"]:

@@ -1,24 +1,29 @@
 """outcomes.apply, outcomes.price and outcomes.sweep: the disposition, lead recycling and
-price of ended calls."""
+price of ended calls.
+
+outcomes.apply is sent only for calls with something to decide (the lifecycle settles the rest
+when they end: ``lifecycle.status.outcome_to_decide``); outcomes.price is one coalesced message
+for every call that ended meanwhile."""
 
 from __future__ import annotations
 
 import logging
 
-from libs.campaigns.outcomes import analytics, pricing, recordings
+from libs.campaigns.lifecycle import followups
+from libs.campaigns.outcomes import pricing, recordings
 from libs.campaigns.outcomes.apply import apply_outcome, unapplied_calls
 from libs.common import metrics
 from libs.common.contracts import OUTCOMES_APPLY, OUTCOMES_PRICE, OUTCOMES_SWEEP, RECORDINGS_FETCH
-from libs.common.models import Call, utcnow
+from libs.common.models import utcnow
+from libs.queueops import coalescing
 from libs.queueops.middleware.worker_context import worker_context
-from services.worker.registry import MissingRow, implements
+from libs.queueops.outbox import send_committed
+from services.worker.registry import implements
 
 logger = logging.getLogger(__name__)
 
 
-#: How many times, and how far apart, the provider is asked for a price it does not have yet
-#: (Twilio fills it in some time after the call).
-PRICE_ATTEMPTS = 6
+#: How long until the provider is asked again when some calls have no price yet.
 PRICE_RETRY_MS = 30_000
 
 
@@ -28,28 +33,22 @@ def apply(call_id: int) -> None:
     ctx = worker_context()
     with ctx.database.session() as session:
         result = apply_outcome(session, call_id, utcnow())
-        call = session.get(Call, call_id)  # loaded (and locked) by apply_outcome: no query
-        wants_price = call is not None and analytics.needs_price(call)
         session.commit()
     if result is None:
         logger.info("outcomes.apply: call %d not found or not ended", call_id)
-    elif wants_price and ctx.settings.twilio_account_sid:
-        ctx.broker.enqueue(OUTCOMES_PRICE.message(call_id=call_id, attempt=1))
 
 
 @implements(OUTCOMES_PRICE)
-def price(call_id: int, attempt: int) -> None:
-    """Idempotent: a call with its price is not asked about again. Prices the calls placed
-    around this one as well, in one provider request (libs/campaigns/outcomes/pricing.py)."""
+def price() -> None:
+    """Every answered call whose price is not known, in one provider request
+    (libs/campaigns/outcomes/pricing.py). Idempotent: a priced call is not asked about again."""
     ctx = worker_context()
+    # Before reading: a call that ends from now on sends the next message (coalescing.py).
+    coalescing.clear(followups.PRICE_MARK)
+    if not ctx.settings.twilio_account_sid:
+        return
     with ctx.database.session() as session:
-        call = session.get(Call, call_id)
-        if call is None:
-            raise MissingRow(f"no call {call_id}")
-        sid = call.provider_call_sid
-        if call.price_micros is not None or not sid:
-            return
-        batch = pricing.unpriced_near(session, call)
+        batch = pricing.unpriced(session, utcnow())
     prices = pricing.fetch_prices(ctx.twilio, batch)
     if prices:
         with ctx.database.session() as session:
@@ -57,9 +56,8 @@ def price(call_id: int, attempt: int) -> None:
             session.commit()
         for micros, unit in prices.values():
             metrics.CALL_COST.labels(unit).inc(micros / 1_000_000)
-    if sid not in prices and attempt < PRICE_ATTEMPTS:  # not priced by the provider yet
-        message = OUTCOMES_PRICE.message(call_id=call_id, attempt=attempt + 1)
-        ctx.broker.enqueue(message, delay=PRICE_RETRY_MS * attempt)
+    if len(prices) < len(batch):  # not priced by the provider yet: ask again later
+        send_committed([followups.price(PRICE_RETRY_MS)], ctx.broker)
 
 
 @implements(OUTCOMES_SWEEP)
@@ -71,6 +69,9 @@ def sweep(period_start: int) -> None:
     with ctx.database.session() as session:
         call_ids = unapplied_calls(session, now)
         unfetched = recordings.unfetched(session, now)
+        unpriced = bool(ctx.settings.twilio_account_sid and pricing.unpriced(session, now))
+    if unpriced:  # a price message lost: coalesced, so no second one while one waits
+        send_committed([followups.price()], ctx.broker)
     for call_id in unfetched:  # fetching is idempotent: a slow fetch fetched twice is harmless
         ctx.broker.enqueue(RECORDINGS_FETCH.message(call_id=call_id))
     for call_id in call_ids:
