@@ -17,7 +17,6 @@ import pika
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
-from dramatiq.common import current_millis, dq_name
 from dramatiq.middleware import (
     AgeLimit,
     Callbacks,
@@ -27,11 +26,11 @@ from dramatiq.middleware import (
     ShutdownNotifications,
     TimeLimit,
 )
-from redis.exceptions import NoScriptError
 
 from libs.common.contracts import QUEUES, URGENT_QUEUES
 from libs.common.redis_client import redis_from_url
 from libs.common.settings import Settings
+from libs.queueops.broker_adapter import redis_enqueue
 from libs.queueops.broker_adapter.rabbitmq import MESSAGE_ID_OPTION
 from libs.queueops.middleware import prometheus
 from libs.queueops.middleware.heartbeat import HeartbeatMiddleware
@@ -77,33 +76,7 @@ class SwitchboardRedisBroker(RedisBroker):
         one pipeline of the script calls costs the calls service less CPU than two commands.
         A Redis that lost the script (a restart, a failover) has each of those messages sent
         again on its own, which loads it. A connection error raises, as ``enqueue`` does."""
-        prepared = []
-        for message, delay in batch:
-            queue_name = message.queue_name
-            message = message.copy(options={"redis_message_id": str(uuid.uuid4())})
-            if delay is not None:
-                queue_name = dq_name(queue_name)
-                eta = current_millis() + delay
-                message = message.copy(queue_name=queue_name, options={"eta": eta})
-            self.emit_before("enqueue", message, delay)
-            prepared.append((queue_name, message, delay))
-        script, unpack = self.scripts["dispatch"], self._max_unpack_size()  # type: ignore[no-untyped-call]
-        pipeline = self.client.pipeline(transaction=False)
-        for queue_name, message, _ in prepared:
-            # The arguments of Dramatiq's own ``do_enqueue`` (RedisBroker._dispatch).
-            pipeline.evalsha(
-                script.sha, 1, self.namespace, "enqueue", current_millis(), queue_name,
-                self.broker_id, self.heartbeat_timeout, self.dead_message_ttl,
-                self._should_do_maintenance("enqueue"), unpack,
-                message.options["redis_message_id"], message.encode(),
-            )  # fmt: skip
-        results = pipeline.execute(raise_on_error=False)
-        for (queue_name, message, delay), result in zip(prepared, results, strict=True):
-            if isinstance(result, NoScriptError):
-                self.do_enqueue(queue_name, message.options["redis_message_id"], message.encode())
-            elif isinstance(result, Exception):
-                raise result
-            self.emit_after("enqueue", message, delay)
+        redis_enqueue.enqueue_many(self, batch)
 
 
 class SwitchboardRabbitmqBroker(RabbitmqBroker):
