@@ -90,8 +90,12 @@ def test_no_frame_kills_a_stream(batch: list[str | bytes], tmp_path_factory: Any
                 continue  # a real stop ends the stream (tested elsewhere); it would need the DB
             # As the server does: offered first as the socket is read (outside any task),
             # then, if declined, through the queue. Neither may raise.
-            read = loop.create_future()
-            loop.call_soon(lambda f=frame, r=read: r.set_result(stream.receive_now(f)))
+            read: asyncio.Future[bool] = loop.create_future()
+
+            def offer(raw: str | bytes = frame, done: asyncio.Future[bool] = read) -> None:
+                done.set_result(stream.receive_now(raw))
+
+            loop.call_soon(offer)
             if not await read:
                 await stream.receive(frame)
             assert stream.state == "started"
