@@ -57,7 +57,7 @@ async def _no_action(action: Any) -> None:
 async def measure(frames: int, streams: int) -> dict[str, float]:
     sent = 0
 
-    async def send(text: str) -> None:
+    def send(data: bytes) -> None:
         nonlocal sent
         sent += 1
 

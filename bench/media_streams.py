@@ -417,9 +417,9 @@ def markdown(result: dict[str, Any]) -> str:
 `{result["command"]}` (= `.venv/bin/python -m bench.media_streams`): how many concurrent
 calls, each streaming 20 ms μ-law frames at 50 frames/s, the media server sustains with **p99
 frame latency under {result["p99_bound_ms"]:g} ms and none dropped**, next to a **bare asyncio
-echo WebSocket on the same server stack** (`bench/echo_ws.py`: aiohttp under the media
-server's own `services/calls/media/gunicorn_conf.py`, {result["workers"]} workers, the same
-WebSocket settings). Switchboard runs `EchoAgent` (every frame in answers a frame out) through
+echo WebSocket on the same server stack** (`bench/echo_ws.py`: aiohttp on uvloop under the
+media server's own `services/calls/media/gunicorn_conf.py`, {result["workers"]} workers, the
+same WebSocket settings). Switchboard runs `EchoAgent` (every frame in answers a frame out) through
 the whole pipeline: signed voice webhook, signed upgrade, frame parsing, WAV recording, the
 agent, the playout, metrics, the call log (the local VAD runs only for agents that use it, as
 the keypad and cascaded ones do; the echo and realtime agents do not: ~1.5 µs a frame).

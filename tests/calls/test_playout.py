@@ -21,8 +21,8 @@ class Caller:
     def __init__(self) -> None:
         self.messages: list[tuple[float, dict[str, object]]] = []
 
-    async def send(self, text: str) -> None:
-        self.messages.append((asyncio.get_running_loop().time(), json.loads(text)))
+    def send(self, data: bytes) -> None:
+        self.messages.append((asyncio.get_running_loop().time(), json.loads(data)))
 
     def media_times(self) -> list[float]:
         return [t for t, m in self.messages if m["event"] == "media"]

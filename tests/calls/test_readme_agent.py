@@ -41,8 +41,8 @@ def test_the_readme_agent_greets_and_acts_on_a_key(tmp_path: Path) -> None:
     acted: list[object] = []
 
     async def call() -> Line:
-        async def send(text: str) -> None:
-            sent.append(json.loads(text))
+        def send(data: bytes) -> None:
+            sent.append(json.loads(data))
 
         async def perform(action: object) -> None:
             acted.append(action)

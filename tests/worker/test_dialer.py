@@ -108,7 +108,7 @@ def test_a_caller_who_pressed_2_is_never_dialed(
     stream_sid = "MZ" + "3" * 32
 
     async def call() -> None:
-        async def send(_text: str) -> None:
+        def send(_data: bytes) -> None:
             pass
 
         ctx = MediaContext(settings, db, stub_broker, threads=2)

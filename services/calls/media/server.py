@@ -15,11 +15,15 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import struct
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import dramatiq
 from aiohttp import WSMsgType, web
+from aiohttp._websocket.reader import WebSocketDataQueue, WebSocketReader
+from aiohttp.helpers import DEFAULT_CHUNK_SIZE
 
 from libs.common import metrics
 from libs.common.db import Database
@@ -29,6 +33,7 @@ from libs.queueops.broker import build_broker
 from libs.queueops.queue_health import QueueUnavailable, check_broker
 from libs.telephony import twilio_signature
 from services.calls.media.context import MediaContext
+from services.calls.media.playout import Send
 from services.calls.media.stream import MediaStream, StreamRefused
 
 logger = logging.getLogger(__name__)
@@ -62,6 +67,88 @@ def signature_ok(settings: Settings, request: web.Request) -> bool:
     return twilio_signature.is_valid(settings.twilio_auth_token, settings.stream_url, {}, signature)
 
 
+#: A server's text frame header (FIN + text opcode, unmasked) by payload length: 7 bits,
+#: then 16, then 64 (RFC 6455 §5.2). Outgoing media is ~330 bytes: the 16-bit form.
+_TEXT_LEN1 = struct.Struct("!BB").pack
+_TEXT_LEN2 = struct.Struct("!BBH").pack
+_TEXT_LEN3 = struct.Struct("!BBQ").pack
+
+
+def text_sender(ws: web.WebSocketResponse, transport: asyncio.Transport) -> Send:
+    """Write a text message to the caller as one WebSocket frame, straight to the socket.
+
+    aiohttp's ``send_str`` is two coroutines and a str-to-bytes copy per message: at 50
+    frames a second per call that was a measurable share of a worker's CPU (docs/voice.md),
+    and the playout already holds the message as bytes. Safe next to aiohttp's own writes
+    (pings, pongs, the close frame) because every write is one whole frame on the loop's
+    thread, uncompressed frames are valid whatever extension was negotiated (RFC 7692 §6),
+    and nothing is written once aiohttp started closing. Flow control is the playout's
+    (``writable``: frames are dropped, not buffered, behind a stalled caller)."""
+
+    def send(data: bytes) -> None:
+        if ws.closed or transport.is_closing():
+            raise ConnectionResetError("the caller's socket is closed")
+        size = len(data)
+        if size < 126:
+            header = _TEXT_LEN1(0x81, size)
+        elif size < 65536:
+            header = _TEXT_LEN2(0x81, 126, size)
+        else:
+            header = _TEXT_LEN3(0x81, 127, size)
+        transport.write(header + data)
+
+    return send
+
+
+_DIRECT_TYPES = frozenset((WSMsgType.TEXT, WSMsgType.BINARY))
+
+
+class _DirectQueue(WebSocketDataQueue):
+    """aiohttp's queue of received messages, with a way around it: ``direct`` (once set) is
+    offered each message as the socket's data is parsed, while nothing is queued, and handles
+    it there and then (True) or declines it (False: it is queued for the handler as usual)."""
+
+    direct: Callable[[str | bytes], bool] | None = None
+
+    def feed_data(self, data: Any, size: int) -> None:
+        # ``data`` is aiohttp's message: (type, data, extra). Only text and binary ones are
+        # offered; pings, pongs, closes and errors take aiohttp's path.
+        direct = self.direct
+        if direct is None or self._buffer or data[0] not in _DIRECT_TYPES or not direct(data[1]):
+            super().feed_data(data, size)
+
+
+class MediaSocket(web.WebSocketResponse):
+    """A WebSocket response whose received messages can skip aiohttp's queue.
+
+    Queued, every 20 ms frame costs a future, a wake-up of the handler's task, and
+    ``receive()``'s Python around it: about as much CPU as the whole media pipeline
+    (docs/voice.md). A started stream's media frames are handled from the socket's read
+    instead (``MediaStream.receive_now``); every other message, and any frame that arrives
+    while an earlier one is still being handled, goes through the queue in order.
+
+    ``_post_start`` is aiohttp's own (3.14, pinned in requirements.lock) with the queue class
+    swapped: the parser holds the queue from its construction, and the first messages may
+    already be parsed in ``set_parser``, so the queue cannot be replaced afterwards."""
+
+    def _post_start(self, request: Any, protocol: str | None, writer: Any) -> None:
+        self._ws_protocol = protocol
+        self._writer = writer
+        self._reset_heartbeat()
+        assert self._loop is not None
+        self.queue = _DirectQueue(request._protocol, DEFAULT_CHUNK_SIZE, loop=self._loop)
+        self._reader = self.queue
+        self._parser = WebSocketReader(
+            self._reader,
+            self._max_msg_size,
+            compress=bool(self._compress),
+            decode_text=self._decode_text,
+        )
+        cb = None if self._heartbeat is None else self._on_data_received
+        request.protocol.set_parser(self._parser, data_received_cb=cb)
+        request.protocol.keep_alive(False)
+
+
 def _error(status: int, code: str, message: str) -> web.Response:
     return web.json_response({"error": {"code": code, "message": message}}, status=status)
 
@@ -76,18 +163,21 @@ async def media_stream(request: web.Request) -> web.StreamResponse:
         )
         return _error(403, "invalid_signature", "missing or invalid X-Twilio-Signature")
     # No receive_timeout: it re-arms a timer on every frame; the idle sweep reads a timestamp.
-    ws = web.WebSocketResponse(heartbeat=PING_INTERVAL_S, max_msg_size=MAX_MESSAGE_BYTES)
+    ws = MediaSocket(heartbeat=PING_INTERVAL_S, max_msg_size=MAX_MESSAGE_BYTES)
     if not ws.can_prepare(request).ok:
         return _error(400, "bad_request", "a WebSocket upgrade is required")
     await ws.prepare(request)
     loop = asyncio.get_running_loop()
     transport = request.transport
+    if transport is None:  # the client went away during the handshake
+        return ws
 
     def writable() -> bool:
-        return transport is not None and transport.get_write_buffer_size() < MAX_UNSENT_BYTES
+        return transport.get_write_buffer_size() < MAX_UNSENT_BYTES
 
-    stream = MediaStream(ctx, ws.send_str, writable)
+    stream = MediaStream(ctx, text_sender(ws, transport), writable)
     request.app[STREAMS][ws] = stream
+    ws.queue.direct = stream.receive_now
     try:
         async for message in ws:
             if message.type in (WSMsgType.TEXT, WSMsgType.BINARY):
@@ -105,6 +195,7 @@ async def media_stream(request: web.Request) -> web.StreamResponse:
         # One stream's bug must not take the others on this loop down with it.
         logger.exception("media stream failed")
     finally:
+        ws.queue.direct = None
         request.app[STREAMS].pop(ws, None)
         try:
             await stream.finish()

@@ -17,6 +17,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from asyncio.tasks import _enter_task, _leave_task
+from collections.abc import Coroutine
 from typing import Any
 
 from libs.common import metrics
@@ -63,6 +65,33 @@ START_TIMEOUT_S = 5.0
 __all__ = ["MediaStream", "StreamRefused"]
 
 
+async def _finish(coro: Coroutine[Any, Any, None], waiting: Any) -> None:
+    """Drive ``coro``, started by hand, to its end, as its task would have: from where its
+    first ``send`` left it, waiting on the future it yielded (or None: a bare yield)."""
+    while True:
+        try:
+            if waiting is None:
+                await asyncio.sleep(0)
+            else:
+                # Yielded by the coroutine's own await, which marked it as awaited: a task
+                # clears the mark before waiting on it (or the future refuses a second await).
+                waiting._asyncio_future_blocking = False
+                await waiting
+        except BaseException as exc:  # handed to the coroutine, as a task would
+            if waiting is None or not waiting.done():
+                # This task was cancelled: the coroutine gets the CancelledError where it
+                # waits. (A future that failed is read by the coroutine itself, below.)
+                try:
+                    waiting = coro.throw(exc)
+                except StopIteration:
+                    return
+                continue
+        try:
+            waiting = coro.send(None)
+        except StopIteration:
+            return
+
+
 class FallbackAgent(KeypadAgent):
     """What a call falls back to when its agent fails: an apology, then the keypad choices."""
 
@@ -88,41 +117,121 @@ class MediaStream:
         self.failure: str | None = None
         #: Loop time of the last frame received: the server closes streams idle too long.
         self.last_frame_at = asyncio.get_running_loop().time()
+        #: Frame counts not yet in the metrics: the ok ones, and the others by result.
+        self._ok_unflushed = 0
         self._unflushed: dict[str, int] = {}
+        self._loop = asyncio.get_running_loop()
+        #: The server's handler task for this socket: frames handled from the socket's read
+        #: run as part of it (``receive_now``).
+        self._task = asyncio.current_task()
+        #: ``receive`` is handling a frame; a frame from the read is still being handled.
+        self._receiving = False
+        self._busy: asyncio.Task[None] | None = None
 
     # -- receiving -------------------------------------------------------------------------
 
-    async def receive(self, raw: str | bytes) -> None:
+    def receive_now(self, raw: str | bytes) -> bool:
+        """A started stream's media frame, handled as the socket's data is read (the server
+        offers every message here first): no queue, no task switch. True when handled (its
+        agent may still be at it: ``handled``); False for anything else, or while an earlier
+        frame is being handled, which then reaches ``receive`` in order."""
+        if self.state != "started" or self._receiving or self._busy is not None:
+            return False
+        loop = self._loop
+        task = self._task
+        if task is None or asyncio.current_task(loop) is not None:
+            return False  # not from the socket's read (aiohttp feeding its parser in a task)
         timed = self.received % TIMING_SAMPLE_EVERY == 0
         started = time.perf_counter() if timed else 0.0
-        result = "ok"
         try:
-            await self._handle(protocol.parse(raw))
+            message = protocol.parse(raw)
+            if message["event"] != "media":
+                return False
+            audio, payload = protocol.media_payload(message)
+        except FrameError:
+            return False  # receive() counts and logs it
+        self.last_frame_at = loop.time()
+        if audio:
+            try:
+                self._caller_audio_now(audio, payload, loop, task)
+            except Exception:
+                # Raised into aiohttp's parser it would be lost with the frame: the queued
+                # path would have ended the stream, this one says so and carries on.
+                logger.exception("media stream %s: a frame failed", self._sid())
+        self.received += 1
+        self._ok_unflushed += 1
+        if timed:
+            metrics.MEDIA_FRAME_SECONDS.observe(time.perf_counter() - started)
+        if self.received % METRICS_FLUSH_FRAMES == 0:
+            self.flush_metrics()
+        return True
+
+    def _caller_audio_now(
+        self, audio: bytes, payload: str, loop: asyncio.AbstractEventLoop, task: asyncio.Task[Any]
+    ) -> None:
+        # The agent's coroutine runs here as if in the handler's task (which is waiting for
+        # the queue meanwhile): asyncio.current_task() is that task, as it would be had the
+        # frame been queued. If it has to wait, a task finishes it, and the frames that
+        # arrive meanwhile are queued behind it (``_busy``, awaited by ``receive``).
+        coro = self._caller_audio(audio, payload)
+        _enter_task(loop, task)
+        try:
+            waiting = coro.send(None)
+        except StopIteration:
+            return
+        finally:
+            _leave_task(loop, task)
+        self._busy = loop.create_task(_finish(coro, waiting), name="media frame")
+        self._busy.add_done_callback(self._not_busy)
+
+    def _not_busy(self, task: asyncio.Task[None]) -> None:
+        self._busy = None
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("media stream %s: a frame failed: %r", self._sid(), task.exception())
+
+    async def receive(self, raw: str | bytes) -> None:
+        """A frame through aiohttp's queue, in order: after any frame handled from the
+        socket's read whose agent is still at it."""
+        self._receiving = True  # from here on, no frame is handled from the read
+        if self._busy is not None:
+            await asyncio.wait([self._busy])
+        timed = self.received % TIMING_SAMPLE_EVERY == 0
+        started = time.perf_counter() if timed else 0.0
+        try:
+            message = protocol.parse(raw)
+            if message["event"] == "media" and self.state == "started":  # 50 a second
+                audio, payload = protocol.media_payload(message)
+                if audio:
+                    await self._caller_audio(audio, payload)
+            else:
+                await self._handle(message)
+            self._ok_unflushed += 1
         except FrameError as exc:
-            result = exc.result
+            self._unflushed[exc.result] = self._unflushed.get(exc.result, 0) + 1
             if self.state == "connecting":
                 raise StreamRefused(f"{exc} (before a valid start)") from None
             logger.warning("media stream %s: dropped a frame: %s", self._sid(), exc)
         finally:
+            self._receiving = False
             self.received += 1
-            self._unflushed[result] = self._unflushed.get(result, 0) + 1
             if timed:
                 metrics.MEDIA_FRAME_SECONDS.observe(time.perf_counter() - started)
             if self.received % METRICS_FLUSH_FRAMES == 0:
                 self.flush_metrics()
 
     def flush_metrics(self) -> None:
+        if self._ok_unflushed:
+            metrics.MEDIA_FRAMES.labels("ok").inc(self._ok_unflushed)
+            self._ok_unflushed = 0
         for result, count in self._unflushed.items():
             metrics.MEDIA_FRAMES.labels(result).inc(count)
         self._unflushed.clear()
 
     async def _handle(self, message: dict[str, Any]) -> None:
+        """Every frame but the started stream's media (``receive`` handles those itself)."""
         event = message["event"]
-        if event == "media" and self.state == "started":  # the hot path: 50 a second
-            audio, payload = protocol.media_payload(message)
-            if audio:
-                await self._caller_audio(audio, payload)
-            return
+        if event == "media":
+            raise FrameError("out_of_order", "media before start or after stop")
         if event == "connected":
             return
         if event == "start":
@@ -149,29 +258,38 @@ class MediaStream:
         return START_TIMEOUT_S if self.state == "connecting" else RECEIVE_TIMEOUT_S
 
     async def _caller_audio(self, audio: bytes, payload: str) -> None:
-        playout = self.playout
+        # The hot path, 50 times a second per call: one coroutine (the agent's) per frame,
+        # and the echo or the due frame written at once, synchronously (docs/voice.md).
+        playout, agent = self.playout, self.agent
         assert self.recorder is not None and playout is not None
         self.recorder.write(audio)
         self.frames += 1
+        if agent is None:
+            return
         playout.inline = True
         try:
-            await self._hear(audio, payload, playout)
+            if agent.local_vad:
+                await self._hear(audio, agent, playout)
+                agent = self.agent  # the VAD's events may have failed it over
+            if agent is not None:
+                try:
+                    await agent.on_event(CallerAudio(audio, payload))
+                except Exception as exc:
+                    self._agent_failed(exc, "CallerAudio")
         finally:
             playout.inline = False
-        if playout.inline_due:  # not a coroutine per frame when nothing became due
-            await playout.send_inline()
+        if playout.inline_due:
+            playout.send_inline()
 
-    async def _hear(self, audio: bytes, payload: str, playout: Playout) -> None:
-        agent = self.agent
-        change = self.vad.feed(audio) if agent is not None and agent.local_vad else None
+    async def _hear(self, audio: bytes, agent: Agent, playout: Playout) -> None:
+        change = self.vad.feed(audio)
         if change == "started":
             await self._to_agent(SpeechStarted())
-            if agent is not None and agent.local_barge_in and playout.playing:
+            if agent.local_barge_in and playout.playing:
                 heard = playout.clear()
                 await self._to_agent(Interrupted(heard.label, heard.ms))
         elif change == "stopped":
             await self._to_agent(SpeechStopped())
-        await self._to_agent(CallerAudio(audio, payload))
 
     async def _to_agent(self, event: Event) -> None:
         if self.agent is None:
@@ -179,8 +297,11 @@ class MediaStream:
         try:
             await self.agent.on_event(event)
         except Exception as exc:
-            logger.exception("call %s: agent failed on %s", self._call_sid(), type(event).__name__)
-            self._fail(f"agent error: {type(exc).__name__}: {exc}"[:300])
+            self._agent_failed(exc, type(event).__name__)
+
+    def _agent_failed(self, exc: Exception, event: str) -> None:
+        logger.exception("call %s: agent failed on %s", self._call_sid(), event)
+        self._fail(f"agent error: {type(exc).__name__}: {exc}"[:300])
 
     async def _on_start(self, start: protocol.Start) -> None:
         info, agent = await self.ctx.start_call(start)
@@ -254,6 +375,8 @@ class MediaStream:
             return
         self.state = "stopped"
         metrics.MEDIA_STREAMS_ACTIVE.dec()
+        if self._busy is not None:
+            self._busy.cancel()
         assert self.start is not None and self.recorder is not None and self.line is not None
         assert self.playout is not None
         self.recorder.close()
