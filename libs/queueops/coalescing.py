@@ -55,17 +55,24 @@ def _redis() -> redis.Redis | None:
     return _client[1]
 
 
-def claim(key: str, ttl_s: float) -> bool:
-    """Set the pending mark ``key``; whether the caller is to send its message (True when
-    it set the mark, or when coalescing is off or Redis cannot say)."""
+def claim_many(marks: list[tuple[str, float]]) -> list[bool]:
+    """Set each pending mark (key, ttl_s) of ``marks``, in one round trip to Redis (a status
+    callback that ends a call asks for two: the next dispatch, the price); for each, whether
+    its message is to be sent (True when it set the mark, or when coalescing is off or Redis
+    cannot say)."""
     client = _redis()
-    if client is None:
-        return True
+    if client is None or not marks:
+        return [True] * len(marks)
+    pipeline = client.pipeline(transaction=False)
+    for key, ttl_s in marks:
+        pipeline.set(key, b"1", nx=True, px=int(ttl_s * 1000))
     try:
-        return bool(client.set(key, b"1", nx=True, px=int(ttl_s * 1000)))
+        results = pipeline.execute(raise_on_error=False)
     except redis.RedisError as exc:
-        logger.warning("pending mark %s not set (%s): sending anyway", key, type(exc).__name__)
-        return True
+        logger.warning("pending marks not set (%s): sending anyway", type(exc).__name__)
+        return [True] * len(marks)
+    # A mark Redis could not set (an error in its slot) means "send".
+    return [isinstance(result, Exception) or bool(result) for result in results]
 
 
 def clear(key: str) -> None:

@@ -71,10 +71,15 @@ def send_committed(messages: Iterable[Outgoing], broker: dramatiq.Broker | None 
 def send(pending: Iterable[tuple[dramatiq.Broker | None, Outgoing]]) -> None:
     """The one sender: each message to its broker (the global one by default); several for
     one broker that takes them at once (``enqueue_many``: Redis) in one round trip."""
+    pending = list(pending)
+    marked = [outgoing for _, outgoing in pending if outgoing.coalesce_key is not None]
+    claimed = coalescing.claim_many(
+        [(str(outgoing.coalesce_key), outgoing.coalesce_ttl_s) for outgoing in marked]
+    )
+    waiting = {id(outgoing) for outgoing, sent in zip(marked, claimed, strict=True) if not sent}
     by_broker: dict[dramatiq.Broker, list[Outgoing]] = {}
     for broker, outgoing in pending:
-        key = outgoing.coalesce_key
-        if key is not None and not coalescing.claim(key, outgoing.coalesce_ttl_s):
+        if id(outgoing) in waiting:
             # One is waiting and has not read yet: it sees these rows.
             metrics.MESSAGES_COALESCED.labels(outgoing.message.actor_name).inc()
             continue

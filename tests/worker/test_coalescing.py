@@ -109,6 +109,22 @@ def test_a_second_dispatch_is_not_sent_while_one_waits_but_a_delayed_one_is(
     assert waiting(stub_broker, DIALER_DISPATCH.name) == 4
 
 
+def test_the_marks_of_one_send_are_claimed_together_each_for_its_own_message(
+    stub_broker: StubBroker, coalesce: None
+) -> None:
+    """A callback's dispatch and price leave in one send: their marks are set in one round
+    trip, and each decides for its own message only."""
+    send_committed([followups.dispatch(9)], stub_broker)
+    before = coalesced(DIALER_DISPATCH.name), coalesced(OUTCOMES_PRICE.name)
+    send_committed([followups.dispatch(9), followups.price(), followups.price()], stub_broker)
+    assert waiting(stub_broker, DIALER_DISPATCH.name) == 1
+    assert waiting(stub_broker, OUTCOMES_PRICE.name) == 1
+    assert (coalesced(DIALER_DISPATCH.name), coalesced(OUTCOMES_PRICE.name)) == (
+        before[0] + 1,
+        before[1] + 1,
+    )
+
+
 def test_without_redis_every_message_is_sent(stub_broker: StubBroker) -> None:
     coalescing.install("redis://127.0.0.1:9/0")  # nothing listens: Redis cannot say
     try:
