@@ -13,7 +13,7 @@ import click
 from libs.common.contracts import QUEUES
 from libs.common.metrics_files import reset_multiprocess_dir
 from libs.common.settings import ROOT, Settings
-from libs.queueops.broker import worker_metrics_env
+from libs.queueops.broker import worker_metrics_dir, worker_metrics_env
 
 
 @click.command(context_settings={"ignore_unknown_options": True})
@@ -26,14 +26,14 @@ def worker(
     settings: Settings, processes: int, threads: int, queues: tuple[str, ...], metrics_port: int
 ) -> None:
     """Run Dramatiq worker processes on every queue (or --queues)."""
-    env = dict(os.environ, SERVICE_ROLE="worker", **worker_metrics_env(settings))
+    env = dict(os.environ, SERVICE_ROLE="worker", **worker_metrics_env(settings, metrics_port))
     env["dramatiq_prom_port"] = str(metrics_port)
     # An idle Dramatiq consumer backs off up to this long between polls (its default is 1 s,
     # which would sit between a slot freeing and the next call). Only the urgent queues use it:
     # background and delay queues get WORKER_BACKGROUND_POLL_MS (libs/queueops/broker.py).
     env.setdefault("dramatiq_worker_timeout", os.environ.get("WORKER_POLL_MS", "100"))
     # Files from a previous run would be summed into this run's metrics.
-    reset_multiprocess_dir(settings.metrics_dir / "worker")
+    reset_multiprocess_dir(worker_metrics_dir(settings, metrics_port))
     argv = [sys.executable, "-m", "dramatiq", "services.worker.main", "--processes", str(processes)]
     argv += ["--threads", str(threads)]
     if queues:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import dramatiq
@@ -119,9 +120,17 @@ def amqp_parameters(url: str) -> pika.URLParameters:
     return parameters
 
 
-def worker_metrics_env(settings: Settings) -> dict[str, str]:
+def worker_metrics_dir(settings: Settings, metrics_port: int | None = None) -> Path:
+    """The Prometheus files of one ``switchboard worker``: its own directory per metrics port,
+    so two workers on one host (each with its port) never sum, or wipe at start, each other's
+    files (a restarted worker emptied a running one's directory under it)."""
+    name = "worker" if metrics_port is None else f"worker-{metrics_port}"
+    return settings.metrics_dir / name
+
+
+def worker_metrics_env(settings: Settings, metrics_port: int | None = None) -> dict[str, str]:
     """Where the worker's Prometheus files live; must be set before prometheus_client loads."""
-    path = str(settings.metrics_dir / "worker")
+    path = str(worker_metrics_dir(settings, metrics_port))
     return {"PROMETHEUS_MULTIPROC_DIR": path, "dramatiq_prom_db": path}
 
 
