@@ -1,0 +1,119 @@
+"""Idle consumers of Dramatiq's Redis broker that block on a wake list instead of polling.
+
+Dramatiq's ``_RedisConsumer`` sleeps after an empty fetch (a backoff up to the worker's
+timeout), so a message waits for the sleep to end and every idle consumer thread of every
+worker process wakes to poll Redis. A ``WakingConsumer`` of a queue blocks instead (``BLPOP``)
+on the queue's wake list, where every enqueue to the queue pushes a token after its message
+(``redis_enqueue.py``, the dead-letter retry script in ``redis.py``): a token pushed before the
+consumer blocks stays on the list, so no wake is lost between its fetch and its block, and a
+spurious one costs one empty fetch. The block ends after ``block_ms`` in any case: the next fetch
+then finds what no token announced (a dead worker's messages moved back by Dramatiq's
+maintenance), and it refreshes this broker's heartbeat, which every fetch writes.
+
+A consumer that cannot fetch (its prefetch is full of messages being processed) polls as
+Dramatiq's does, at the worker's timeout: it must not take a token another process could use.
+When its worker shuts down, the broker pushes a token per consumer on its own stop list (each
+consumer blocks on both lists) and its consumers poll again, so the shutdown waits for no block.
+"""
+
+from __future__ import annotations
+
+import time
+import weakref
+from collections import Counter
+from typing import Any
+
+import redis
+from dramatiq.broker import MessageProxy
+from dramatiq.brokers.redis import RedisBroker, _RedisConsumer
+from dramatiq.common import compute_backoff
+from dramatiq.errors import ConnectionClosed
+from dramatiq.message import Message
+
+from libs.queueops.broker_adapter import redis_enqueue
+from libs.queueops.broker_adapter.redis import stop_key, wake_key
+
+#: A stop list outlives a worker killed during its shutdown by no more than this (seconds).
+STOP_LIST_TTL_S = 60
+
+
+class WakingConsumer(_RedisConsumer):
+    """A consumer of ``queue_name`` that waits for work on the queue's wake list.
+
+    ``timeout`` is the poll of a full consumer (Dramatiq's worker timeout); ``block_ms`` the
+    longest block of an idle one. ``waker`` tells whether the worker is stopping."""
+
+    def __init__(
+        self,
+        broker: RedisBroker,
+        queue_name: str,
+        prefetch: int,
+        timeout: int,
+        *,
+        block_ms: int,
+        waker: Waker,
+    ) -> None:
+        super().__init__(broker, queue_name, prefetch, timeout)  # type: ignore[no-untyped-call]
+        self.block_s = block_ms / 1000
+        self.waker = waker
+        self.keys = [wake_key(queue_name), waker.key]
+        waker.consumers.add(self)
+
+    def __next__(self) -> MessageProxy | None:
+        try:
+            while True:
+                if self.message_cache:
+                    data = self.message_cache.pop(0)
+                    if data is None:  # as Dramatiq's consumer (its issue #266)
+                        continue
+                    self.misses = 0
+                    message = Message.decode(data)
+                    self.queued_message_ids.add(message.message_id)
+                    return MessageProxy(message)
+                room = self.prefetch - self.outstanding_message_count
+                if room > 0:
+                    self.message_cache = self.broker.do_fetch(self.queue_name, room)
+                    if self.message_cache:
+                        continue
+                    if not self.waker.stopping:
+                        self.broker.client.blpop(self.keys, self.block_s)
+                        return None
+                # Full (or stopping): wait for acks as Dramatiq's consumer does.
+                self.misses, backoff_ms = compute_backoff(self.misses, max_backoff=self.timeout)
+                time.sleep(backoff_ms / 1000)
+                return None
+        except redis.ConnectionError as e:
+            raise ConnectionClosed(e) from None  # type: ignore[no-untyped-call]
+
+    def requeue(self, messages: Any) -> None:
+        """Put a stopping worker's unprocessed messages back, and wake a consumer for each."""
+        messages = list(messages)
+        super().requeue(messages)  # type: ignore[no-untyped-call]
+        if messages:
+            redis_enqueue.wake(self.broker.client, Counter({self.queue_name: len(messages)}))
+
+
+class Waker:
+    """The waking consumers of one broker (one worker process) and its stop list."""
+
+    def __init__(self, client: redis.Redis, broker_id: str) -> None:
+        self.client = client
+        self.key = stop_key(broker_id)
+        self.stopping = False
+        self.consumers: weakref.WeakSet[WakingConsumer] = weakref.WeakSet()
+
+    def start(self) -> None:
+        self.stopping = False
+        self.client.delete(self.key)
+
+    def stop(self) -> None:
+        """Wake every consumer blocked now; none blocks again (they poll until they stop).
+
+        A token per consumer, blocked or about to block: each takes one at most, since it
+        reads ``stopping`` after its block."""
+        self.stopping = True
+        count = len(self.consumers) or 1
+        pipeline = self.client.pipeline(transaction=False)
+        pipeline.rpush(self.key, *("1",) * count)
+        pipeline.expire(self.key, STOP_LIST_TTL_S)
+        pipeline.execute()
