@@ -32,11 +32,12 @@ CONTRACT = ActorContract(name="wake.probe", queue=QUEUE, params=("n",))
 
 class Probe:
     def __init__(self, redis_url: str) -> None:
-        # No socket timeout: the consumers' block is longer than the production client's.
+        # The socket timeout outlasts the block, as in production (redis-py's default, 5 s,
+        # would end the block with an error and restart the consumer).
         self.broker = SwitchboardRedisBroker(
             background_poll_ms=50,
             idle_block_ms=NEVER_MS,
-            client=redis.Redis.from_url(redis_url),
+            client=redis.Redis.from_url(redis_url, socket_timeout=NEVER_MS / 1000 + 60),
         )
         self.seen: list[int] = []
         self.broker.declare_queue(QUEUE)
@@ -139,9 +140,9 @@ def test_a_full_consumer_leaves_the_tokens_to_idle_ones(
         # (another process's idle consumer would not be woken for message 2).
         assert next(consumer) is None
         assert redis_client.llen(f"dramatiq:{QUEUE}.wake") == 2
-        consumer.ack(first)
+        consumer.ack(first)  # type: ignore[no-untyped-call]
         second = next(consumer)
         assert second is not None and second.kwargs == {"n": 2}
-        consumer.ack(second)
+        consumer.ack(second)  # type: ignore[no-untyped-call]
     finally:
         probe.broker.close()
