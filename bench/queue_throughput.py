@@ -30,6 +30,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass
@@ -75,12 +76,14 @@ from libs.common.db import Database, normalize_url
 from libs.common.metrics_files import reset_multiprocess_dir
 from libs.common.settings import Settings
 from libs.queueops.broker import build_broker, build_middleware, worker_metrics_env
+from libs.queueops.broker_adapter import redis_enqueue
 from libs.queueops.broker_adapter.rabbitmq import (
     MESSAGE_ID_OPTION,
     dead_queue,
     declare,
     delay_queue,
 )
+from libs.queueops.broker_adapter.redis import WAKE_TOKENS_MAX, wake_key
 from tests.support import rabbitmq
 from tests.support.processes import running, service_env
 from tests.support.services import free_port, temporary_postgres_database
@@ -152,8 +155,16 @@ class Target:
         self.client.rename(self.queue_key, HOLD_KEY)
 
     def release(self) -> None:
-        """The whole backlog handed to the (idle, ready) workers at once."""
-        self.client.rename(HOLD_KEY, self.queue_key)
+        """The whole backlog handed to the (idle, ready) workers at once.
+
+        Switchboard's idle consumers of the drained (urgent) queue block until a wake token
+        arrives, as every enqueue pushes one: the release pushes them too, or they would see it
+        only at the end of their block (bare Dramatiq's consumers ignore the list)."""
+        pipeline = self.client.pipeline(transaction=False)
+        pipeline.rename(HOLD_KEY, self.queue_key)
+        pipeline.delete(wake_key(QUEUE))  # the enqueue's tokens, taken by nobody yet
+        pipeline.execute()
+        redis_enqueue.wake(self.client, Counter({QUEUE: WAKE_TOKENS_MAX}))
 
     def enqueue(self, workload: str, count: int) -> None:
         raise NotImplementedError
