@@ -76,7 +76,7 @@ class WakingConsumer(_RedisConsumer):
                     if self.message_cache:
                         continue
                     if not self.waker.stopping:
-                        self.broker.client.blpop(self.keys, self.block_s)
+                        self._block()
                         return None
                 # Full (or stopping): wait for acks as Dramatiq's consumer does.
                 self.misses, backoff_ms = compute_backoff(self.misses, max_backoff=self.timeout)
@@ -84,6 +84,16 @@ class WakingConsumer(_RedisConsumer):
                 return None
         except redis.ConnectionError as e:
             raise ConnectionClosed(e) from None  # type: ignore[no-untyped-call]
+
+    def _block(self) -> None:
+        try:
+            self.broker.client.blpop(self.keys, self.block_s)
+        except redis.ResponseError as e:
+            # A master demoted by a Sentinel failover unblocks its blocked clients: a wake like
+            # any other; the next fetch meets the demotion (READONLY) and the client finds the
+            # new master (libs/common/redis_client.py).
+            if not str(e).startswith("UNBLOCKED"):
+                raise
 
     def requeue(self, messages: Any) -> None:
         """Put a stopping worker's unprocessed messages back, and wake a consumer for each."""
