@@ -146,3 +146,41 @@ def test_a_full_consumer_leaves_the_tokens_to_idle_ones(
         consumer.ack(second)  # type: ignore[no-untyped-call]
     finally:
         probe.broker.close()
+
+
+def test_a_fetch_takes_the_tokens_of_the_messages_it_takes(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    probe = Probe(redis_url)
+    try:
+        consumer: Any = probe.broker.consume(QUEUE, prefetch=10, timeout=10)
+        for n in range(3):
+            probe.broker.enqueue(CONTRACT.message(n=n))
+        assert redis_client.llen(f"dramatiq:{QUEUE}.wake") == 3
+        # Fetched without waiting: their tokens would each cost an idle consumer an empty fetch.
+        first = next(consumer)
+        assert first is not None
+        assert redis_client.llen(f"dramatiq:{QUEUE}.wake") == 0
+        # A fetch cut at its room leaves the tokens, for the messages still listed.
+        more: Any = probe.broker.consume(QUEUE, prefetch=1, timeout=10)
+        for n in range(3, 5):
+            probe.broker.enqueue(CONTRACT.message(n=n))
+        assert next(more) is not None
+        assert redis_client.llen(f"dramatiq:{QUEUE}.wake") == 2
+    finally:
+        probe.broker.close()
+
+
+def test_a_fetch_after_redis_lost_the_script_still_fetches(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    probe = Probe(redis_url)
+    try:
+        probe.broker.enqueue(CONTRACT.message(n=1))  # loads the script
+        # As after a Redis restart, the server does not know the script's hash.
+        probe.broker.scripts["dispatch"].sha = "0" * 40
+        consumer: Any = probe.broker.consume(QUEUE, prefetch=10, timeout=10)
+        message = next(consumer)
+        assert message is not None and message.kwargs == {"n": 1}
+    finally:
+        probe.broker.close()
