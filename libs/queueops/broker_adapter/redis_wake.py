@@ -11,7 +11,7 @@ then finds what no token announced (a dead worker's messages moved back by Drama
 maintenance), and it refreshes this broker's heartbeat, which every fetch writes.
 
 A consumer that cannot fetch (its prefetch is full of messages being processed) polls as
-Dramatiq's does, at the worker's timeout: it must not take a token another process could use.
+Dramatiq's does, up to 100 ms: it must not take a token another process could use.
 When its worker shuts down, the broker pushes a token per consumer on its own stop list (each
 consumer blocks on both lists) and its consumers poll again, so the shutdown waits for no block.
 """
@@ -34,6 +34,9 @@ from redis.exceptions import NoScriptError
 from libs.queueops.broker_adapter import redis_enqueue
 from libs.queueops.broker_adapter.redis import stop_key, wake_key
 
+#: The longest wait of a consumer whose prefetch is full for the acks that free it.
+FULL_POLL_MS = 100
+
 #: A stop list outlives a worker killed during its shutdown by no more than this (seconds).
 STOP_LIST_TTL_S = 60
 
@@ -41,8 +44,9 @@ STOP_LIST_TTL_S = 60
 class WakingConsumer(_RedisConsumer):
     """A consumer of ``queue_name`` that waits for work on the queue's wake list.
 
-    ``timeout`` is the poll of a full consumer (Dramatiq's worker timeout); ``block_ms`` the
-    longest block of an idle one. ``waker`` tells whether the worker is stopping."""
+    ``timeout`` (Dramatiq's worker timeout) bounds the poll of a full consumer, with
+    ``FULL_POLL_MS``; ``block_ms`` is the longest block of an idle one. ``waker`` tells
+    whether the worker is stopping."""
 
     def __init__(
         self,
@@ -79,8 +83,11 @@ class WakingConsumer(_RedisConsumer):
                     if not self.waker.stopping:
                         self._block()
                         return None
-                # Full (or stopping): wait for acks as Dramatiq's consumer does.
-                self.misses, backoff_ms = compute_backoff(self.misses, max_backoff=self.timeout)
+                # Full (or stopping): wait for acks as Dramatiq's consumer does, but never
+                # longer than FULL_POLL_MS, whatever the worker's timeout: its threads would
+                # idle with messages listed.
+                ceiling = min(self.timeout, FULL_POLL_MS)
+                self.misses, backoff_ms = compute_backoff(self.misses, max_backoff=ceiling)
                 time.sleep(backoff_ms / 1000)
                 return None
         except redis.ConnectionError as e:
