@@ -136,10 +136,12 @@ def test_a_full_consumer_leaves_the_tokens_to_idle_ones(
         probe.broker.enqueue(CONTRACT.message(n=2))
         first = next(consumer)
         assert first is not None and first.kwargs == {"n": 1}
-        # Its one prefetch slot holds a message being processed: it must not take a token
+        # Message 2 keeps its token (the one of message 1 went with its fetch); the consumer's
+        # one prefetch slot holds a message being processed: it must not take that token
         # (another process's idle consumer would not be woken for message 2).
+        assert redis_client.llen(f"dramatiq:{QUEUE}.wake") == 1
         assert next(consumer) is None
-        assert redis_client.llen(f"dramatiq:{QUEUE}.wake") == 2
+        assert redis_client.llen(f"dramatiq:{QUEUE}.wake") == 1
         consumer.ack(first)  # type: ignore[no-untyped-call]
         second = next(consumer)
         assert second is not None and second.kwargs == {"n": 2}
@@ -148,7 +150,7 @@ def test_a_full_consumer_leaves_the_tokens_to_idle_ones(
         probe.broker.close()
 
 
-def test_a_fetch_takes_the_tokens_of_the_messages_it_takes(
+def test_a_fetch_leaves_no_more_tokens_than_messages_listed(
     redis_url: str, redis_client: redis.Redis
 ) -> None:
     probe = Probe(redis_url)
@@ -161,9 +163,9 @@ def test_a_fetch_takes_the_tokens_of_the_messages_it_takes(
         first = next(consumer)
         assert first is not None
         assert redis_client.llen(f"dramatiq:{QUEUE}.wake") == 0
-        # A fetch cut at its room leaves the tokens, for the messages still listed.
+        # A fetch cut at its room leaves a token per message still listed.
         more: Any = probe.broker.consume(QUEUE, prefetch=1, timeout=10)
-        for n in range(3, 5):
+        for n in range(3, 6):
             probe.broker.enqueue(CONTRACT.message(n=n))
         assert next(more) is not None
         assert redis_client.llen(f"dramatiq:{QUEUE}.wake") == 2

@@ -6,7 +6,9 @@ worker process wakes to poll Redis. A ``WakingConsumer`` of a queue blocks inste
 on the queue's wake list, where every enqueue to the queue pushes a token after its message
 (``redis_enqueue.py``, the dead-letter retry script in ``redis.py``): a token pushed before the
 consumer blocks stays on the list, so no wake is lost between its fetch and its block, and a
-spurious one costs one empty fetch. The block ends after ``block_ms`` in any case: the next fetch
+spurious one costs one empty fetch. Each fetch cuts the wake list to as many tokens as messages
+are still listed, so the tokens of messages a busy consumer fetched without waking do not cost
+the idle ones an empty fetch each. The block ends after ``block_ms`` in any case: the next fetch
 then finds what no token announced (a dead worker's messages moved back by Dramatiq's
 maintenance), and it refreshes this broker's heartbeat, which every fetch writes.
 
@@ -32,7 +34,7 @@ from dramatiq.message import Message
 from redis.exceptions import NoScriptError
 
 from libs.queueops.broker_adapter import redis_enqueue
-from libs.queueops.broker_adapter.redis import stop_key, wake_key
+from libs.queueops.broker_adapter.redis import queue_key, stop_key, wake_key
 
 #: The longest wait of a consumer whose prefetch is full for the acks that free it.
 FULL_POLL_MS = 100
@@ -94,33 +96,32 @@ class WakingConsumer(_RedisConsumer):
             raise ConnectionClosed(e) from None  # type: ignore[no-untyped-call]
 
     def _fetch(self, room: int) -> list[bytes]:
-        """Dramatiq's fetch of up to ``room`` messages, after taking as many wake tokens.
+        """Dramatiq's fetch of up to ``room`` messages, then the queue's wake list cut to as
+        many tokens as messages are still listed, in one round trip.
 
-        A token is pushed after its message, so the message of every token taken here was
-        listed before this fetch: the fetch takes it, unless another consumer did, or unless
-        the fetch was cut at ``room`` with more listed. Taking them spares the consumer (or
-        another process's) an empty fetch per message it fetched without waking; when the fetch
-        filled its room the tokens go back, for the messages it left. One round trip."""
+        A token more than the listed messages announces one that a consumer took without
+        waking (a busy one fetches as long as it finds messages): left, it would cost an idle
+        consumer an empty fetch. A listed message keeps a token: no wake is lost."""
         broker = self.broker
         script, unpack = broker.scripts["dispatch"], broker._max_unpack_size()
         pipeline = broker.client.pipeline(transaction=False)
-        pipeline.lpop(self.keys[0], room)
         # The arguments of Dramatiq's own ``do_fetch`` (RedisBroker._dispatch).
         pipeline.evalsha(
             script.sha, 1, broker.namespace, "fetch", current_millis(), self.queue_name,
             broker.broker_id, broker.heartbeat_timeout, broker.dead_message_ttl,
             broker._should_do_maintenance("fetch"), unpack, room,
         )  # fmt: skip
-        tokens, fetched = pipeline.execute(raise_on_error=False)
-        if isinstance(tokens, Exception):
-            raise tokens
+        pipeline.evalsha(self.waker.trim.sha, 2, queue_key(self.queue_name), self.keys[0])
+        fetched, trimmed = pipeline.execute(raise_on_error=False)
         if isinstance(fetched, NoScriptError):  # a restarted Redis: Dramatiq's call loads it
             fetched = broker.do_fetch(self.queue_name, room)
         elif isinstance(fetched, Exception):
             raise fetched
+        if isinstance(trimmed, NoScriptError):
+            self.waker.trim(keys=[queue_key(self.queue_name), self.keys[0]])
+        elif isinstance(trimmed, Exception):
+            raise trimmed
         messages: list[bytes] = fetched
-        if tokens and len(messages) >= min(room, unpack):
-            redis_enqueue.wake(broker.client, Counter({self.queue_name: len(tokens)}))
         return messages
 
     def _block(self) -> None:
@@ -141,11 +142,26 @@ class WakingConsumer(_RedisConsumer):
             redis_enqueue.wake(self.broker.client, Counter({self.queue_name: len(messages)}))
 
 
+#: KEYS: a queue's list, its wake list. Cuts the wake list to as many tokens as listed messages.
+TRIM_LUA = """
+local listed = redis.call("llen", KEYS[1])
+if redis.call("llen", KEYS[2]) > listed then
+    if listed == 0 then
+        redis.call("del", KEYS[2])
+    else
+        redis.call("ltrim", KEYS[2], 0, listed - 1)
+    end
+end
+return listed
+"""
+
+
 class Waker:
     """The waking consumers of one broker (one worker process) and its stop list."""
 
     def __init__(self, client: redis.Redis, broker_id: str) -> None:
         self.client = client
+        self.trim = client.register_script(TRIM_LUA)
         self.key = stop_key(broker_id)
         self.stopping = False
         self.consumers: weakref.WeakSet[WakingConsumer] = weakref.WeakSet()
