@@ -64,6 +64,8 @@ class WakingConsumer(_RedisConsumer):
         self.block_s = block_ms / 1000
         self.waker = waker
         self.keys = [wake_key(queue_name), waker.key]
+        #: The last fetch took messages and left none listed.
+        self.drained = False
         waker.consumers.add(self)
 
     def __next__(self) -> MessageProxy | None:
@@ -79,6 +81,12 @@ class WakingConsumer(_RedisConsumer):
                     return MessageProxy(message)
                 room = self.prefetch - self.outstanding_message_count
                 if room > 0:
+                    if self.drained and not self.waker.stopping:
+                        # The last fetch left nothing listed: a message since has its token,
+                        # so the fetch that would find the list empty is skipped.
+                        self.drained = False
+                        self._block()
+                        return None
                     self.message_cache = self._fetch(room)
                     if self.message_cache:
                         continue
@@ -112,16 +120,17 @@ class WakingConsumer(_RedisConsumer):
             broker._should_do_maintenance("fetch"), unpack, room,
         )  # fmt: skip
         pipeline.evalsha(self.waker.trim.sha, 2, queue_key(self.queue_name), self.keys[0])
-        fetched, trimmed = pipeline.execute(raise_on_error=False)
+        fetched, listed = pipeline.execute(raise_on_error=False)
         if isinstance(fetched, NoScriptError):  # a restarted Redis: Dramatiq's call loads it
             fetched = broker.do_fetch(self.queue_name, room)
         elif isinstance(fetched, Exception):
             raise fetched
-        if isinstance(trimmed, NoScriptError):
-            self.waker.trim(keys=[queue_key(self.queue_name), self.keys[0]])
-        elif isinstance(trimmed, Exception):
-            raise trimmed
+        if isinstance(listed, NoScriptError):
+            listed = self.waker.trim(keys=[queue_key(self.queue_name), self.keys[0]])
+        elif isinstance(listed, Exception):
+            raise listed
         messages: list[bytes] = fetched
+        self.drained = bool(messages) and listed == 0
         return messages
 
     def _block(self) -> None:
