@@ -788,15 +788,21 @@ queue's wake list (`BLPOP`, `libs/queueops/broker_adapter/redis_wake.py`) for up
 token after it in the same round trip (an enqueue or a batch, a due delayed message moved to
 its queue, a dead-letter retry, a stopping worker's requeue), trimmed to 32 tokens so a queue
 with no consumer keeps no more. A token pushed before the consumer blocks stays on the list,
-so no wake is lost; a fetch takes the tokens of the messages it takes (`LPOP` before it, in
-its round trip), so a busy consumer does not leave an empty fetch per message to an idle one.
-Measured back to back against main (2026-12-06): an idle `switchboard worker` (2 processes x
-8 threads, every queue) used 20 to 25 ms of CPU a second polling against 13 to 15.5 woken; a
-request to an idle worker reached its actor at p50 23.1 ms / p99 70.3 ms polling against 6.6 /
-9.3 ms woken (`make bench-latency`, light load). The dialer (`python -m bench.dialer --only
-default`, 1,000 one-second calls) keeps its consumers busy, so polling cost it little: its
-dispatch gap p50 went from 38 to 41 ms to 19 to 25 ms, its CPU per call from 5.4 to 5.9 to 5.6
-ms, utilization 0.82 to 0.84 either way (runs in the report of issue 19's wake task)."""
+so no wake is lost. Each fetch cuts the wake list to as many tokens as messages are still
+listed (a script in the fetch's round trip), so the tokens of messages a busy consumer fetched
+without waking do not each cost an idle one an empty fetch, and a consumer whose fetch left
+nothing listed blocks without fetching again. Taking tokens before the fetch and giving them
+back when it filled its room, tried first, cost a second round trip per fetch under a backlog:
+0.52 to 0.70 ms of worker CPU per row message against 0.41 to 0.49 on main. Measured back to
+back against main (2026-12-06; the table above predates the waking consumers): an idle
+`switchboard worker` (2 processes x 8 threads, every queue) used 20 to 25 ms of CPU a second
+against 13 to 15.5 woken (10.5 with `WORKER_POLL_MS=1000` as well, which wakes the worker
+threads less often); a request to an idle worker reached its actor at p50 23 to 26 ms / p99 59
+to 70 ms polling against 6.6 to 6.8 / 9 ms woken (`make bench-latency`, light load); the
+variants' no-op and row throughput stayed within the rounds' spread (rows 1.24x of Dramatiq
+against 1.22x on main). The dialer keeps its consumers busy, so polling cost it little: over
+pairs of `python -m bench.dialer --only default`, dispatch gap p50 19 to 35 ms against 38 to 57
+ms on main, p99 and utilization (0.82 to 0.86 either way) within the spread of runs."""
 
 
 def switchboard_middleware() -> list[str]:
