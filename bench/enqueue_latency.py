@@ -290,8 +290,10 @@ list, where the enqueue pushes a token with the message (`SwitchboardRedisBroker
 ({light["http_p50_ms"]:.0f} ms at the median) the median request reaches its actor
 {light["p50_ms"] - light["http_p50_ms"]:.0f} ms after its answer. Before, an idle consumer polled
 with an exponential back-off capped at `WORKER_POLL_MS` (100 ms) and a message mostly waited for
-the next poll: back to back on the same machine (2026-12-06, load average 3), light load p50 23.1
-ms and p99 70.3 ms polling against 6.6 and 9.3 ms woken; heavy load p50 8.5 against 3.9 ms. At
+the next poll. Back to back on the same machine (2026-12-06, three pairs, load average 3 to 5):
+light load p50 23 to 30 ms polling against 6.6 to 7.1 ms woken, p99 59 to 70 against 9 to 10 ms
+in two pairs (94 ms in the third, from one round's 172 ms outlier); heavy load p50 8.5 to 9.8
+against 3.9 to 5.1 ms, at the same closed-loop capacity in the last pair (396/s each). At
 heavy load the consumers are busy and fetch without waiting; what remains is the queueing of a
 stack run at {c["heavy_fraction"] * 100:.0f} % of its capacity, most of it in front of the api
 (HTTP p50 {m["heavy"]["http_p50_ms"]:.0f} ms of the {m["heavy"]["p50_ms"]:.0f} ms).

@@ -797,8 +797,8 @@ back when it filled its room, tried first, cost a second round trip per fetch un
 back against main (2026-12-06; the table above predates the waking consumers): an idle
 `switchboard worker` (2 processes x 8 threads, every queue) used 20 to 25 ms of CPU a second
 against 13 to 15.5 woken (10.5 with `WORKER_POLL_MS=1000` as well, which wakes the worker
-threads less often); a request to an idle worker reached its actor at p50 23 to 26 ms / p99 59
-to 70 ms polling against 6.6 to 6.8 / 9 ms woken (`make bench-latency`, light load); the
+threads less often); a request to an idle worker reached its actor at p50 23 to 30 ms
+polling against 6.6 to 7.1 ms woken (`make bench-latency`, light load); the
 variants' no-op and row throughput stayed within the rounds' spread (rows 1.24x of Dramatiq
 against 1.22x on main). The dialer keeps its consumers busy, so polling cost it little: over
 pairs of `python -m bench.dialer --only default`, dispatch gap p50 19 to 35 ms against 38 to 57
