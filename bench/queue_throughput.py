@@ -801,8 +801,9 @@ threads less often); a request to an idle worker reached its actor at p50 23 to 
 polling against 6.6 to 7.1 ms woken (`make bench-latency`, light load); the
 variants' no-op and row throughput stayed within the rounds' spread (rows 1.24x of Dramatiq
 against 1.22x on main). The dialer keeps its consumers busy, so polling cost it little: over
-pairs of `python -m bench.dialer --only default`, dispatch gap p50 19 to 35 ms against 38 to 57
-ms on main, p99 and utilization (0.82 to 0.86 either way) within the spread of runs."""
+pairs of `python -m bench.dialer --only default`, the runs' dispatch gap p50 had a median of 25
+ms against 41 ms on main (11 and 13 runs), and p99, utilization (0.77 to 0.86 against 0.79 to
+0.84) and CPU per call stayed within the spread of runs."""
 
 
 def switchboard_middleware() -> list[str]:
