@@ -101,6 +101,11 @@ class Settings:
     worker_heartbeat_interval_s: float = 5.0
     #: Longest idle wait between polls of a background or delay queue (milliseconds).
     worker_background_poll_ms: int = 1000
+    #: Longest block of an idle consumer of an urgent queue on Redis (milliseconds): an enqueue
+    #: wakes it at once; the block's end only bounds how soon it sees a message no enqueue
+    #: announced (a dead worker's, moved back) and refreshes its heartbeat. Below the Redis
+    #: client's 10-s socket timeout.
+    worker_idle_block_ms: int = 2000
     worker_heartbeat_ttl_s: float = 20.0
     scheduler_tick_s: float = 15.0
     scheduler_lock_ttl_s: float = 10.0
@@ -239,6 +244,7 @@ class Settings:
             worker_background_poll_ms=int(
                 reader.number("WORKER_BACKGROUND_POLL_MS", 1000, 10, 60_000)
             ),
+            worker_idle_block_ms=int(reader.number("WORKER_IDLE_BLOCK_MS", 2000, 10, 5000)),
             worker_heartbeat_ttl_s=reader.number("WORKER_HEARTBEAT_TTL_S", 20, 0.5, 3600),
             scheduler_tick_s=reader.number("SCHEDULER_TICK_S", 15, 0.1, 3600),
             scheduler_lock_ttl_s=reader.number("SCHEDULER_LOCK_TTL_S", 10, 0.5, 600),

@@ -22,6 +22,7 @@ from dramatiq.middleware import (
     AgeLimit,
     Callbacks,
     CurrentMessage,
+    Middleware,
     Pipelines,
     Retries,
     ShutdownNotifications,
@@ -31,7 +32,7 @@ from dramatiq.middleware import (
 from libs.common.contracts import QUEUES, URGENT_QUEUES
 from libs.common.redis_client import redis_from_url
 from libs.common.settings import Settings
-from libs.queueops.broker_adapter import redis_enqueue
+from libs.queueops.broker_adapter import redis_enqueue, redis_wake
 from libs.queueops.broker_adapter.rabbitmq import MESSAGE_ID_OPTION
 from libs.queueops.middleware import prometheus
 from libs.queueops.middleware.heartbeat import HeartbeatMiddleware
@@ -42,6 +43,13 @@ from libs.queueops.middleware.worker_context import WorkerContextMiddleware
 #: A killed worker's unacked messages come back after this long without its heartbeat.
 HEARTBEAT_TIMEOUT_MS = 60_000
 
+#: Out of a million Redis broker commands, how many also run Dramatiq's maintenance (moving a
+#: dead worker's unacked messages back to their queue once its heartbeat is HEARTBEAT_TIMEOUT_MS
+#: old). Dramatiq's 1,000 assumed idle consumers polling every 100 ms; blocked consumers of the
+#: urgent queues fetch 20 times less often, which left an idle worker process about 13 commands
+#: a second instead of 32, so the chance grows by as much to find a dead worker as soon.
+MAINTENANCE_CHANCE = 2_500
+
 #: AMQP heartbeat (seconds) unless the URL sets one: a dead connection, or a worker host that
 #: vanished, is noticed within two of them and its unacked messages go back to their queue.
 AMQP_HEARTBEAT_S = 20
@@ -50,25 +58,39 @@ AMQP_CONNECT_TIMEOUT_S = 5.0
 
 
 class SwitchboardRedisBroker(RedisBroker):
-    """A RedisBroker whose idle consumers of background queues poll less often.
+    """A RedisBroker whose idle consumers of urgent queues wait to be woken by the enqueue, and
+    whose idle consumers of background queues poll slowly.
 
-    Dramatiq gives every consumer (each queue and its delay queue, in every worker process)
-    the same idle poll; at 100 ms, ten idle consumers per process cost about a quarter of the
-    throughput of a row-writing actor on 2 cores (docs/benchmarks.md, "Queue throughput").
-    Only the urgent queues need it. A delay queue's consumer fetches a message as soon as it
-    sees it and holds it until it is due, so its slower poll delays only messages due sooner
-    than the poll; background work (imports, syncs, recordings, maintenance) starts within a
-    second.
+    Dramatiq's consumers poll: after an empty fetch they sleep up to the worker's timeout, so
+    a message waits for the sleep and every idle consumer thread of every process polls Redis.
+    The urgent queues' consumers block on the queue's wake list instead, where every enqueue
+    pushes a token with its message, so a message reaches an idle worker in one Redis round
+    trip, and an idle one costs a fetch per ``idle_block_ms`` (docs/benchmarks.md, "Waking
+    consumers"). The others poll at ``background_poll_ms``: background work (imports, syncs,
+    recordings, maintenance) starts within it, and a delay queue's consumer fetches a delayed
+    message as soon as it sees it and holds it until due, so its slower poll delays only
+    messages due sooner than the poll.
     """
 
-    def __init__(self, *, background_poll_ms: int, **kwargs: Any) -> None:
+    def __init__(self, *, background_poll_ms: int, idle_block_ms: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)  # type: ignore[no-untyped-call]
         self.background_poll_ms = background_poll_ms
+        self.idle_block_ms = idle_block_ms
+        self.waker = redis_wake.Waker(self.client, self.broker_id)
+        self.add_middleware(_WakeOnShutdown())
 
     def consume(self, queue_name: str, prefetch: int = 1, timeout: int = 5000) -> Any:
-        if queue_name not in URGENT_QUEUES:  # a delay queue's name is not a queue's either
-            timeout = max(timeout, self.background_poll_ms)
-        return super().consume(queue_name, prefetch, timeout)
+        if queue_name in URGENT_QUEUES:  # a delay queue's name is not a queue's
+            return redis_wake.WakingConsumer(
+                self, queue_name, prefetch, timeout, block_ms=self.idle_block_ms, waker=self.waker
+            )
+        return super().consume(queue_name, prefetch, max(timeout, self.background_poll_ms))
+
+    def enqueue(self, message: Any, *, delay: int | None = None) -> Any:
+        """Dramatiq's enqueue, with the wake token of an urgent queue in the same round trip
+        (also when a worker moves a due delayed message to its queue)."""
+        [enqueued] = redis_enqueue.enqueue_many(self, [(message, delay)], waking=URGENT_QUEUES)
+        return enqueued
 
     def enqueue_many(self, batch: Sequence[tuple[dramatiq.Message[Any], int | None]]) -> None:
         """Enqueue each (message, delay) as ``enqueue`` does, in one round trip to Redis.
@@ -77,7 +99,18 @@ class SwitchboardRedisBroker(RedisBroker):
         one pipeline of the script calls costs the calls service less CPU than two commands.
         A Redis that lost the script (a restart, a failover) has each of those messages sent
         again on its own, which loads it. A connection error raises, as ``enqueue`` does."""
-        redis_enqueue.enqueue_many(self, batch)
+        redis_enqueue.enqueue_many(self, batch, waking=URGENT_QUEUES)
+
+
+class _WakeOnShutdown(Middleware):
+    """A stopping worker's blocked consumers are woken (and poll until they stop), so its
+    shutdown waits for no block; a worker started again on the broker blocks again."""
+
+    def before_worker_boot(self, broker: Any, worker: Any) -> None:
+        broker.waker.start()
+
+    def before_worker_shutdown(self, broker: Any, worker: Any) -> None:
+        broker.waker.stop()
 
 
 class SwitchboardRabbitmqBroker(RabbitmqBroker):
@@ -209,9 +242,11 @@ def build_broker(
         retries = 3 if url.startswith("redis+sentinel:") else 1
         broker = SwitchboardRedisBroker(
             background_poll_ms=settings.worker_background_poll_ms,
+            idle_block_ms=settings.worker_idle_block_ms,
             client=redis_from_url(url, timeout_s=10, retries=retries),
             middleware=middleware,
             heartbeat_timeout=HEARTBEAT_TIMEOUT_MS,
+            maintenance_chance=MAINTENANCE_CHANCE,
         )
     for queue in QUEUES:
         broker.declare_queue(queue)

@@ -31,7 +31,9 @@ pytestmark = on_every_broker
 
 @pytest.fixture
 def worker_settings(settings: Settings) -> Settings:
-    return settings.with_overrides(service_role="worker", worker_background_poll_ms=50)
+    return settings.with_overrides(
+        service_role="worker", worker_background_poll_ms=50, worker_idle_block_ms=50
+    )
 
 
 @pytest.fixture
@@ -109,7 +111,8 @@ def _arguments(params: tuple[str, ...]) -> dict[str, Any]:
 
 def test_every_contract_crosses_the_broker_intact(settings: Settings, db: Database) -> None:
     """Sent by a producer's broker, received by a consumer: same actor, queue and arguments."""
-    producer = build_broker(settings, worker=False)
+    # An idle consumer of an urgent queue blocks up to the idle block before `next` says None.
+    producer = build_broker(settings.with_overrides(worker_idle_block_ms=50), worker=False)
     try:
         sent = {}
         for contract in ALL_CONTRACTS:

@@ -6,7 +6,10 @@
 - ``dramatiq:<queue>.DQ`` / ``.DQ.msgs``: the same for the queue's delayed messages (a worker
   fetches a delayed message at once and holds it until it is due: it leaves the list, not the
   hash);
-- ``dramatiq:<queue>.XQ``: a sorted set of dead-lettered ids by time, ``.XQ.msgs`` their bodies.
+- ``dramatiq:<queue>.XQ``: a sorted set of dead-lettered ids by time, ``.XQ.msgs`` their bodies;
+- ``dramatiq:<queue>.wake`` (Switchboard's, not Dramatiq's): a short list of wake tokens, one
+  pushed with every message made ready on an urgent queue, on which that queue's idle consumers
+  block instead of polling (``redis_wake.py``).
 
 The ids are the broker's per-enqueue ids (the message's ``redis_message_id`` option).
 """
@@ -20,7 +23,7 @@ from contextlib import contextmanager
 
 import redis
 
-from libs.common.contracts import ActorContract
+from libs.common.contracts import URGENT_QUEUES, ActorContract
 from libs.queueops.broker_adapter.base import BrokerAdapter, QueueDepth
 from libs.queueops.broker_adapter.errors import unavailable
 from libs.queueops.broker_adapter.redis_store import SortedSetStore
@@ -42,6 +45,20 @@ def delay_queue(queue: str) -> str:
     return f"{queue}.DQ"
 
 
+def wake_key(queue: str) -> str:
+    return f"{NAMESPACE}:{queue}.wake"
+
+
+def stop_key(broker_id: str) -> str:
+    """One worker process's own wake list: its shutdown wakes its blocked consumers only."""
+    return f"{NAMESPACE}:__wake__.{broker_id}"
+
+
+#: A wake list keeps at most this many tokens (LTRIM after each push), so it cannot grow when
+#: no consumer runs; the consumer that starts later pays one empty fetch per leftover token.
+WAKE_TOKENS_MAX = 32
+
+
 def dead_key(queue: str) -> str:
     return f"{NAMESPACE}:{queue}.XQ"
 
@@ -52,8 +69,9 @@ def dead_messages_key(queue: str) -> str:
 
 # Removal from the dead-letter set and the enqueue are one script: of concurrent retries only
 # the one whose ZREM removed the id goes on, and a crash cannot separate the two.
-# KEYS: XQ, XQ.msgs, error record, target queue, target queue's .msgs
-# ARGV: dead-letter id, new broker id, new encoded message
+# An urgent target queue gets a wake token with the message (its idle consumers block on it).
+# KEYS: XQ, XQ.msgs, error record, target queue, target queue's .msgs, its wake list or ""
+# ARGV: dead-letter id, new broker id, new encoded message, WAKE_TOKENS_MAX
 RETRY_LUA = """
 if redis.call("zrem", KEYS[1], ARGV[1]) == 0 then
     return 0
@@ -62,6 +80,10 @@ redis.call("hdel", KEYS[2], ARGV[1])
 redis.call("del", KEYS[3])
 redis.call("hset", KEYS[5], ARGV[2], ARGV[3])
 redis.call("rpush", KEYS[4], ARGV[2])
+if KEYS[6] ~= "" then
+    redis.call("rpush", KEYS[6], "1")
+    redis.call("ltrim", KEYS[6], -tonumber(ARGV[4]), -1)
+end
 return 1
 """
 
@@ -125,8 +147,9 @@ class RedisAdapter(BrokerAdapter):
             error_key(entry.id),
             queue_key(contract.queue),
             messages_key(contract.queue),
+            wake_key(contract.queue) if contract.queue in URGENT_QUEUES else "",
         ]
-        args: list[str | bytes] = [entry.id, new_id, message.encode()]
+        args: list[str | bytes | int] = [entry.id, new_id, message.encode(), WAKE_TOKENS_MAX]
         with self._answering():
             return bool(self._retry(keys=keys, args=args))
 
@@ -136,7 +159,7 @@ class RedisAdapter(BrokerAdapter):
 
     def purge(self, queue: str) -> None:
         keys = [queue_key(queue), messages_key(queue), dead_key(queue), dead_messages_key(queue)]
-        keys += [queue_key(delay_queue(queue)), messages_key(delay_queue(queue))]
+        keys += [queue_key(delay_queue(queue)), messages_key(delay_queue(queue)), wake_key(queue)]
         with self._answering():
             self.client.delete(*keys)
 
