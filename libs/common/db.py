@@ -197,10 +197,16 @@ def _insert_ignoring_conflicts(dialect: str, table: Table, columns: tuple[str, .
 
 def insert_ignoring_conflicts(session: Session, table: Any, values: dict[str, Any]) -> Any | None:
     """INSERT … ON CONFLICT DO NOTHING; the new row's id, or None when it already existed."""
-    dialect = session.get_bind().dialect.name
-    statement = _insert_ignoring_conflicts(dialect, table, tuple(values))
+    return insert_ignoring_conflicts_on(session.connection(), table, values)
+
+
+def insert_ignoring_conflicts_on(
+    connection: Connection, table: Any, values: dict[str, Any]
+) -> Any | None:
+    """``insert_ignoring_conflicts`` on a Connection (a hot path with no Session)."""
+    statement = _insert_ignoring_conflicts(connection.dialect.name, table, tuple(values))
     params = {f"new_{name}": value for name, value in values.items()}
-    return session.connection().execute(statement, params).scalar_one_or_none()
+    return connection.execute(statement, params).scalar_one_or_none()
 
 
 @functools.lru_cache(maxsize=256)
