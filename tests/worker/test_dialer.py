@@ -483,7 +483,6 @@ def _store_callback(db: Database, sid: str, status: str, age_s: float = 0.0) -> 
     with db.engine.connect() as connection:
         when = utcnow() - timedelta(seconds=age_s)
         assert store_callback(connection, sid, status, 3, params, when) is not None
-        connection.commit()
 
 
 def test_a_call_that_ends_has_its_slot_filled_by_the_worker_that_applies_it(

@@ -31,7 +31,7 @@ from libs.common.call_status import (
     STATUS_RANK,
     call_moves,
 )
-from libs.common.db import insert_ignoring_conflicts_on, update_by_id
+from libs.common.db import insert_ignoring_conflicts_committed, update_by_id
 from libs.common.models import Run, RunStatus
 from libs.queueops.outbox import Outgoing
 
@@ -392,7 +392,8 @@ def store_callback(
 ) -> int | None:
     """A status callback stored once per (call id, status), not applied yet: the calls
     service's whole part (``calls.status_changed`` applies it). The new row's id, or None for
-    a callback already stored (Twilio retried or repeated it). The caller commits."""
+    a callback already stored (Twilio retried or repeated it). Committed here: the row is the
+    whole transaction."""
     values = {
         "provider_call_sid": sid,
         "status": status,
@@ -401,7 +402,7 @@ def store_callback(
         "params": params,
         "received_at": now,
     }
-    event_id = insert_ignoring_conflicts_on(connection, sql.EVENTS, values)
+    event_id = insert_ignoring_conflicts_committed(connection, sql.EVENTS, values)
     return int(event_id) if event_id is not None else None
 
 

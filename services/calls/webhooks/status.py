@@ -83,14 +83,13 @@ def _parse() -> tuple[str, StatusUpdate, int | None, int | None, int | None]:
 def status_callback() -> Response:
     sid, status_update, sequence, job_id, attempt = _parse()
     status = status_update.status
-    # One statement on a pooled Connection, committed before the answer: once Twilio has its
+    # One statement on a pooled connection, committed before the answer: once Twilio has its
     # 204 the callback is durable. No Session and no lock: applying it (call, job, lead, run,
     # the next dispatch) is the worker's, under the call's lock (``calls.status_changed``).
     with get_database().engine.connect() as connection:
         event_id = lifecycle.store_callback(
             connection, sid, status, sequence, request.form.to_dict(flat=True), datetime.now(UTC)
         )
-        connection.commit()
     if event_id is None:  # Twilio retried or repeated it: already stored, its message sent
         metrics.CALL_EVENTS.labels(status, "duplicate").inc()
         return Response(status=204)
