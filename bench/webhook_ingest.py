@@ -688,7 +688,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=5.0, help="per phase (bound)")
     parser.add_argument("--connections", type=int, default=32, help="closed-loop clients")
-    parser.add_argument("--calls", type=int, default=20_000, help="in-progress calls prepared")
+    # Enough for 3 rounds and the profile at the 2,000/s cap: 3 x (10,000 + 5,000) + 10,000.
+    parser.add_argument("--calls", type=int, default=60_000, help="in-progress calls prepared")
     parser.add_argument("--businesses", type=int, default=200)
     parser.add_argument("--no-profile", action="store_true", help="skip the py-spy phase")
     parser.add_argument("--quick", action="store_true", help="1 round of 3 s")
