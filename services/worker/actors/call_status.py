@@ -11,7 +11,7 @@ from libs.common import metrics
 from libs.common.contracts import CALLS_STATUS_CHANGED
 from libs.common.models import utcnow
 from libs.queueops.middleware.worker_context import worker_context
-from libs.queueops.outbox import enqueue_after_commit
+from libs.queueops.outbox import enqueue_after_commit, send_committed
 from services.worker.actors.dialer import fill_and_place
 from services.worker.registry import implements
 
@@ -42,4 +42,10 @@ def status_changed(sid: str, status: str, job_id: int | None, attempt: int | Non
         # This worker is here already: the dispatch pass runs now, with the dispatch mark's
         # rules (it clears the business's mark before reading the free slots, so a dispatch
         # waiting meanwhile finds nothing, and a slot freed from now on sends a new one).
-        fill_and_place(ctx, business_id)
+        try:
+            fill_and_place(ctx, business_id)
+        except Exception:
+            # A retry of this message would find its callbacks applied and fill nothing: the
+            # pass is handed to a dialer.dispatch message, which has retries of its own.
+            logger.exception("dispatch pass of business %s failed; sending it", business_id)
+            send_committed([followups.dispatch(business_id)], ctx.broker)
