@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -197,10 +197,61 @@ def _insert_ignoring_conflicts(dialect: str, table: Table, columns: tuple[str, .
 
 def insert_ignoring_conflicts(session: Session, table: Any, values: dict[str, Any]) -> Any | None:
     """INSERT … ON CONFLICT DO NOTHING; the new row's id, or None when it already existed."""
-    dialect = session.get_bind().dialect.name
-    statement = _insert_ignoring_conflicts(dialect, table, tuple(values))
+    return insert_ignoring_conflicts_on(session.connection(), table, values)
+
+
+def insert_ignoring_conflicts_on(
+    connection: Connection, table: Any, values: dict[str, Any]
+) -> Any | None:
+    """``insert_ignoring_conflicts`` on a Connection (a hot path with no Session)."""
+    statement = _insert_ignoring_conflicts(connection.dialect.name, table, tuple(values))
     params = {f"new_{name}": value for name, value in values.items()}
-    return session.connection().execute(statement, params).scalar_one_or_none()
+    return connection.execute(statement, params).scalar_one_or_none()
+
+
+@functools.lru_cache(maxsize=64)
+def _driver_insert(
+    dialect: Dialect, table: Table, columns: tuple[str, ...]
+) -> tuple[str, tuple[Callable[[Any], Any] | None, ...]]:
+    """``_insert_ignoring_conflicts`` as the driver takes it, and each column's own bind
+    processor (a JSON column's serializer, a UTC column's check), compiled once."""
+    compiled = _insert_ignoring_conflicts(dialect.name, table, columns).compile(dialect=dialect)
+    types = (table.c[name].type.dialect_impl(dialect) for name in columns)
+    return str(compiled), tuple(type_.bind_processor(dialect) for type_ in types)
+
+
+def insert_ignoring_conflicts_committed(
+    connection: Connection, table: Any, values: dict[str, Any]
+) -> Any | None:
+    """``insert_ignoring_conflicts_on``, committed: for a hot path whose whole transaction is
+    this one row (the status webhook). On PostgreSQL the statement goes through the driver's
+    cursor: SQLAlchemy's execution path cost more CPU than the statement itself (~170 against
+    ~105 us per row with the checkout and the commit, measured in-process). A driver error is
+    still raised as SQLAlchemy's (a lost database answers 503), and a dead connection is
+    invalidated, as SQLAlchemy would."""
+    dialect = connection.dialect
+    if dialect.name != "postgresql":
+        row_id = insert_ignoring_conflicts_on(connection, table, values)
+        connection.commit()
+        return row_id
+    statement, processors = _driver_insert(dialect, table, tuple(values))
+    params = {
+        f"new_{name}": process(value) if process else value
+        for (name, value), process in zip(values.items(), processors, strict=True)
+    }
+    raw: Any = connection.connection.dbapi_connection
+    try:
+        with raw.cursor() as cursor:
+            cursor.execute(statement, params)
+            row = cursor.fetchone()
+        raw.commit()
+    except dialect.loaded_dbapi.Error as err:
+        if dialect.is_disconnect(err, raw, None):
+            connection.invalidate(err)
+        raise exc.DBAPIError.instance(
+            statement, params, err, dialect.loaded_dbapi.Error, dialect=dialect
+        ) from err
+    return row[0] if row else None
 
 
 @functools.lru_cache(maxsize=256)

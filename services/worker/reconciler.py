@@ -29,6 +29,7 @@ from libs.common.contracts import SCHEDULES_PLACE_CALL
 from libs.common.models import (
     BackgroundJob,
     Call,
+    CallEvent,
     CallJob,
     CallJobStatus,
     JobStatus,
@@ -59,6 +60,7 @@ REPAIRS = (
     "schedule_occurrence_requeued",
     "inbound_followup_resent",
     "daily_run_reopened",
+    "callback_unapplied_resent",
 )
 for _kind in REPAIRS:
     metrics.RECONCILER_REPAIRS.labels(_kind)
@@ -294,6 +296,23 @@ def resend_inbound_followups(ctx: WorkerContext, now: datetime) -> int:
     outgoing += [followups.lead_from_call(sid) for sid in set(leadless) - set(sids) if sid]
     send_committed(outgoing, ctx.broker)
     return _repaired("inbound_followup_resent", len(set(sids) | set(leadless)))
+
+
+def resend_unapplied_callbacks(ctx: WorkerContext, now: datetime) -> int:
+    """Status callbacks stored but never applied, of a known call, lost their
+    ``calls.status_changed``: send it again, one per call (it applies all of the call's
+    pending callbacks; idempotent)."""
+    with ctx.database.session() as session:
+        rows = session.execute(
+            select(CallEvent.provider_call_sid, CallEvent.status)
+            .where(conditions.callback_unapplied(now))
+            .order_by(CallEvent.received_at)
+            .limit(500)
+        ).all()
+    calls = dict(rows)
+    outgoing = [followups.status_changed(sid, status, None, None) for sid, status in calls.items()]
+    send_committed(outgoing, ctx.broker)
+    return _repaired("callback_unapplied_resent", len(calls))
 
 
 def reopen_daily_runs_with_queued_jobs(ctx: WorkerContext, now: datetime) -> int:

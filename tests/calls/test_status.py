@@ -1,4 +1,5 @@
-"""Status callbacks: signed, stored once, forward-only; the job, lead and run follow."""
+"""Status callbacks: signed and stored once by the calls service; applied by the worker
+(``calls.status_changed``), forward-only; the job, lead and run follow."""
 
 import json
 
@@ -13,7 +14,7 @@ from libs.common.settings import Settings
 from libs.queueops.broker import build_broker
 from libs.telephony.twilio_signature import sign
 from services.calls.app import create_app
-from tests.calls.conftest import AUTH_TOKEN, PUBLIC, Post, callback, new_sid
+from tests.calls.conftest import AUTH_TOKEN, PUBLIC, Post, RunWorker, callback, new_sid
 from tests.campaign_factories import make_campaign, start_attempt
 from tests.support.services import free_port
 
@@ -38,26 +39,46 @@ def _dispatches(redis_client: redis.Redis) -> list[dict]:  # type: ignore[type-a
     return [json.loads(redis_client.hget("dramatiq:high.msgs", i)) for i in ids]
 
 
-def test_completed_frees_the_slot_and_dispatches(
-    db: Database, post_status: Post, redis_client: redis.Redis
+def test_completed_frees_the_slot_and_the_worker_fills_it_in_place(
+    db: Database, post_only: Post, run_worker: RunWorker, redis_client: redis.Redis
 ) -> None:
     campaign = make_campaign(db, 1)
     sid = new_sid()
     call_id = start_attempt(db, campaign.job_ids[0], sid)
     for seq, status in enumerate(["initiated", "ringing", "in-progress"]):
-        assert post_status(callback(sid, status, seq)).status_code == 204
+        assert post_only(callback(sid, status, seq)).status_code == 204
+    run_worker()
     assert _job(db, campaign.job_ids[0]).status is CallJobStatus.IN_CALL
-    response = post_status(callback(sid, "completed", 3, CallDuration="42"))
+    response = post_only(callback(sid, "completed", 3, CallDuration="42"))
     assert response.status_code == 204
+    # The calls service stored it and sent one message; the worker applies it.
+    assert _call(db, call_id).status == "in-progress"
+    [message] = _dispatches(redis_client)
+    assert message["actor_name"] == "calls.status_changed"
+    assert message["kwargs"] == {"sid": sid, "status": "completed", "job_id": None,
+                                 "attempt": None}  # fmt: skip
+    sent = run_worker()
     job, call = _job(db, campaign.job_ids[0]), _call(db, call_id)
     assert job.status is CallJobStatus.COMPLETED
     assert call.status == "completed" and call.duration_s == 42 and call.ended_at is not None
     with db.session() as session:
         assert session.get_one(Run, campaign.run_id).status is RunStatus.COMPLETED
         assert session.get_one(Lead, campaign.lead_ids[0]).last_call_status == "completed"
-    [message] = _dispatches(redis_client)
-    assert message["actor_name"] == "dialer.dispatch"
-    assert message["kwargs"] == {"business_id": campaign.business_id}
+        assert set(session.scalars(select(CallEvent.applied))) == {True}
+    # The freed slot is filled by the worker in place: no dialer.dispatch message.
+    assert "dialer.dispatch" not in {m.actor_name for m in sent}
+    assert _dispatches(redis_client) == []
+
+
+def test_a_repeated_callback_sends_no_second_message(
+    db: Database, post_only: Post, redis_client: redis.Redis
+) -> None:
+    campaign = make_campaign(db, 1)
+    sid = new_sid()
+    start_attempt(db, campaign.job_ids[0], sid)
+    for _ in range(3):
+        assert post_only(callback(sid, "completed", 3)).status_code == 204
+    assert [m["actor_name"] for m in _dispatches(redis_client)] == ["calls.status_changed"]
 
 
 def test_the_run_completes_with_its_last_open_job_only(db: Database, post_status: Post) -> None:
@@ -81,11 +102,11 @@ def test_the_run_completes_with_its_last_open_job_only(db: Database, post_status
     assert run_status() is RunStatus.COMPLETED
 
 
-def test_the_dispatch_leaves_once_the_answer_is_written(
+def test_the_message_leaves_once_the_answer_is_written(
     db: Database, calls_client: FlaskClient, redis_client: redis.Redis
 ) -> None:
     # Not buffered: the test client leaves the response open, as a server does until it has
-    # written it; the state is committed by then, the dispatch not yet sent.
+    # written it; the callback is stored by then, the message not yet sent.
     campaign = make_campaign(db, 1)
     sid = new_sid()
     start_attempt(db, campaign.job_ids[0], sid)
@@ -93,11 +114,11 @@ def test_the_dispatch_leaves_once_the_answer_is_written(
     signature = sign(AUTH_TOKEN, PUBLIC + path, params)
     response = calls_client.post(path, data=params, headers={"X-Twilio-Signature": signature})
     assert response.status_code == 204
-    assert _job(db, campaign.job_ids[0]).status is CallJobStatus.COMPLETED
+    assert _events(db) == 1
     assert _dispatches(redis_client) == []
     response.close()
     [message] = _dispatches(redis_client)
-    assert message["kwargs"] == {"business_id": campaign.business_id}
+    assert message["actor_name"] == "calls.status_changed"
 
 
 def test_a_job_canceled_during_the_call_stays_canceled(
@@ -142,11 +163,12 @@ def test_a_late_status_never_overwrites_a_final_one(db: Database, post_status: P
     assert _job(db, campaign.job_ids[0]).status is CallJobStatus.COMPLETED
     with db.session() as session:
         applied = dict(session.execute(select(CallEvent.status, CallEvent.applied)).all())
+    # Each was applied once: the late ones changed nothing (counted as "late").
     assert applied == {
         "completed": True,
-        "in-progress": False,
-        "ringing": False,
-        "initiated": False,
+        "in-progress": True,
+        "ringing": True,
+        "initiated": True,
     }
 
 
@@ -242,6 +264,8 @@ def test_malformed_parameters_are_400(db: Database, post_status: Post, params: d
 def test_unknown_call_is_recorded_and_acknowledged(db: Database, post_status: Post) -> None:
     assert post_status(callback(new_sid(), "completed", 1)).status_code == 204
     assert _events(db) == 1
+    with db.session() as session:  # kept for when a worker stores the call's id
+        assert session.scalar(select(CallEvent.applied)) is False
 
 
 def test_callbacks_before_the_call_id_is_known_are_applied_when_it_is(

@@ -220,6 +220,11 @@ def test_a_stream_for_a_call_that_ended_before_streaming_is_refused(
             "From": "+14155550233", "To": BUSINESS_NUMBER, "Direction": "inbound"}  # fmt: skip
     headers = {"X-Twilio-Signature": sign(AUTH_TOKEN, url, form)}
     assert requests.post(url, data=form, headers=headers, timeout=10).status_code == 204
+    # The calls service stored it; the worker applies it (calls.status_changed).
+    deadline = time.monotonic() + 30
+    while _state(db, calls_service, answered.call_sid).status != "completed":
+        assert time.monotonic() < deadline, "the final status was not applied in time"
+        time.sleep(0.05)
     before = _state(db, calls_service, answered.call_sid)
     stream_sid = _sid("MZ")
     ws = _connect(answered.ws_url)

@@ -6,6 +6,7 @@ import asyncio
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from dramatiq import Worker
@@ -16,7 +17,7 @@ from sqlalchemy.orm import Session
 from libs.campaigns.lifecycle.dialing import Claim, fill_slots
 from libs.common.contracts import DIALER_DISPATCH, MAINTENANCE_RECONCILE
 from libs.common.db import Database
-from libs.common.models import Call, CallJob, CallJobStatus, DncEntry
+from libs.common.models import Call, CallEvent, CallJob, CallJobStatus, DncEntry
 from libs.common.settings import Settings
 from services.calls.media.context import MediaContext
 from services.calls.media.stream import MediaStream
@@ -469,3 +470,67 @@ def test_reconciler_asks_the_provider_about_a_call_failed_as_never_created(
         [call] = session.scalars(select(Call)).all()
     assert (call.status, call.error_code) == ("completed", None)
     assert job.status is CallJobStatus.COMPLETED and job.error_code is None
+
+
+def _store_callback(db: Database, sid: str, status: str, age_s: float = 0.0) -> None:
+    """What the calls service does with a status callback: store it, unapplied."""
+    from datetime import timedelta
+
+    from libs.campaigns.lifecycle.status import store_callback
+    from libs.common.models import utcnow
+
+    params = {"CallSid": sid, "CallStatus": status, "CallDuration": "1"}
+    with db.engine.connect() as connection:
+        when = utcnow() - timedelta(seconds=age_s)
+        assert store_callback(connection, sid, status, 3, params, when) is not None
+
+
+def test_a_call_that_ends_has_its_slot_filled_by_the_worker_that_applies_it(
+    db: Database, sim: Simulator, stub_broker: StubBroker, stub_worker: Worker
+) -> None:
+    # One slot: the second job waits for the first call's end, and is placed by the worker
+    # that applies that end (no dialer.dispatch message between them).
+    from libs.common.contracts import CALLS_STATUS_CHANGED
+
+    campaign = make_campaign(db, 2, limit=1)
+    _dispatch(stub_broker, stub_worker, campaign.business_id)
+    [first] = sim.ledger()["calls"]
+    dispatched: list[str] = []
+    enqueue = stub_broker.enqueue
+
+    def spy(message: Any, *, delay: int | None = None) -> Any:
+        dispatched.append(message.actor_name)
+        return enqueue(message, delay=delay)
+
+    setattr(stub_broker, "enqueue", spy)  # noqa: B010
+    _store_callback(db, first["sid"], "completed")
+    CALLS_STATUS_CHANGED.send(stub_broker, sid=first["sid"], status="completed", job_id=None,
+                              attempt=None)  # fmt: skip
+    stub_broker.join("high", fail_fast=True)
+    stub_worker.join()
+    assert len(sim.ledger()["calls"]) == 2
+    assert "dialer.dispatch" not in dispatched
+    statuses = _statuses(db, campaign.run_id)
+    assert statuses == ["completed", "dialing"]
+
+
+def test_reconciler_resends_a_lost_status_message(
+    db: Database, sim: Simulator, stub_broker: StubBroker, stub_worker: Worker
+) -> None:
+    campaign = make_campaign(db, 1)
+    sid = "CA" + "7" * 32
+    job_id = campaign.job_ids[0]
+    start_attempt(db, job_id, sid)
+    # Stored by the calls service, whose message was then lost; and a callback of a call no
+    # one knows (not ours, or not stored yet), which is not re-sent.
+    _store_callback(db, sid, "completed", age_s=30)
+    _store_callback(db, "CA" + "8" * 32, "completed", age_s=30)
+    MAINTENANCE_RECONCILE.send(stub_broker, period_start=0)
+    stub_broker.join("maintenance", fail_fast=True)
+    stub_broker.join("high", fail_fast=True)
+    stub_worker.join()
+    assert _statuses(db, campaign.run_id) == ["completed"]
+    with db.session() as session:
+        rows = session.execute(select(CallEvent.provider_call_sid, CallEvent.applied)).all()
+    applied = dict(rows)
+    assert applied == {sid: True, "CA" + "8" * 32: False}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, or_
+from sqlalchemy import ColumnElement, and_, or_, text
 
 from libs.common.call_status import (
     ACTIVE_JOB_STATUSES,
@@ -17,7 +17,8 @@ from libs.common.call_status import (
     JOB_QUEUED,
     NO_PROVIDER_CALL_ID,
 )
-from libs.common.models import Call, CallJob, Run, RunStatus
+from libs.common.models import Call, CallEvent, CallJob, Run, RunStatus
+from libs.common.models.call import UNAPPLIED
 from libs.telephony.twilio_provider import REQUEST_TIMEOUT_S
 
 #: A placing worker sends its creates within this long of its claim; one it could not send in
@@ -86,3 +87,20 @@ RECORDING_UNPROCESSED = and_(
     Call.recording_path.is_not(None),
     Call.recording_sha256.is_(None),
 )
+
+
+#: A stored status callback's ``calls.status_changed`` normally runs within milliseconds; one
+#: still unapplied after this long lost its message (a broker outage, a crash after the answer).
+CALLBACK_APPLY_WITHIN_S = 5.0
+
+
+def callback_unapplied(now: datetime) -> ColumnElement[bool]:
+    """A status callback stored a while ago and not applied, whose call is known (``Call``
+    joined by its id): the calls service's message was lost; the reconciler sends it again.
+    One whose call is not known yet is applied when its id is stored (by the placing worker,
+    or the reconciler's look-up of an attempt dialing without one), not here."""
+    return and_(
+        text(UNAPPLIED),  # word for word the partial index's predicate
+        CallEvent.received_at < now - timedelta(seconds=CALLBACK_APPLY_WITHIN_S),
+        Call.provider_call_sid == CallEvent.provider_call_sid,
+    )

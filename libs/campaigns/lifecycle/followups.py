@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from libs.common.contracts import (
+    CALLS_STATUS_CHANGED,
     DIALER_DISPATCH,
     LEADS_CREATE_FROM_CALL,
     OUTCOMES_APPLY,
@@ -91,3 +92,21 @@ def outcome(call_id: int) -> Outgoing:
     run's machine policy and compliance (libs/campaigns/outcomes). Repaired by
     ``outcomes.sweep``."""
     return Outgoing(OUTCOMES_APPLY.message(call_id=call_id), repairable=True)
+
+
+def status_changed(sid: str, status: str, job_id: int | None, attempt: int | None) -> Outgoing:
+    """``calls.status_changed``: apply the stored callbacks of call ``sid`` (``job_id`` and
+    ``attempt`` from the callback URL, None when it named none). Repaired by the reconciler
+    (``conditions.callback_unapplied``) for a call it knows."""
+    message = CALLS_STATUS_CHANGED.message(sid=sid, status=status, job_id=job_id, attempt=attempt)
+    return Outgoing(message, repairable=True)
+
+
+def immediate_dispatch(outgoing: Outgoing) -> int | None:
+    """The business of ``outgoing`` when it is an immediate, repairable ``dialer.dispatch``:
+    one a worker that already runs may do in place instead of sending (the same pass, one
+    message fewer); None for any other message."""
+    message = outgoing.message
+    if message.actor_name != DIALER_DISPATCH.name or outgoing.delay_ms or not outgoing.repairable:
+        return None
+    return int(message.kwargs["business_id"])

@@ -10,10 +10,12 @@ back as ``Applied.followups``, for the caller to send after its commit.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
@@ -29,9 +31,11 @@ from libs.common.call_status import (
     STATUS_RANK,
     call_moves,
 )
-from libs.common.db import update_by_id
+from libs.common.db import insert_ignoring_conflicts_committed, update_by_id
 from libs.common.models import Run, RunStatus
 from libs.queueops.outbox import Outgoing
+
+logger = logging.getLogger(__name__)
 
 for _status in STATUS_RANK:  # exported at zero from the start
     metrics.CALL_STATUSES.labels(_status)
@@ -363,17 +367,69 @@ def store_sid(
 
 
 def apply_pending_events(session: Session, call: LockedCall, now: datetime) -> list[Applied]:
-    """Apply callbacks that arrived before the call's id was known, in status order."""
+    """Apply the call's stored callbacks not applied yet (``calls.status_changed``, or those
+    that arrived before the call's id was known), in status order. Each is marked applied
+    whether it moved the call or came too late to (counted apart), so it is visited once."""
     if not call.provider_call_sid:
         return []
     events = session.connection().execute(sql.PENDING_EVENTS, {"sid": call.provider_call_sid})
     results = []
     for event_id, status, params in sorted(events, key=lambda e: STATUS_RANK.get(e.status, 0)):
         applied = apply_status(session, call, StatusUpdate.from_params(status, params or {}), now)
-        if applied.moved:
-            update_by_id(session, sql.EVENTS, event_id, {"applied": True})
+        update_by_id(session, sql.EVENTS, event_id, {"applied": True})
+        metrics.CALL_EVENTS.labels(status, "applied" if applied.moved else "late").inc()
         results.append(applied)
     return results
+
+
+def store_callback(
+    connection: Connection,
+    sid: str,
+    status: str,
+    sequence: int | None,
+    params: dict[str, Any],
+    now: datetime,
+) -> int | None:
+    """A status callback stored once per (call id, status), not applied yet: the calls
+    service's whole part (``calls.status_changed`` applies it). The new row's id, or None for
+    a callback already stored (Twilio retried or repeated it). Committed here: the row is the
+    whole transaction."""
+    values = {
+        "provider_call_sid": sid,
+        "status": status,
+        "sequence_number": sequence,
+        "applied": False,
+        "params": params,
+        "received_at": now,
+    }
+    event_id = insert_ignoring_conflicts_committed(connection, sql.EVENTS, values)
+    return int(event_id) if event_id is not None else None
+
+
+def apply_callbacks(
+    session: Session, sid: str, job_id: int | None, attempt: int | None, now: datetime
+) -> list[Applied] | None:
+    """The stored callbacks of the call with provider id ``sid``, applied under its lock
+    (``calls.status_changed``); None when no call is known by them (they stay stored, and
+    are applied when a worker or the reconciler stores this id).
+
+    Found by its id; failing that by the job and attempt the callback URL names (the worker
+    may not have stored the id yet, or died before it could), attaching the id then."""
+    call = lock_call(session, sid=sid)
+    if call is not None:
+        return apply_pending_events(session, call, now)
+    if job_id is None or attempt is None:
+        return None
+    # No "sid IS NULL" condition here: if the worker stores the id while we wait for the row
+    # lock, the row must still be found once the lock is ours.
+    call = lock_call(session, job_attempt=(job_id, attempt))
+    if call is None:
+        return None
+    if call.provider_call_sid not in (None, sid):
+        logger.warning("callback for %s names job %s/%s, which has call %s", sid, job_id,
+                       attempt, call.provider_call_sid)  # fmt: skip
+        return None
+    return attach_sid(session, call, sid, now)
 
 
 def fail_attempt(

@@ -9,7 +9,11 @@ from libs.common.contracts.base import (
     implementation_problems,
     is_primitive,
 )
-from libs.common.contracts.campaigns import DIALER_DISPATCH, LEADS_IMPORT_CSV
+from libs.common.contracts.campaigns import (
+    CALLS_STATUS_CHANGED,
+    DIALER_DISPATCH,
+    LEADS_IMPORT_CSV,
+)
 from libs.common.contracts.inbound import LEADS_CREATE_FROM_CALL, RECORDINGS_PROCESS
 from libs.common.contracts.outcomes import (
     AMD_ACT,
@@ -32,6 +36,7 @@ ALL_CONTRACTS: tuple[ActorContract, ...] = (
     SYSTEM_PING,
     MAINTENANCE_RECONCILE,
     DIALER_DISPATCH,
+    CALLS_STATUS_CHANGED,
     LEADS_IMPORT_CSV,
     SCHEDULES_TICK,
     SCHEDULES_CHECK_DUE,
@@ -57,6 +62,7 @@ __all__ = [
     "ALL_CONTRACTS",
     "AMD_ACT",
     "BY_NAME",
+    "CALLS_STATUS_CHANGED",
     "DIALER_DISPATCH",
     "LEADS_CREATE_FROM_CALL",
     "LEADS_IMPORT_CSV",

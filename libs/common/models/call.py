@@ -21,6 +21,11 @@ if TYPE_CHECKING:
 UNPRICED = "price_micros IS NULL AND status = 'completed'"
 
 
+#: A stored status callback no worker has applied yet: the predicate of
+#: ``ix_call_events_unapplied_received_at`` (a query repeats it word for word).
+UNAPPLIED = "NOT applied"
+
+
 class Call(TimestampMixin, Base):
     __tablename__ = "calls"
     __table_args__ = (
@@ -129,13 +134,23 @@ class CallEvent(Base):
     __tablename__ = "call_events"
     __table_args__ = (
         UniqueConstraint("provider_call_sid", "status", name="uq_call_events_sid_status"),
+        # The reconciler's re-send of lost calls.status_changed messages: partial, so it holds
+        # only callbacks not applied yet (seconds' worth, and those of calls never known).
+        Index(
+            "ix_call_events_unapplied_received_at",
+            "received_at",
+            postgresql_where=text(UNAPPLIED),
+            sqlite_where=text(UNAPPLIED),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     provider_call_sid: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16))
     sequence_number: Mapped[int | None] = mapped_column()
-    #: Whether the event moved the call forward (False: a late or duplicate status).
+    #: Whether a worker applied the event to its call (it moved it forward, or came too late
+    #: to: counted apart); False until then (``calls.status_changed``), and for a call never
+    #: known.
     applied: Mapped[bool] = mapped_column(default=False, server_default="0")
     params: Mapped[dict[str, Any]] = mapped_column(JSON)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -1,8 +1,9 @@
 """POST /webhook/twilio/status: call status callbacks.
 
-Each (CallSid, CallStatus) is stored once; a status moves the call only forward; the job,
-lead and run follow in the same transaction, so the slot is free the moment this commits.
-Only the next dispatch is left to the worker: its message is sent once Twilio has its answer.
+Checked (signature, parameters: a bad one is a 400 and stores nothing), then stored once per
+(CallSid, CallStatus) in one statement, and answered. The worker applies it
+(``calls.status_changed``: the call moves only forward, the job, lead and run follow, the
+freed slot is filled), so the calls service's part is what any durable ingest must do.
 """
 
 from __future__ import annotations
@@ -12,16 +13,14 @@ import re
 from datetime import UTC, datetime
 
 from flask import Blueprint, Response, request
-from sqlalchemy.orm import Session
 
+from libs.campaigns.lifecycle import followups
 from libs.campaigns.lifecycle import status as lifecycle
-from libs.campaigns.lifecycle.statements import EVENTS
 from libs.campaigns.lifecycle.status import StatusUpdate
 from libs.common import metrics
 from libs.common.call_status import STATUS_RANK
-from libs.common.db import insert_ignoring_conflicts
-from libs.queueops.outbox import Outgoing, send_committed
-from libs.web.db import get_session
+from libs.queueops.outbox import send_committed
+from libs.web.db import get_database
 from libs.web.errors import ApiError
 from services.calls.webhooks.signature import twilio_signed
 
@@ -83,63 +82,23 @@ def _parse() -> tuple[str, StatusUpdate, int | None, int | None, int | None]:
 @twilio_signed
 def status_callback() -> Response:
     sid, status_update, sequence, job_id, attempt = _parse()
-    session = get_session()
-    now = datetime.now(UTC)
-    # The call is locked first (as every status writer does), so whether this callback moves
-    # it is known when the callback is stored: one INSERT instead of an INSERT and an UPDATE.
-    call, outgoing = _find_call(session, sid, job_id, attempt, now)
-    event_id = insert_ignoring_conflicts(
-        session,
-        EVENTS,
-        {
-            "provider_call_sid": sid,
-            "status": status_update.status,
-            "sequence_number": sequence,
-            "applied": call is not None and lifecycle.moves(call, status_update),
-            "params": request.form.to_dict(flat=True),
-            "received_at": now,
-        },
-    )
-    if event_id is None:  # Twilio retried or repeated it: already handled
-        session.rollback()
-        metrics.CALL_EVENTS.labels(status_update.status, "duplicate").inc()
+    status = status_update.status
+    # One statement on a pooled connection, committed before the answer: once Twilio has its
+    # 204 the callback is durable. No Session and no lock: applying it (call, job, lead, run,
+    # the next dispatch) is the worker's, under the call's lock (``calls.status_changed``).
+    with get_database().engine.connect() as connection:
+        event_id = lifecycle.store_callback(
+            connection, sid, status, sequence, request.form.to_dict(flat=True), datetime.now(UTC)
+        )
+    if event_id is None:  # Twilio retried or repeated it: already stored, its message sent
+        metrics.CALL_EVENTS.labels(status, "duplicate").inc()
         return Response(status=204)
-    if call is None:
-        # Kept unapplied: when a worker stores this call id, it applies pending events.
-        session.commit()
-        metrics.CALL_EVENTS.labels(status_update.status, "unknown_call").inc()
-        logger.warning("status %s for unknown call %s", status_update.status, sid)
-        return Response(status=204)
-    applied = lifecycle.apply_status(session, call, status_update, now)
-    outgoing.extend(applied.followups)
-    session.commit()
-    metrics.CALL_EVENTS.labels(status_update.status, "applied" if applied.moved else "late").inc()
     response = Response(status=204)
-    if outgoing:
-        # Built now (they carry this request's id), sent after the answer: once the state is
-        # committed Twilio is done, and its answer need not wait for a broker round trip. The
-        # WSGI server closes the response after writing it. Every follow-up is repairable: a
-        # message lost here (a broker outage, a crash) is what the reconciler repairs.
-        response.call_on_close(lambda: send_committed(outgoing))
+    # Built now (it carries this request's id), sent after the answer: Twilio's answer need
+    # not wait for a broker round trip. The WSGI server closes the response after writing it.
+    # A message lost here (a broker outage, a crash) is what the reconciler re-sends
+    # (``conditions.callback_unapplied``); a call not known yet gets its callbacks applied
+    # when its id is stored.
+    outgoing = [followups.status_changed(sid, status, job_id, attempt)]
+    response.call_on_close(lambda: send_committed(outgoing))
     return response
-
-
-def _find_call(
-    session: Session, sid: str, job_id: int | None, attempt: int | None, now: datetime
-) -> tuple[lifecycle.LockedCall | None, list[Outgoing]]:
-    """By call id; failing that by the job and attempt the callback URL names (the worker may
-    not have stored the id yet, or died before it could), attaching the id then."""
-    call = lifecycle.lock_call(session, sid=sid)
-    if call is not None or job_id is None or attempt is None:
-        return call, []
-    # No "sid IS NULL" condition here: if the worker stores the id while we wait for the row
-    # lock, the row must still be found once the lock is ours.
-    call = lifecycle.lock_call(session, job_attempt=(job_id, attempt))
-    if call is None:
-        return None, []
-    if call.provider_call_sid not in (None, sid):
-        logger.warning("callback for %s names job %s/%s, which has call %s", sid, job_id,
-                       attempt, call.provider_call_sid)  # fmt: skip
-        return None, []
-    applied = lifecycle.attach_sid(session, call, sid, now)
-    return call, [o for a in applied for o in a.followups]

@@ -9,6 +9,7 @@ import dramatiq
 
 from services.worker.actors import (
     amd,
+    call_status,
     dialer,
     inbound,
     leads,
@@ -24,6 +25,7 @@ from services.worker.registry import IMPLEMENTATIONS, skip_missing_rows
 
 __all__ = [
     "amd",
+    "call_status",
     "dialer",
     "inbound",
     "leads",

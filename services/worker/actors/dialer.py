@@ -11,7 +11,7 @@ from libs.campaigns.lifecycle.dialing import fill_slots
 from libs.common.contracts import DIALER_DISPATCH
 from libs.common.models import utcnow
 from libs.queueops import coalescing
-from libs.queueops.middleware.worker_context import worker_context
+from libs.queueops.middleware.worker_context import WorkerContext, worker_context
 from libs.queueops.outbox import enqueue_after_commit
 from services.worker.dialer.placer import place_call
 from services.worker.registry import implements
@@ -25,7 +25,12 @@ INLINE_WAIT_S = 1.0
 
 @implements(DIALER_DISPATCH)
 def dispatch(business_id: int) -> None:
-    ctx = worker_context()
+    fill_and_place(worker_context(), business_id)
+
+
+def fill_and_place(ctx: WorkerContext, business_id: int) -> None:
+    """A dispatch pass: also run in place by ``calls.status_changed`` when the call it ended
+    freed a slot (the message it would have sent, saved)."""
     limiter = ctx.limiter
     reserved = {"wanted": 0, "granted": 0, "first_wait_s": 0.0}
 

@@ -27,4 +27,5 @@ def reconcile(period_start: int) -> None:
     reconciler.redispatch(ctx, now)
     reconciler.requeue_pending_occurrences(ctx, now)
     reconciler.resend_inbound_followups(ctx, now)
+    reconciler.resend_unapplied_callbacks(ctx, now)
     reconciler.export_gauges(ctx)
