@@ -17,6 +17,7 @@ import gc
 import logging
 import struct
 import sys
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -278,8 +279,26 @@ async def _start(app: web.Application) -> None:
     # as it does: out of the collector's sight, a full collection walks only the streams'
     # objects instead of pausing every stream on this loop for tens of milliseconds.
     gc.freeze()
+    if _on_collection not in gc.callbacks:
+        gc.callbacks.append(_on_collection)
     app[CONTEXT].pacer.start()
     app[CONTEXT].spawn(_sweep_idle(app))
+
+
+_GC_PAUSES = {
+    generation: metrics.MEDIA_GC_PAUSE.labels(str(generation)) for generation in (0, 1, 2)
+}
+_gc_started = 0.0
+
+
+def _on_collection(phase: str, info: dict[str, int]) -> None:
+    """Every garbage collection's pause, by generation: a collection stops every stream of
+    the loop, so a long one is a gap in every caller's audio (``gc.callbacks``)."""
+    global _gc_started
+    if phase == "start":
+        _gc_started = time.perf_counter()
+    else:
+        _GC_PAUSES[info["generation"]].observe(time.perf_counter() - _gc_started)
 
 
 async def _sweep_idle(app: web.Application) -> None:
