@@ -111,6 +111,9 @@ def _client(target: Target, first: int, count: int, seconds: float, ramp_s: floa
         elif (pause := time.perf_counter() - started) > 0.001:
             pauses.append(round(pause * 1000, 1))
 
+    # Forked from this script, the process holds everything it imported (the ORM, the
+    # server's modules): out of the collector's walk, as the media server does with its own.
+    gc.freeze()
     gc.callbacks.append(on_collection)
     cpu = time.process_time()
     try:
