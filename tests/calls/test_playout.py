@@ -114,7 +114,11 @@ def test_a_long_clip_leaves_frame_by_frame_in_order_and_padded() -> None:
 
     caller, pending = asyncio.run(scenario())
     sent = [m for _, m in caller.messages]
-    media = [base64.b64decode(m["media"]["payload"]) for m in sent if m["event"] == "media"]
+    media = [
+        base64.b64decode(m["media"]["payload"])  # type: ignore[index]
+        for m in sent
+        if m["event"] == "media"
+    ]
     clip = bytes(range(256)) * 2 + b"\x01" * 20
     assert media[:4] == [
         clip[:160],
