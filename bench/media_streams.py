@@ -473,6 +473,28 @@ def checks(result: dict[str, Any]) -> list[Check]:
     ]  # fmt: skip
 
 
+def _gap_sources(playback: list[dict[str, Any]]) -> str:
+    """Where the playback phases' gaps could come from, per round (results from before these
+    figures were recorded have none: nothing is said)."""
+    parts = []
+    for i, r in enumerate(playback):
+        if "server" not in r:
+            continue
+        late, client = r["server"]["pacer_lateness"], r["client_sends"]
+        parts.append(
+            f"round {i + 1}: pacer woke late p99 <= {late['p99_ms_le']:g} ms, max <= "
+            f"{late['max_ms_le']:g} ms; {r['server']['gc_gen2']['count']} full collections in "
+            f"the server; the load generator's sends late by {client['late_send_max_ms']:g} ms "
+            f"at most, its collections {client['gc_pause_max_ms']:g} ms at most"
+        )
+    if not parts:
+        return ""
+    return (
+        "\nWhere gaps could come from (the server's figures over the whole phase, from its "
+        "`/metrics`; the load generator's in the steady window): " + "; ".join(parts) + ".\n"
+    )
+
+
 def markdown(result: dict[str, Any]) -> str:
     """The docs/benchmarks.md section, figures from ``result`` (media_streams.json)."""
     best, ratio = result["max_sustained"], result["ratio"]
@@ -564,7 +586,7 @@ them, and the wait from the voice webhook (the answer) to the first agent frame:
             "rrrrrrrr",
         )
     }
-
+{_gap_sources(result.get("playback", []))}
 Run on {cores} cores shared with PostgreSQL, Redis and the load generator (load average
 {result.get("load_average", "?")} at the end). See docs/voice.md for the design and what the
 profiles showed.
