@@ -116,9 +116,11 @@ class Playout:
             return
         if live:
             self._live = True
+        if type(audio) is not bytes:
+            audio = bytes(audio)  # kept until played: a caller's buffer may change meanwhile
         short = len(audio) % FRAME_BYTES
         if short:
-            audio += SILENCE * (FRAME_BYTES - short)
+            audio = audio + SILENCE * (FRAME_BYTES - short)
         self._items.append((audio, label))
         self._kick()
 

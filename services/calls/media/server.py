@@ -288,17 +288,28 @@ async def _start(app: web.Application) -> None:
 _GC_PAUSES = {
     generation: metrics.MEDIA_GC_PAUSE.labels(str(generation)) for generation in (0, 1, 2)
 }
+#: Collections timed and not yet in the metrics: (generation, seconds).
+_gc_pending: list[tuple[int, float]] = []
 _gc_started = 0.0
 
 
 def _on_collection(phase: str, info: dict[str, int]) -> None:
-    """Every garbage collection's pause, by generation: a collection stops every stream of
-    the loop, so a long one is a gap in every caller's audio (``gc.callbacks``)."""
+    """Time every garbage collection: one stops every stream of the loop, so a long one is a
+    gap in every caller's audio (``gc.callbacks``). Only noted here: the metric is written by
+    the idle sweep, because a collection can start inside prometheus_client's multiprocess
+    lock (any allocation under it), which is not reentrant."""
     global _gc_started
     if phase == "start":
         _gc_started = time.perf_counter()
-    else:
-        _GC_PAUSES[info["generation"]].observe(time.perf_counter() - _gc_started)
+    elif len(_gc_pending) < 10_000:
+        _gc_pending.append((info["generation"], time.perf_counter() - _gc_started))
+
+
+def _flush_collections() -> None:
+    global _gc_pending
+    pending, _gc_pending = _gc_pending, []
+    for generation, seconds in pending:
+        _GC_PAUSES[generation].observe(seconds)
 
 
 async def _sweep_idle(app: web.Application) -> None:
@@ -306,6 +317,7 @@ async def _sweep_idle(app: web.Application) -> None:
     loop = asyncio.get_running_loop()
     while True:
         await asyncio.sleep(IDLE_SWEEP_S)
+        _flush_collections()
         now = loop.time()
         for ws, stream in list(app[STREAMS].items()):
             timeout = stream.receive_timeout_s
