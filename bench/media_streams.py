@@ -40,7 +40,7 @@ from bench.support import Check, table, tree_cpu_seconds, write_result
 from libs.common import migrate
 from libs.common.db import Database
 from libs.common.models import Business, PhoneNumber
-from services.calls.media.server import MEDIA_PATH
+from services.calls.media.server import IDLE_SWEEP_S, MEDIA_PATH
 from simulators.twilio.media_client import StreamResult, Target, run_streams
 from tests.support.processes import gunicorn_argv, running, service_env
 from tests.support.services import REDIS_TEST_URL, free_port, temporary_postgres_database
@@ -358,6 +358,7 @@ def _playback(pool: ProcessPoolExecutor, clients: int, side: Side, streams: int,
               seconds: float) -> dict[str, Any]:  # fmt: skip
     before = _scrape(side.target)
     row = measure(pool, clients, side, streams, seconds)
+    time.sleep(IDLE_SWEEP_S + 0.2)  # the server writes its collections' pauses each sweep
     after = _scrape(side.target)
     # Where a gap comes from: the server's pacer woke late (its loop busy or the process
     # not running), a collection paused it, or the load generator was late itself. The
