@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import itertools
 import os
 import statistics
 import tempfile
 import threading
 import time
+import urllib.request
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -38,6 +40,7 @@ from bench.support import Check, table, tree_cpu_seconds, write_result
 from libs.common import migrate
 from libs.common.db import Database
 from libs.common.models import Business, PhoneNumber
+from services.calls.media.server import IDLE_SWEEP_S, MEDIA_PATH
 from simulators.twilio.media_client import StreamResult, Target, run_streams
 from tests.support.processes import gunicorn_argv, running, service_env
 from tests.support.services import REDIS_TEST_URL, free_port, temporary_postgres_database
@@ -95,12 +98,31 @@ class Side:
 
 
 def _client(target: Target, first: int, count: int, seconds: float, ramp_s: float
-            ) -> tuple[list[StreamResult], float]:  # fmt: skip
+            ) -> tuple[list[StreamResult], float, list[float]]:  # fmt: skip
+    """One load-generator process's calls, its CPU time, and its own garbage collections'
+    pauses over 1 ms (its loop stops meanwhile: what it measures then is late by as much)."""
+    pauses: list[float] = []
+    started = 0.0
+
+    def on_collection(phase: str, info: dict[str, int]) -> None:
+        nonlocal started
+        if phase == "start":
+            started = time.perf_counter()
+        elif (pause := time.perf_counter() - started) > 0.001:
+            pauses.append(round(pause * 1000, 1))
+
+    # Forked from this script, the process holds everything it imported (the ORM, the
+    # server's modules): out of the collector's walk, as the media server does with its own.
+    gc.freeze()
+    gc.callbacks.append(on_collection)
     cpu = time.process_time()
-    results = asyncio.run(
-        run_streams(target, count, seconds, ramp_s, first_index=first, end_together=True)
-    )
-    return results, time.process_time() - cpu
+    try:
+        results = asyncio.run(
+            run_streams(target, count, seconds, ramp_s, first_index=first, end_together=True)
+        )
+    finally:
+        gc.callbacks.remove(on_collection)
+    return results, time.process_time() - cpu, pauses
 
 
 def _percentile(values: list[float], p: float) -> float:
@@ -135,6 +157,55 @@ def _pacing(results: list[StreamResult], start: float, end: float) -> dict[str, 
     }
 
 
+def _scrape(target: Target) -> dict[str, float]:
+    """The media server's /metrics as {series: value}: the pacer's lateness and the garbage
+    collector's pauses are read from it before and after the playback phase."""
+    url = target.ws_url.replace("ws://", "http://").removesuffix(MEDIA_PATH) + "/metrics"
+    with urllib.request.urlopen(url, timeout=10) as response:
+        text = response.read().decode()
+    values = {}
+    for line in text.splitlines():
+        if line.startswith(("switchboard_media_pacer_lateness", "switchboard_media_gc_pause")):
+            series, _, value = line.rpartition(" ")
+            values[series] = float(value)
+    return values
+
+
+def _histogram(before: dict[str, float], after: dict[str, float], name: str,
+               labels: str = "") -> dict[str, Any]:  # fmt: skip
+    """A histogram's observations between two scrapes: count, and the bucket bound under
+    which 50 %, 99 % and all of them fall (ms; inf: above the largest bucket)."""
+    prefix = f'{name}_bucket{{{labels}{"," if labels else ""}le="'
+    buckets = sorted(
+        (float(series[len(prefix):].split('"')[0]), value - before.get(series, 0.0))
+        for series, value in after.items() if series.startswith(prefix)
+    )  # fmt: skip
+    count = buckets[-1][1] if buckets else 0.0
+
+    def bound(q: float) -> float:
+        for le, cumulative in buckets:
+            if cumulative >= q * count:
+                return round(le * 1000, 1)
+        return float("inf")
+
+    return {"count": int(count), "p50_ms_le": bound(0.5), "p99_ms_le": bound(0.99),
+            "max_ms_le": bound(1.0)}  # fmt: skip
+
+
+def _late_sends(results: list[StreamResult], start: float, end: float) -> dict[str, float]:
+    """How late the load generator itself sent its frames in the window: a gap a caller
+    measures while its own process was not running is not the server's."""
+    late = [ms for r in results for t, ms in r.late_sends if start <= t <= end]
+    sent = sum(1 for r in results for t in r.arrivals if start <= t <= end) or 1
+    late.sort()
+    over = len(late) - int(0.01 * sent)  # the 99th percentile among every send
+    return {
+        "late_sends_over_2ms": len(late),
+        "late_send_p99_ms": round(late[over], 1) if over >= 0 and late else 0.0,
+        "late_send_max_ms": round(late[-1], 1) if late else 0.0,
+    }
+
+
 def measure(pool: ProcessPoolExecutor, clients: int, side: Side, streams: int,
             seconds: float) -> dict[str, Any]:  # fmt: skip
     shares = [streams // clients + (1 if i < streams % clients else 0) for i in range(clients)]
@@ -150,10 +221,12 @@ def measure(pool: ProcessPoolExecutor, clients: int, side: Side, streams: int,
     ]
     results: list[StreamResult] = []
     client_cpu = 0.0
+    client_gc: list[float] = []
     for future in futures:
-        part, cpu = future.result()
+        part, cpu, pauses = future.result()
         results += part
         client_cpu += cpu
+        client_gc += pauses
     server_cpu = sum(tree_cpu_seconds(pid) for pid in side.pids) - server_cpu
     sampler.stop()
     wall = time.monotonic() - started
@@ -195,6 +268,11 @@ def measure(pool: ProcessPoolExecutor, clients: int, side: Side, streams: int,
         "client_cpu_us_per_frame": round(client_cpu / frames * 1e6, 1),
         "server_steady_cpu_us_per_frame": round(steady_us, 1),
         "pacing": _pacing(results, everyone_up, first_down),
+        "client_sends": {
+            **_late_sends(results, everyone_up, first_down),
+            "gc_pauses_over_1ms": len(client_gc),
+            "gc_pause_max_ms": max(client_gc, default=0.0),
+        },
         "sustained": dropped == 0 and echoed == sent and 0 <= p99 < P99_BOUND_MS,
     }
 
@@ -278,7 +356,22 @@ def _search(pool: ProcessPoolExecutor, clients: int, sides: dict[str, Side],
 
 def _playback(pool: ProcessPoolExecutor, clients: int, side: Side, streams: int,
               seconds: float) -> dict[str, Any]:  # fmt: skip
+    before = _scrape(side.target)
     row = measure(pool, clients, side, streams, seconds)
+    time.sleep(IDLE_SWEEP_S + 0.2)  # the server writes its collections' pauses each sweep
+    after = _scrape(side.target)
+    # Where a gap comes from: the server's pacer woke late (its loop busy or the process
+    # not running), a collection paused it, or the load generator was late itself. The
+    # server's figures cover the whole phase (ramp included), the client's the steady window.
+    row["server"] = {
+        "pacer_lateness": _histogram(before, after, "switchboard_media_pacer_lateness_seconds"),
+        **{
+            f"gc_gen{g}": _histogram(
+                before, after, "switchboard_media_gc_pause_seconds", f'generation="{g}"'
+            )
+            for g in (0, 1, 2)
+        },
+    }
     pacing = row["pacing"]
     row["pacing_ok"] = (
         row["dropped_streams"] == 0
@@ -293,6 +386,19 @@ def _playback(pool: ProcessPoolExecutor, clients: int, side: Side, streams: int,
           f"{pacing['answer_to_open_p99_ms']:.0f} ms, start to first frame p99 "
           f"{pacing['open_to_first_audio_p99_ms']:.0f} ms); dropped {row['dropped_streams']}  "
           f"{'ok' if row['pacing_ok'] else 'NOT ok'}", flush=True)  # fmt: skip
+    late, client = row["server"]["pacer_lateness"], row["client_sends"]
+    gcs = ", ".join(
+        f"gen{g} {row['server'][f'gc_gen{g}']['count']} "
+        f"(max <= {row['server'][f'gc_gen{g}']['max_ms_le']} ms)"
+        for g in (0, 1, 2)
+    )
+    print(f"             where gaps come from: server pacer wakes {late['count']}, late p50 <= "
+          f"{late['p50_ms_le']} ms, p99 <= {late['p99_ms_le']} ms, max <= {late['max_ms_le']} ms;"
+          f" collections {gcs}; load generator sends late > 2 ms: "
+          f"{client['late_sends_over_2ms']}, p99 {client['late_send_p99_ms']} ms, max "
+          f"{client['late_send_max_ms']} ms, its collections over 1 ms "
+          f"{client['gc_pauses_over_1ms']} (max {client['gc_pause_max_ms']} ms)",
+          flush=True)  # fmt: skip
     return row
 
 
@@ -366,6 +472,28 @@ def checks(result: dict[str, Any]) -> list[Check]:
         Check("Answer to first agent audio, p99", "< 1 s", f"{first:.0f} ms",
               0 <= first < FIRST_AUDIO_P99_BOUND_MS),
     ]  # fmt: skip
+
+
+def _gap_sources(playback: list[dict[str, Any]]) -> str:
+    """Where the playback phases' gaps could come from, per round (results from before these
+    figures were recorded have none: nothing is said)."""
+    parts = []
+    for i, r in enumerate(playback):
+        if "server" not in r:
+            continue
+        late, client = r["server"]["pacer_lateness"], r["client_sends"]
+        parts.append(
+            f"round {i + 1}: pacer woke late p99 <= {late['p99_ms_le']:g} ms, max <= "
+            f"{late['max_ms_le']:g} ms; {r['server']['gc_gen2']['count']} full collections in "
+            f"the server; the load generator's sends late by {client['late_send_max_ms']:g} ms "
+            f"at most, its collections {client['gc_pause_max_ms']:g} ms at most"
+        )
+    if not parts:
+        return ""
+    return (
+        "\nWhere gaps could come from (the server's figures over the whole phase, from its "
+        "`/metrics`; the load generator's in the steady window): " + "; ".join(parts) + ".\n"
+    )
 
 
 def markdown(result: dict[str, Any]) -> str:
@@ -459,7 +587,7 @@ them, and the wait from the voice webhook (the answer) to the first agent frame:
             "rrrrrrrr",
         )
     }
-
+{_gap_sources(result.get("playback", []))}
 Run on {cores} cores shared with PostgreSQL, Redis and the load generator (load average
 {result.get("load_average", "?")} at the end). See docs/voice.md for the design and what the
 profiles showed.

@@ -98,6 +98,19 @@ AGENT_FIRST_AUDIO = Histogram(
     "From a stream's start (the call claimed) to the agent's first audio frame sent.",
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5),
 )
+MEDIA_PACER_LATENESS = Histogram(
+    "switchboard_media_pacer_lateness_seconds",
+    "How late the media pacer woke for the first frame due (the loop was busy or the process "
+    "was not running): what a caller hears as a gap once it exceeds the playout's lead.",
+    buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.04, 0.06, 0.1, 0.25),
+)
+MEDIA_GC_PAUSE = Histogram(
+    "switchboard_media_gc_pause_seconds",
+    "Garbage collections in the media server by generation, and how long each paused the "
+    "event loop (every stream of the process waits meanwhile).",
+    ["generation"],
+    buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1),
+)
 MEDIA_FRAMES_DROPPED = Counter(
     "switchboard_media_outbound_dropped_total",
     "Agent audio frames dropped because the caller's socket was not draining.",

@@ -27,6 +27,7 @@ import secrets
 import struct
 import time
 import xml.etree.ElementTree as ET
+from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -37,6 +38,8 @@ from libs.telephony.twilio_signature import sign
 from simulators.twilio.ws_client import WebSocket
 
 FRAME_S = 0.020
+#: A frame sent later than this after its schedule is recorded (``StreamResult.late_sends``).
+LATE_SEND_MS = 2.0
 FRAME_BYTES = 160
 SILENCE = b"\xff"
 
@@ -55,6 +58,10 @@ class Target:
     twilio_sim: str | None = None
 
 
+def _floats() -> array[float]:
+    return array("d")
+
+
 @dataclass
 class StreamResult:
     index: int
@@ -65,10 +72,13 @@ class StreamResult:
     received_marks: int = 0
     #: Send-to-echo times of the frames that came back, in milliseconds, and when each of
     #: those frames was sent (time.monotonic(): one clock for every process on the host).
-    latencies_ms: list[float] = field(default_factory=list)
-    echoed_sent_at: list[float] = field(default_factory=list)
+    #: Per-frame series are arrays of C doubles, not lists: a full garbage collection walks
+    #: every item of every list, and 500 calls' lists paused the load generator for 25 ms,
+    #: which it then measured as the service's jitter (an array holds no objects to walk).
+    latencies_ms: array[float] = field(default_factory=_floats)
+    echoed_sent_at: array[float] = field(default_factory=_floats)
     #: When each media frame from the service arrived (time.monotonic()): its pacing.
-    arrivals: list[float] = field(default_factory=list)
+    arrivals: array[float] = field(default_factory=_floats)
     #: When the voice webhook was posted (the call answered), and when the first media frame
     #: from the service arrived: what the caller waits before hearing the agent.
     answered_at: float = 0.0
@@ -77,6 +87,12 @@ class StreamResult:
     #: ``clear`` from the service arrived.
     speech_ended_at: list[float] = field(default_factory=list)
     clears_at: list[float] = field(default_factory=list)
+    #: Frames this client sent late (its own loop busy or its process not running), as
+    #: (when sent, how late in ms), for those over LATE_SEND_MS: the load generator shares the
+    #: cores with the server it measures, and a gap it measures may be its own.
+    late_sends: list[tuple[float, float]] = field(default_factory=list)
+    #: When each media frame was sent (time.monotonic()).
+    sent_at: array[float] = field(default_factory=_floats)
     #: The service closed the socket before we sent ``stop``: a dropped call.
     closed_early: bool = False
     error: str | None = None
@@ -138,7 +154,7 @@ def _start_frame(stream_sid: str, call_sid: str, params: dict[str, str]) -> str:
 class _Player:
     """Twilio's playback of what the service sends: marks come back when their turn plays."""
 
-    def __init__(self, stream_sid: str, result: StreamResult, sent_at: list[float]) -> None:
+    def __init__(self, stream_sid: str, result: StreamResult, sent_at: array[float]) -> None:
         self.stream_sid, self.result, self.sent_at = stream_sid, result, sent_at
         self.ws: WebSocket | None = None
         self.loop = asyncio.get_running_loop()
@@ -177,7 +193,7 @@ class _Frames:
     does not move the next one); ``done`` resolves after the last, or when the socket closed."""
 
     def __init__(self, ws: WebSocket, stream_sid: str, result: StreamResult,
-                 sent_at: list[float], count: int, payload: str, spoken: str,
+                 sent_at: array[float], count: int, payload: str, spoken: str,
                  speaking: set[int], ends: set[int]) -> None:  # fmt: skip
         self.ws, self.stream_sid, self.result, self.sent_at = ws, stream_sid, result, sent_at
         self.count, self.payload, self.spoken = count, payload, spoken
@@ -193,7 +209,12 @@ class _Frames:
             self.i = self.count
         i = self.i
         if i < self.count:
-            self.sent_at.append(time.monotonic())
+            now = time.monotonic()
+            self.sent_at.append(now)
+            # The loop's clock is time.monotonic() (asyncio's default loop): one clock.
+            late_ms = (now - (self.t0 + i * FRAME_S)) * 1000
+            if late_ms > LATE_SEND_MS:
+                self.result.late_sends.append((now, late_ms))
             payload = self.spoken if i in self.speaking else self.payload
             self.ws.send_text(
                 f'{{"event":"media","sequenceNumber":"{i + 2}","streamSid":"{self.stream_sid}",'
@@ -288,7 +309,7 @@ async def run_stream(session: aiohttp.ClientSession, target: Target, index: int,
         headers = {}
         if target.auth_token:
             headers["X-Twilio-Signature"] = sign(target.auth_token, ws_url, {})
-        player = _Player(stream_sid, result, [])
+        player = _Player(stream_sid, result, result.sent_at)
         ws = player.ws = await WebSocket.connect(ws_url, headers, player.on_message)
         try:
             result.opened_at = time.monotonic()

@@ -20,6 +20,7 @@ import json
 import secrets
 import threading
 import time
+from array import array
 from dataclasses import dataclass
 from typing import Any
 
@@ -116,7 +117,7 @@ class StreamRunner:
         stream.ended = stream.ended or asyncio.Event()
         stream.stream_sid = "MZ" + secrets.token_hex(16)
         result = stream.result = StreamResult(0, call_sid=call_sid)
-        player = _Player(stream.stream_sid, result, [])
+        player = _Player(stream.stream_sid, result, array("d"))
         headers = {"X-Twilio-Signature": sign(self.auth_token, stream.url, {})}
         try:
             ws = player.ws = await WebSocket.connect(
@@ -140,7 +141,7 @@ class StreamRunner:
         ws.send_text(_start_frame(sid, result.call_sid, stream.parameters))
         silence = base64.b64encode(SILENCE * FRAME_BYTES).decode()
         loop = asyncio.get_running_loop()
-        frames = _Frames(ws, sid, result, [], round(seconds / FRAME_S), silence, silence,
+        frames = _Frames(ws, sid, result, array("d"), round(seconds / FRAME_S), silence, silence,
                          set(), set())  # fmt: skip
         _metronome(loop).add(frames, loop.time())
         ended = asyncio.ensure_future(stream.ended.wait())

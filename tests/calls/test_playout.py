@@ -4,6 +4,7 @@ schedule LEAD_S ahead of the caller's ear; a late tick is caught up without a bu
 from __future__ import annotations
 
 import asyncio
+import base64
 import itertools
 import json
 import time
@@ -89,3 +90,43 @@ def test_clear_is_sent_at_once_and_drops_what_was_queued() -> None:
     assert events[-1] == "clear" and set(events[:-1]) == {"media"}
     # Sent ahead by the lead, so about 200 ms of it were heard, not all that was sent.
     assert 100 <= heard_ms <= 260
+
+
+def test_a_long_clip_leaves_frame_by_frame_in_order_and_padded() -> None:
+    """A clip is queued whole and cut into frames as they leave (a minute of speech is one
+    queue entry, not 3,000 for the collector to walk): what leaves is the clip, in order,
+    its last frame padded with silence, then the mark queued after it."""
+
+    async def scenario() -> tuple[Caller, list[int]]:
+        pacer, caller = Pacer(), Caller()
+        pacer.start()
+        playout = Playout(pacer, SID, caller.send)
+        clip = bytes(range(256)) * 2 + b"\x01" * 20  # 3.325 frames
+        playout.play(clip, label="clip")
+        playout.mark("clip-end")
+        playout.play(b"\x02" * FRAME_BYTES, label="next")
+        pending = [playout.pending_frames]
+        while playout.playing:
+            await asyncio.sleep(0.005)
+            pending.append(playout.pending_frames)
+        await pacer.stop()
+        return caller, pending
+
+    caller, pending = asyncio.run(scenario())
+    sent = [m for _, m in caller.messages]
+    media = [
+        base64.b64decode(m["media"]["payload"])  # type: ignore[index]
+        for m in sent
+        if m["event"] == "media"
+    ]
+    clip = bytes(range(256)) * 2 + b"\x01" * 20
+    assert media[:4] == [
+        clip[:160],
+        clip[160:320],
+        clip[320:480],
+        clip[480:] + b"\xff" * (4 * FRAME_BYTES - len(clip)),
+    ]
+    assert media[4:] == [b"\x02" * FRAME_BYTES]
+    assert [m["event"] for m in sent] == ["media"] * 4 + ["mark", "media"]
+    assert pending[0] == 5 and pending[-1] == 0
+    assert pending == sorted(pending, reverse=True)

@@ -69,7 +69,12 @@ class Playout:
         self.pacer, self.stream_sid, self._send, self._writable = pacer, stream_sid, send, writable
         self._loop = asyncio.get_running_loop()
         self._opened_at = self._loop.time()
+        #: Clips (μ-law, whole frames) and marks (None, name), in order. A clip stays one
+        #: entry until its last frame leaves (``_offset``: the next frame's start in it): a
+        #: minute of speech queued as 3,000 frame entries made every full garbage collection
+        #: walk them, 11 ms per collection at 250 such streams (tests/calls/test_playout.py).
         self._items: deque[tuple[bytes | None, str | None]] = deque()
+        self._offset = 0
         #: When the caller will have heard everything sent so far (loop time).
         self.next_due = 0.0
         #: When the last frame left (loop time): the next leaves MIN_GAP_S after it at least.
@@ -95,7 +100,8 @@ class Playout:
 
     @property
     def pending_frames(self) -> int:
-        return sum(1 for audio, _ in self._items if audio is not None)
+        queued = sum(len(audio) for audio, _ in self._items if audio is not None)
+        return (queued - self._offset) // FRAME_BYTES
 
     @property
     def playing(self) -> bool:
@@ -110,15 +116,12 @@ class Playout:
             return
         if live:
             self._live = True
-        if len(audio) == FRAME_BYTES:  # a frame relayed as it came: the common case
-            self._items.append((audio, label))
-            self._kick()
-            return
-        for offset in range(0, len(audio), FRAME_BYTES):
-            frame = audio[offset : offset + FRAME_BYTES]
-            if len(frame) < FRAME_BYTES:
-                frame += SILENCE * (FRAME_BYTES - len(frame))
-            self._items.append((frame, label))
+        if type(audio) is not bytes:
+            audio = bytes(audio)  # kept until played: a caller's buffer may change meanwhile
+        short = len(audio) % FRAME_BYTES
+        if short:
+            audio = audio + SILENCE * (FRAME_BYTES - short)
+        self._items.append((audio, label))
         self._kick()
 
     def mark(self, name: str) -> None:
@@ -132,6 +135,7 @@ class Playout:
         once); say how much of the current clip was heard."""
         heard = self.heard()
         self._items.clear()
+        self._offset = 0
         self.generation += 1
         self.scheduled = False
         self._inline_due = False
@@ -150,6 +154,7 @@ class Playout:
     def close(self) -> None:
         self.closed = True
         self._items.clear()
+        self._offset = 0
         self.generation += 1
 
     def _kick(self) -> None:
@@ -186,8 +191,16 @@ class Playout:
         if items and items[0][0] is None:
             self._send_marks()
         if items:
-            frame, label = items.popleft()
-            assert frame is not None
+            clip, label = items[0]
+            assert clip is not None
+            end = self._offset + FRAME_BYTES
+            if end >= len(clip):  # its last frame (a relayed frame is a clip of one)
+                frame = clip if end == FRAME_BYTES else clip[self._offset :]
+                items.popleft()
+                self._offset = 0
+            else:
+                frame = clip[self._offset : end]
+                self._offset = end
             if label != self._label:
                 self._label, self._label_frames = label, 0
             if self.closed:
@@ -259,8 +272,14 @@ class Pacer:
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         heap = self._heap
+        late = metrics.MEDIA_PACER_LATENESS
         while True:
             now = loop.time()
+            if heap and heap[0][0] <= now + EARLY_S:
+                # How late this wake is for the frame that woke it (it was meant to be
+                # EARLY_S ahead of it): a busy loop, a pause, or a process not running. Once
+                # per wake, not per frame; what a caller hears as a gap starts here.
+                late.observe(max(0.0, now - (heap[0][0] - EARLY_S)))
             while heap and heap[0][0] <= now + EARLY_S:
                 _, _, generation, playout = heapq.heappop(heap)
                 if generation != playout.generation or playout.closed:
