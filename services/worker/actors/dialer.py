@@ -13,7 +13,11 @@ from libs.campaigns.lifecycle.dialing import Claim, fill_slots
 from libs.common.contracts import DIALER_DISPATCH
 from libs.common.models import utcnow
 from libs.queueops import coalescing
-from libs.queueops.middleware.worker_context import WorkerContext, worker_context
+from libs.queueops.middleware.worker_context import (
+    PLACING_THREADS,
+    WorkerContext,
+    worker_context,
+)
 from libs.queueops.outbox import enqueue_after_commit
 from services.worker.dialer.placer import place_call
 from services.worker.registry import implements
@@ -66,15 +70,14 @@ def dispatch(business_id: int) -> None:
         future.result()
 
 
-#: Placing threads of this worker process, shared by its dispatch passes. Few: each placing
-#: thread may hold a database connection to store the call id (the engine's pool is 15).
-PLACING_THREADS = 6
 _pool: list[ThreadPoolExecutor] = []
 _pool_lock = threading.Lock()
 
 
 def _placers() -> ThreadPoolExecutor:
-    # Made on first use, in the worker process that uses it (never before a fork).
+    # PLACING_THREADS, shared by the process's dispatch passes; each may hold a database
+    # connection to store a call id (the worker context's pool counts them). Made on first
+    # use, in the worker process that uses it (never before a fork).
     with _pool_lock:
         if not _pool:
             _pool.append(
