@@ -5,58 +5,26 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
-from typing import Any
+import threading
 
-from flask import Flask
-from gunicorn.app.base import BaseApplication
+from werkzeug.serving import WSGIRequestHandler, make_server
 
 from simulators.twilio.app import create_app
 
 DEFAULT_ACCOUNT_SID = "AC" + "0" * 32
 DEFAULT_AUTH_TOKEN = "simulator-auth-token"
-#: Idle seconds a client's kept-alive connection stays open: longer than any pause of the
-#: dialer between two creates, so the SDK's pooled connections are not opened again and again.
-KEEPALIVE_S = 75
 
 
-class SimulatorServer(BaseApplication):  # type: ignore[misc]
-    """gunicorn, one worker process with threads (gthread), started from this module.
+class KeepAlive(WSGIRequestHandler):
+    protocol_version = "HTTP/1.1"
 
-    One process, because the ledger is that process's memory; the app (its timeline and
-    callback threads) is made in the worker, after the fork. gthread instead of werkzeug's
-    threaded server: its HTTP parsing and keep-alive handling cost about a quarter less CPU per
-    request, and the simulator shares the cores with what it stands in front of. HTTP/1.1 with
-    keep-alive, so the dialer's pooled client keeps its connections (as Twilio's API does)."""
-
-    def __init__(self, host: str, port: int, cps: float, account: str, token: str) -> None:
-        self._cps, self._account, self._token = cps, account, token
-        self._app: Flask | None = None
-        self._options: dict[str, Any] = {
-            "bind": f"{host}:{port}",
-            "workers": 1,
-            "worker_class": "gthread",
-            "threads": 16,
-            "keepalive": KEEPALIVE_S,
-            "graceful_timeout": 5,
-            "loglevel": "warning",
-            "errorlog": "-",
-            "worker_exit": self._stop,
-        }
-        super().__init__(prog="python -m simulators.twilio")
-
-    def load_config(self) -> None:
-        for key, value in self._options.items():
-            self.cfg.set(key, value)
-
-    def load(self) -> Flask:
-        self._app = create_app(self._account, self._token)
-        self._app.extensions["network"].scenario.cps = self._cps
-        return self._app
-
-    def _stop(self, _server: Any, _worker: Any) -> None:
-        if self._app is not None:
-            self._app.extensions["network"].stop()
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        # A log line per request (werkzeug's default) was a tenth of the simulator's CPU under
+        # the dialer benchmark; Twilio keeps no such log. Refusals and errors are still logged.
+        if str(code).isdigit() and int(code) >= 400:
+            super().log_request(code, size)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,10 +36,23 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s sim %(levelname)s %(message)s")
     account = os.environ.get("TWILIO_ACCOUNT_SID", DEFAULT_ACCOUNT_SID)
     token = os.environ.get("TWILIO_AUTH_TOKEN", DEFAULT_AUTH_TOKEN)
+    app = create_app(account, token)
+    app.extensions["network"].scenario.cps = args.cps
+    # A threaded server in one process: the ledger is this process's memory. HTTP/1.1, so the
+    # dialer's pooled client keeps its connections (as Twilio's API does): a new TCP connection
+    # per request would make the simulator, not Switchboard, what a benchmark measures.
+    server = make_server(args.host, args.port, app, threaded=True, request_handler=KeepAlive)
+    # shutdown() waits for serve_forever() to return: called from the handler, which runs on
+    # the serving thread, it would wait for itself. Another thread asks it instead.
+    signal.signal(
+        signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown, daemon=True).start()
+    )
     print(f"twilio simulator on http://{args.host}:{args.port} (account {account})", flush=True)
-    # gunicorn reads sys.argv for its own options: it is given none.
-    sys.argv = sys.argv[:1]
-    SimulatorServer(args.host, args.port, args.cps, account, token).run()
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    app.extensions["network"].stop()
     return 0
 
 
