@@ -20,9 +20,8 @@ from email.utils import format_datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import requests
-
 from libs.telephony.twilio_signature import sign
+from simulators.twilio.callback_client import CallbackClient, DeliveryError
 from simulators.twilio.media_client import stream_from_twiml
 from simulators.twilio.outbound_streams import OutboundStream, StreamRunner
 from simulators.twilio.recordings import Recording, new_recording
@@ -245,10 +244,7 @@ class Network:
         self._senders = ThreadPoolExecutor(max_workers=32, thread_name_prefix="callback")
         # One kept-alive connection per sender thread (the calls service's gunicorn keeps
         # them open), as Twilio's callback senders do.
-        self._session = requests.Session()
-        adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=32)
-        self._session.mount("http://", adapter)
-        self._session.mount("https://", adapter)
+        self._client = CallbackClient()
         self._stopped = False
         self.streams = StreamRunner(auth_token, account_sid)
         self._clock = threading.Thread(target=self._run_timeline, name="timeline", daemon=True)
@@ -440,11 +436,10 @@ class Network:
                   "To": call.to}  # fmt: skip
         headers = {"X-Twilio-Signature": sign(self.auth_token, call.voice_url, params)}
         try:
-            response = self._session.post(call.voice_url, data=params, headers=headers,
-                                          timeout=15)  # fmt: skip
+            response = self._client.post_form(call.voice_url, params, headers, timeout=15)
             twiml = response.text if response.status_code == 200 else None
             error = None if twiml is not None else f"voice webhook answered {response.status_code}"
-        except requests.RequestException as exc:
+        except DeliveryError as exc:
             twiml, error = None, f"{type(exc).__name__}: {exc}"
         with self.lock:
             if call.status in FINAL:
@@ -494,15 +489,15 @@ class Network:
         while True:
             record["attempts"] += 1
             try:
-                response = self._session.post(
-                    url, data=params, headers={"X-Twilio-Signature": signature}, timeout=5
+                response = self._client.post_form(
+                    url, params, {"X-Twilio-Signature": signature}, timeout=5
                 )
                 if response.status_code < 500:
                     record["delivered"] = response.status_code < 300
                     record["http_status"] = response.status_code
                     record["delivered_at"] = time.time()
                     return
-            except requests.RequestException:
+            except DeliveryError:
                 pass
             if self._stopped or time.monotonic() + backoff > deadline:
                 logger.warning(

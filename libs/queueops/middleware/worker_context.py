@@ -18,6 +18,10 @@ from libs.common.redis_client import redis_from_url
 from libs.common.settings import Settings
 from libs.telephony.rate_limit import CallRateLimiter
 
+#: Threads of a worker process that place calls beside its worker threads (the dialer's placing
+#: threads, services/worker/actors/dialer.py): each may hold a connection to store a call id.
+PLACING_THREADS = 6
+
 
 class WorkerContext:
     def __init__(
@@ -27,8 +31,9 @@ class WorkerContext:
         self.broker = broker
         # One pooled connection per worker thread: with fewer, every burst closed the surplus
         # connections on return and opened new ones (a PostgreSQL backend each) for the next
-        # messages. The overflow stays for an actor that needs a second connection.
-        pool = {"pool_size": max(threads, 5)} if threads else {}
+        # messages. The overflow stays for an actor that needs a second connection. The
+        # placing threads store call ids side by side with the worker threads: theirs too.
+        pool = {"pool_size": max(threads, 5) + PLACING_THREADS} if threads else {}
         self.database = Database(settings.database_url, **pool)
 
     @functools.cached_property
