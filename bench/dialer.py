@@ -137,26 +137,27 @@ BEFORE: dict[str, Any] = {
                                    "scheduler": 0.15, "worker0": 16.91, "worker1": 18.02},
     "duplicate_attempts": 0,
 }  # fmt: skip
-#: py-spy (``py-spy record -r 100 -f raw`` on every worker and calls process for 35 s of a
-#: ``--only default`` run, 2026-12-06 08:57, load average ~8), samples by step; py-spy's idle
-#: filter keeps waits on PostgreSQL and Redis sockets, so these are shares of busy wall time.
+#: py-spy (``py-spy record -r 100 -f raw --nonblocking`` on every worker and calls process for
+#: 12 s of a ``--only default --leads 60`` run, 2026-12-06 15:57, quiet machine), samples by step
+#: (the innermost frame naming one); py-spy's idle filter keeps waits on PostgreSQL and Redis
+#: sockets, so these are shares of busy wall time.
 PROFILE_BY_STEP = {
-    "worker (11,683 samples)": [
-        ("Dramatiq: consuming, acking, middleware (mostly waiting on Redis)", 42.9),
-        ("dispatch pass: `fill_slots` (claim every free slot, one transaction)", 23.7),
-        ("provider create (twilio SDK, kept-alive HTTP)", 14.1),
-        ("storing the call id (2 statements + commit)", 8.6),
-        ("dispatch pass: commit", 8.5),
-        ("other (reconciler, gauges, CPS limiter)", 2.2),
+    "worker (1,800 samples, 2 processes)": [
+        ("Dramatiq: consuming, acking, middleware (mostly waiting on Redis)", 30.9),
+        ("dispatch pass: claim every free slot (`fill_slots`, one transaction)", 13.8),
+        ("apply the callback: lock the call, move call, job, lead, run", 12.8),
+        ("storing the call id (2 statements + commit)", 12.3),
+        ("dispatch pass: commit, CPS limiter", 10.5),
+        ("provider create (twilio SDK, kept-alive HTTP)", 9.2),
+        ("`calls.status_changed`: commit, follow-ups", 4.5),
+        ("other", 5.9),
     ],
-    "calls (3,890 samples)": [
-        ("lock the call (`lock_call`)", 25.2),
-        ("move call, lead, job, run (`apply_status`)", 19.7),
-        ("Flask + gunicorn", 16.3),
-        ("other", 15.2),
-        ("enqueue after the answer (`send_committed`)", 8.7),
-        ("store the callback (INSERT ... ON CONFLICT)", 7.6),
-        ("commit", 7.2),
+    "calls (482 samples)": [
+        ("store the callback (one INSERT ... ON CONFLICT, committed)", 24.5),
+        ("enqueue `calls.status_changed` after the answer", 13.7),
+        ("signature check", 1.7),
+        ("parameters", 0.4),
+        ("gunicorn's event loop, Flask, werkzeug", 59.8),
     ],
 }
 #: The two configurations ``make bench-dialer`` runs: worker processes (4 threads each) and
@@ -325,21 +326,28 @@ run; shares of busy wall time, waits on PostgreSQL and Redis included):
 {profile}
 
 What changed (issue 19, docs/architecture.md): one call lifecycle of prebuilt statements; a
-dispatch fills every free slot of its business in one pass and one transaction (one message per
-freed slot instead of one per call placed and a re-check before each); only the final status
-callback (1 request per call to the calls service instead of 3; the voice webhook applies
-`in-progress`); the worker stores the call id in 2 statements; the simulator speaks HTTP/1.1
-with keep-alive to the SDK's pooled session, and its callback senders keep their connections
-open to the calls service.
+dispatch fills every free slot of its business in one pass and one transaction and places its
+calls side by side (6 placing threads per worker process: placed in turn, the third call of a
+pass waited for two provider round trips); only the final status callback is asked for (the
+voice webhook applies `in-progress`). The calls service stores that callback in one INSERT and
+answers; `calls.status_changed` applies it in a worker, under the call's lock, and fills the
+slot it freed right there (no `dialer.dispatch` message). Idle Redis consumers of the urgent
+queues block on a wake list filled by every enqueue instead of polling. The simulator sends its
+callbacks over kept-alive `http.client` connections (`requests` prepared each one: 43 % of the
+simulator's CPU) and the SDK's session is pooled for http as for https, its proxy settings read
+once.
 
-**Reading them.** The machine is shared with other work: utilization and the gap follow its
-load, CPU per call much less. The same code's default configuration measured 0.64 utilization,
-470 / 732 ms gap and 10.9 ms per call at load average 4.2 (2026-12-06 08:42), and 0.39 at 7.6
-(the table). At about 11 ms per call plus PostgreSQL's own work, the ideal's 143 calls per
-second need more than the 2 cores this machine has, so the 0.85 utilization and 500 ms gap
-targets are not reachable here whatever the dialer does; per-call CPU, duplicates and the
-per-business limit are. The scaled configuration does not lose throughput to more processes
-(CPU per call 13.5 vs 13.9 ms).
+**Reading them.** Three quiet runs of the default configuration on the final code measured
+0.835-0.859 utilization, 89-171 ms gap p99 and 6.0-6.7 ms of Switchboard CPU per call. The
+makespan holds about 1.2 s more than the ideal whatever the gaps: the 150 first calls go through
+the account's {c["cps"]:g} CPS (the last of them is created ~0.75 s after the first, and every
+later call of its slot follows it), and the 50 starts through the api spread over 0.25-0.4 s.
+The same code with 60 leads per business (ideal 20 s) measured 0.887-0.916: the fixed start-up
+cost, not the dispatch gap, is what keeps 20 leads near 0.85. The profile's lesson: the gap was
+serialization, not CPU (a pass held its Dramatiq thread while it placed its calls in turn, so
+other businesses' dispatches waited for a thread). The scaled configuration (4 workers, 2 calls
+processes) pays more per call on 2 cores (idle consumers and more connections) and is not
+faster here; docs/deploy.md says when to add processes.
 """
 
 
