@@ -52,7 +52,7 @@ clean: ## Remove the virtualenv and local data
 BENCH_REDIS_URL ?= redis://127.0.0.1:6379/12
 BENCH := BENCH_REDIS_URL=$(BENCH_REDIS_URL) TEST_REDIS_URL=$(BENCH_REDIS_URL) $(BIN)/python -m
 
-bench-dialer: $(STAMP) ## Dialer benchmark: 50 businesses x 3 slots x 20 leads, 1-s calls (PostgreSQL + Redis)
+bench-dialer: $(STAMP) ## Dialer benchmark: 50 businesses x 3 slots x 20 leads, 1-s calls, median of 3 runs (PostgreSQL + Redis)
 	$(BENCH) bench.dialer
 
 bench-schedules: $(STAMP) ## Schedule tick on 100k vs 1M schedules with 1,000 due (PostgreSQL)
